@@ -1,0 +1,167 @@
+"""Base class of the network dynamics modules.
+
+A dynamics module is a ``torch.nn.Module`` whose ``forward(t, state)`` returns
+``d state / dt``, so it can be handed directly to ``torchdiffeq.odeint`` and
+``torchdiffeq.odeint_adjoint``. States are batch-first, shape ``(B, N)``: the
+activities of the non-clamped layers stacked along the feature axis.
+
+Subclasses fill two hooks (the contract):
+
+* :meth:`drive` — ``tau d state / dt`` as a function of the state (``(B, N) -> (B, N)``);
+* :meth:`jacobian_blocks` — ``d (d state / dt) / d state`` as a :class:`BlockTridiagonal`.
+
+Everything else — finiteness checks that name the layer and time of a divergence,
+function-evaluation and step counters, residuals, batch selection — lives here.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .._validation import check_positive, check_tensor
+from ..blocktridiagonal import BlockTridiagonal
+from ..errors import DivergenceError
+from ..network import LayeredNetwork
+from ..registry import Registry
+
+
+class NetworkDynamics(nn.Module):
+    """Abstract ``tau d state/dt = drive(state)`` over a :class:`LayeredNetwork` with clamped input.
+
+    Parameters
+    ----------
+    network : LayeredNetwork
+    h0 : Tensor, shape (B, n_0)
+        Clamped input ``h_0``.
+    tau : float
+        Neural time constant ``tau > 0``.
+
+    Attributes
+    ----------
+    nfev : int
+        Number of calls of :meth:`forward` since construction or :meth:`reset_counters`.
+    n_accepted_steps, n_rejected_steps : int
+        Adaptive-solver steps, counted through torchdiffeq's step callbacks.
+    """
+
+    def __init__(self, network: LayeredNetwork, h0: torch.Tensor, *, tau: float = 1.0):
+        super().__init__()
+        if not isinstance(network, LayeredNetwork):
+            raise TypeError(f"network must be a LayeredNetwork, got {type(network).__name__}.")
+        self.network = network
+        self.h0 = check_tensor("h0", h0, ndim=2, size=network.layer_sizes[0], dtype=network.dtype)
+        self.tau = check_positive("tau", tau, hint="tau is the neural time constant of eq. (6.1), e.g. tau=1.0.")
+        self.reset_counters()
+
+    # -- state layout ---------------------------------------------------------------------------
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        """Sizes of the blocks of the state, ``(n_1, ..., n_L)`` for the mixture model."""
+        return self.network.layer_sizes[1:]
+
+    @property
+    def state_size(self) -> int:
+        return sum(self.state_sizes)
+
+    @property
+    def batch_size(self) -> int:
+        return self.h0.shape[0]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.network.dtype
+
+    def split(self, state: torch.Tensor) -> list[torch.Tensor]:
+        """``state`` (B, N) -> list of blocks ``(B, n_k)`` (views)."""
+        return list(torch.split(state, self.state_sizes, dim=-1))
+
+    def join(self, blocks) -> torch.Tensor:
+        """Inverse of :meth:`split`."""
+        return torch.cat(list(blocks), dim=-1)
+
+    def check_state(self, state: torch.Tensor, name: str = "state") -> torch.Tensor:
+        return check_tensor(name, state, ndim=2, size=self.state_size, dtype=self.dtype, batch=self.batch_size)
+
+    def inputs(self) -> tuple[torch.Tensor, ...]:
+        """The input tensors the dynamics depend on (``h0``, targets...), e.g. for ``adjoint_params``."""
+        return (self.h0,)
+
+    # -- the two hooks --------------------------------------------------------------------------
+    def drive(self, state: torch.Tensor, *, check: bool = True) -> torch.Tensor:
+        """``tau d state / dt``, shape ``(B, N)``. ``check`` validates inverse-nonlinearity domains."""
+        raise NotImplementedError
+
+    def jacobian_blocks(self, state: torch.Tensor) -> BlockTridiagonal:
+        """Jacobian of ``d state / dt`` with respect to ``state``, block tridiagonal."""
+        raise NotImplementedError
+
+    def initial_state(self, kind: str = "forward") -> torch.Tensor:
+        """Initial state: ``'forward'`` (the forward pass) or ``'zeros'``."""
+        raise NotImplementedError
+
+    # -- derived ----------------------------------------------------------------------------------
+    def forward(self, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """``d state / dt`` at time ``t`` (autonomous: ``t`` is unused except in error messages)."""
+        self.nfev += 1
+        rate = self.drive(state) / self.tau
+        if not torch.isfinite(rate).all():
+            self._raise_divergence(float(t), state, rate)
+        return rate
+
+    def _raise_divergence(self, t: float, state: torch.Tensor, rate: torch.Tensor):
+        bad_state = [not torch.isfinite(b).all() for b in self.split(state)]
+        bad_rate = [not torch.isfinite(b).all() for b in self.split(rate)]
+        k = next((k for k, bad in enumerate(bad_state) if bad), None)
+        what = "state"
+        if k is None:
+            k, what = next(k for k, bad in enumerate(bad_rate) if bad), "rate dh/dt"
+        name = self.block_name(k)
+        raise DivergenceError(f"non-finite {what} in layer {name} at t={t:.6g}: the dynamics diverged.",
+                              t=t, layer=k + 1)
+
+    def block_name(self, k: int) -> str:
+        """Name of state block ``k`` (``h_{k+1}`` for the mixture model)."""
+        return f"h_{k + 1}"
+
+    def rate(self, state: torch.Tensor, *, check: bool = True) -> torch.Tensor:
+        """``d state / dt`` without counting or finiteness checks, shape ``(B, N)``."""
+        return self.drive(state, check=check) / self.tau
+
+    def residual(self, state: torch.Tensor) -> torch.Tensor:
+        """Per-sample ``||d state / dt||_inf``, shape ``(B,)``."""
+        return self.rate(state, check=False).abs().amax(dim=-1)
+
+    def fixed_point_map(self, state: torch.Tensor) -> torch.Tensor:
+        """The map ``state <- state + tau d state/dt`` (``h <- (1-mu) f + mu g`` for the mixture model)."""
+        return state + self.drive(state)
+
+    def reset_counters(self) -> None:
+        self.nfev = 0
+        self.n_accepted_steps = 0
+        self.n_rejected_steps = 0
+        self.last_step_size = None
+
+    # torchdiffeq step callbacks (called by the adaptive Runge-Kutta solvers)
+    def callback_accept_step(self, t0, y0, dt):
+        self.n_accepted_steps += 1
+        self.last_step_size = float(dt.detach()) if isinstance(dt, torch.Tensor) else float(dt)
+
+    def callback_reject_step(self, t0, y0, dt):
+        self.n_rejected_steps += 1
+
+    def select(self, index) -> "NetworkDynamics":
+        """A copy of these dynamics restricted to the samples ``index`` of the batch (same network)."""
+        clone = copy.copy(self)
+        clone._modules = dict(self._modules)  # share the network, not the dict
+        clone.h0 = self.h0[index]
+        clone.reset_counters()
+        return clone
+
+    def describe(self) -> dict:
+        return {"model": getattr(self, "name", type(self).__name__), "tau": self.tau,
+                **self.network.describe()}
+
+
+DYNAMICS: Registry[type[NetworkDynamics]] = Registry("dynamics model", NetworkDynamics, "model")

@@ -1,0 +1,151 @@
+"""The single-phase mixture dynamics of section 6.3 (eq. 6.1).
+
+.. math::
+
+    \\tau \\frac{d h_i}{dt} = -h_i + (1-\\mu) f_i(h_{i-1}) + \\mu g_i(h_{i+1}), \\qquad i = 1..L,
+
+with ``h_0`` clamped to the input and ``g_L = h_L^trgt`` the teaching signal (eq. 6.3).
+The update is a convex combination of the basal (forward) and apical (feedback)
+inputs, not a sum, so with exact inverses and no teaching signal the forward pass is a
+fixed point for every ``mu`` (section 6.4).
+
+Which mapping feeds which layer is read from ``network.graph``: each layer node needs
+one ``forward`` in-edge and one ``feedback`` or ``teaching`` in-edge.
+"""
+from __future__ import annotations
+
+import torch
+
+from .._validation import check_mu
+from ..blocktridiagonal import BlockTridiagonal
+from ..network import FEEDBACK, FORWARD, TEACHING, LayeredNetwork
+from ..targets import TeachingSignal, make_teaching_signal
+from .base import DYNAMICS, NetworkDynamics
+
+
+@DYNAMICS.register("single_phase")
+class MixtureDynamics(NetworkDynamics):
+    """Single-phase mixture dynamics, eq. (6.1), as a torchdiffeq-ready module.
+
+    Parameters
+    ----------
+    network : LayeredNetwork
+        Layers ``2..L`` must have feedback mappings (``g_1..g_{L-1}``).
+    h0 : Tensor, shape (B, n_0)
+        Clamped input.
+    mu : float
+        Mixing coefficient in ``[0, 1)`` (the thesis uses ``0 < mu < 0.5``; above 0.5 warns).
+    tau : float
+        Neural time constant.
+    target : Tensor, shape (B, n_L), optional
+        Fixed output target ``h_L^trgt``.
+    label : Tensor, shape (B, n_L), optional
+        Label ``y`` for the L2 target ``h_L - eta_hat (h_L - y)`` of eq. (6.10); needs ``eta_hat``.
+    eta_hat : float, optional
+        Output target step size.
+    teaching : TeachingSignal, optional
+        Any teaching signal object. With none of ``target``, ``label``, ``teaching`` the output is
+        free (``h_L^trgt = h_L``).
+
+    Notes
+    -----
+    State: ``(h_1, ..., h_L)`` stacked, shape ``(B, n_1 + ... + n_L)``.
+    """
+
+    def __init__(self, network: LayeredNetwork, h0: torch.Tensor, *, mu: float, tau: float = 1.0,
+                 target=None, label=None, eta_hat=None, teaching: TeachingSignal | None = None):
+        super().__init__(network, h0, tau=tau)
+        self.mu = check_mu(mu)
+        self.teaching = make_teaching_signal(target=target, label=label, eta_hat=eta_hat, teaching=teaching)
+        self.teaching.validate(self.batch_size, network.layer_sizes[-1], network.dtype)
+        self._edges = self._read_graph(network)
+
+    @staticmethod
+    def _read_graph(network: LayeredNetwork) -> list[list[tuple[int, str, int | None]]]:
+        """For each layer node ``1..L``: its in-edges ``(source, kind, owner)`` from the graph."""
+        edges = []
+        for node in range(1, network.depth + 1):
+            incoming = network.in_edges(node)
+            kinds = sorted(kind for _, kind, _ in incoming)
+            apical = [k for k in kinds if k in (FEEDBACK, TEACHING)]
+            if kinds.count(FORWARD) != 1 or len(apical) != 1:
+                if not apical:
+                    raise ValueError(
+                        f"layer h_{node} has no apical input: layer {node + 1} has no feedback mapping "
+                        f"g_{node}. The mixture dynamics need feedback on layers 2..L; build the network "
+                        "with feedback='exact', 'learned', 'original' or 'fixed'.")
+                raise ValueError(f"layer h_{node} has in-edges {kinds}; the mixture model needs exactly one "
+                                 "forward and one feedback/teaching input per layer.")
+            edges.append(incoming)
+        return edges
+
+    def edge_weight(self, kind: str) -> float:
+        """Mixing weight of an edge kind: ``1 - mu`` for forward, ``mu`` for feedback and teaching."""
+        return 1.0 - self.mu if kind == FORWARD else self.mu
+
+    def inputs(self):
+        return (self.h0,) + self.teaching.tensors()
+
+    def _node_value(self, node: int, blocks: list[torch.Tensor]) -> torch.Tensor:
+        return self.h0 if node == 0 else blocks[node - 1]
+
+    def _edge_input(self, source: int, kind: str, owner, target: int, blocks, check: bool) -> torch.Tensor:
+        if kind == FORWARD:
+            return self.network.layer(owner)(self._node_value(source, blocks))
+        if kind == FEEDBACK:
+            return self.network.layer(owner).feedback_forward(blocks[source - 1], check=check)
+        return self.teaching.value(blocks[target - 1])
+
+    def drive(self, state, *, check=True):
+        """``-h_i + (1-mu) f_i(h_{i-1}) + mu g_i(h_{i+1})`` for every layer, shape ``(B, N)``."""
+        blocks = self.split(state)
+        out = []
+        for node, incoming in enumerate(self._edges, start=1):
+            total = -blocks[node - 1]
+            for source, kind, owner in incoming:
+                total = total + self.edge_weight(kind) * self._edge_input(source, kind, owner, node, blocks, check)
+            out.append(total)
+        return self.join(out)
+
+    def jacobian_blocks(self, state):
+        """Block-tridiagonal Jacobian of ``dh/dt`` (eqs. 6.39-6.42), from the graph's edges.
+
+        Diagonal blocks ``(-I + mu c I) / tau`` (``c`` from the teaching signal on the output
+        layer, 0 elsewhere), lower blocks ``(1-mu) J_{f_i} / tau``, upper blocks ``mu J_{g_i} / tau``.
+        """
+        blocks = self.split(state)
+        B, L = self.batch_size, self.network.depth
+        inv_tau = 1.0 / self.tau
+        diagonal_scale = [-inv_tau] * L
+        lower, upper = [None] * (L - 1), [None] * (L - 1)
+        for node, incoming in enumerate(self._edges, start=1):
+            for source, kind, owner in incoming:
+                w = self.edge_weight(kind) * inv_tau
+                if kind == TEACHING:
+                    diagonal_scale[node - 1] += w * self.teaching.jacobian_scale
+                elif source == 0:
+                    continue  # the clamped input contributes no state block
+                elif kind == FORWARD and source == node - 1:
+                    lower[node - 2] = self.network.layer(owner).jacobian(blocks[source - 1]).mul_(w)
+                elif kind == FEEDBACK and source == node + 1:
+                    upper[node - 1] = self.network.layer(owner).feedback_jacobian(blocks[source - 1]).mul_(w)
+                else:  # pragma: no cover - the layered graph has no other edges
+                    raise ValueError(f"edge {source}->{node} ({kind}) is not block tridiagonal.")
+        diagonal = [(c * torch.eye(n, dtype=state.dtype, device=state.device)).expand(B, n, n)
+                    for c, n in zip(diagonal_scale, self.state_sizes)]
+        return BlockTridiagonal(diagonal, lower, upper)
+
+    def initial_state(self, kind: str = "forward"):
+        if kind == "forward":
+            return self.join(self.network(self.h0)[1:])
+        if kind == "zeros":
+            return self.h0.new_zeros(self.batch_size, self.state_size)
+        raise ValueError(f"initial state kind={kind!r} is not valid; use 'forward' or 'zeros'.")
+
+    def select(self, index):
+        clone = super().select(index)
+        clone.teaching = self.teaching.select(index)
+        return clone
+
+    def describe(self):
+        return {**super().describe(), "mu": self.mu, "teaching": self.teaching.describe()}
