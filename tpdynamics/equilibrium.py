@@ -521,7 +521,8 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
         raise ValueError(f"check_growth={check_growth} must be > 1 (e.g. 1.25).")
     dynamics.reset_counters()  # the result's nfev and n_steps count this call only
     if initial_state is None:
-        with torch.no_grad():
+        # backpropagating through the solver also differentiates the initial state (the forward pass)
+        with torch.no_grad() if gradient == "implicit" else contextlib.nullcontext():
             initial_state = dynamics.initial_state("forward")
     else:
         dynamics.check_state(initial_state, "initial_state")

@@ -83,10 +83,11 @@ def robust_sherman_morrison(weight: torch.Tensor, weight_inverse: torch.Tensor, 
     else:
         beta = torch.ones((), dtype=weight.dtype)
         denominator_used = denominator
-    if denominator_used == 0:
+    # |1 + d| at round-off level means W + u v^T is numerically singular: the inverse would be garbage
+    if abs(float(denominator_used)) <= weight.shape[0] * torch.finfo(weight.dtype).eps * (1.0 + abs(float(d))):
         raise SingularWeightError(
-            "Sherman-Morrison denominator 1 + v^T W^{-1} u is exactly 0: W + u v^T is singular. "
-            "Use epsilon > 0 (Algorithm 4.1) to keep the weight invertible."
+            f"Sherman-Morrison denominator 1 + v^T W^-1 u = {float(denominator_used):.3g} is zero to round-off: "
+            "W + u v^T is singular. Use epsilon > 0 (Algorithm 4.1) to keep the weight invertible."
         )
     v_w_inv = v @ weight_inverse
     new_inverse = weight_inverse - torch.outer(w_inv_u, v_w_inv) / denominator_used

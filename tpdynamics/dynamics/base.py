@@ -130,8 +130,9 @@ class NetworkDynamics(nn.Module):
         return self.drive(state, check=check) / self.tau
 
     def residual(self, state: torch.Tensor) -> torch.Tensor:
-        """Per-sample ``||d state / dt||_inf``, shape ``(B,)``."""
-        return self.rate(state, check=False).abs().amax(dim=-1)
+        """Per-sample ``||d state / dt||_inf``, shape ``(B,)`` (a diagnostic: no gradient)."""
+        with torch.no_grad():
+            return self.rate(state, check=False).abs().amax(dim=-1)
 
     def fixed_point_map(self, state: torch.Tensor) -> torch.Tensor:
         """The map ``state <- state + tau d state/dt`` (``h <- (1-mu) f + mu g`` for the mixture model)."""
