@@ -104,8 +104,8 @@ def _signal_errors(eta_hats, nonlinearity, seed=0):
         for i in range(1, net.depth + 1):
             same = (net.layer(i).preactivation(hs[i - 1]) >= 0) == (net.layer(i).preactivation(forward[i - 1]) >= 0)
             assert bool(same.all()) and bool(((hs[i] >= 0) == (forward[i] >= 0)).all())
-        measured = torch.cat([hs[i] - net.layer(i)(hs[i - 1]) for i in range(1, net.depth + 1)], -1)
         with torch.no_grad():
+            measured = torch.cat([hs[i] - net.layer(i)(hs[i - 1]) for i in range(1, net.depth + 1)], -1)
             predicted = torch.cat(mixture_displacement_first_order(net, h0, label, mu=0.3, eta_hat=eta_hat), -1)
         errors.append((float((measured - predicted).norm()), float((measured - predicted).norm() / predicted.norm())))
     return np.array(errors)
