@@ -9,7 +9,7 @@ Public API (thesis notation):
 * robust Sherman–Morrison (Alg. 4.1) — :func:`robust_sherman_morrison`.
 """
 from .blocktridiagonal import BlockTridiagonal
-from .dynamics import DYNAMICS, MixtureDynamics, NetworkDynamics
+from .dynamics import DYNAMICS, MixtureDynamics, MultiplexedDynamics, NetworkDynamics
 from .equilibrium import EQUILIBRIUM_SOLVERS, EquilibriumResult, Trajectory, equilibrium, integrate
 from .errors import (DivergenceError, EquilibriumNotReachedError, InverseDomainError, SingularMatrixError,
                      SingularWeightError, StaleInverseError, TPDynamicsError, TPDynamicsWarning)
@@ -24,7 +24,7 @@ from .targets import FixedTarget, FreeTarget, LossTarget, TeachingSignal, l2_los
 __version__ = "0.1.0"
 
 __all__ = [
-    "BlockTridiagonal", "DYNAMICS", "MixtureDynamics", "NetworkDynamics", "EQUILIBRIUM_SOLVERS",
+    "BlockTridiagonal", "DYNAMICS", "MixtureDynamics", "MultiplexedDynamics", "NetworkDynamics", "EQUILIBRIUM_SOLVERS",
     "EquilibriumResult", "Trajectory", "equilibrium", "integrate", "DivergenceError",
     "EquilibriumNotReachedError", "InverseDomainError", "SingularMatrixError", "SingularWeightError",
     "StaleInverseError", "TPDynamicsError", "TPDynamicsWarning", "FEEDBACK_FORMS", "ExactInverseFeedback",
@@ -34,3 +34,8 @@ __all__ = [
     "singular_value_product", "FixedTarget", "FreeTarget", "LossTarget", "TeachingSignal", "l2_loss",
     "l2_loss_gradient",
 ]
+
+# Discrete TP / DTP learning rules of Appendix A (issue 4): ``tpdynamics.training``.
+from . import training  # noqa: E402  (imported last: it builds on everything above)
+
+__all__ += ["training"]

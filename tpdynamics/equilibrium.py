@@ -463,7 +463,7 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
         Starting state; default ``dynamics.initial_state('forward')`` (the forward pass).
     method, rtol, atol, options
         Passed to ``torchdiffeq.odeint`` (any torchdiffeq method). ``rtol`` and ``atol`` default to
-        ``min(1e-7, tol/10)`` and ``min(1e-9, tol/100)``: near a stable fixed point an explicit
+        ``min(1e-7, tol/10)`` and ``min(1e-9, tol/100)`` (but not below 100 machine epsilons): near a stable fixed point an explicit
         adaptive method keeps its local error, and hence the residual, at the level of its own
         tolerance, so the integrator must be more accurate than ``tol``.
     t_max : float, optional
@@ -506,10 +506,11 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
                          f"(got solver={solver!r}); the other solvers give the implicit gradient.")
     if options is not None and not isinstance(options, dict):
         raise TypeError(f"options must be a dict of torchdiffeq solver options, got {type(options).__name__}.")
+    floor = 100 * torch.finfo(dynamics.dtype).eps  # tighter integrator tolerances only buy tiny steps
     opts = _Options(
         tol=check_positive("tol", tol), method=method,
-        rtol=check_positive("rtol", min(1e-7, 0.1 * tol) if rtol is None else rtol),
-        atol=check_positive("atol", min(1e-9, 0.01 * tol) if atol is None else atol),
+        rtol=check_positive("rtol", max(min(1e-7, 0.1 * tol), floor) if rtol is None else rtol),
+        atol=check_positive("atol", max(min(1e-9, 0.01 * tol), floor) if atol is None else atol),
         options=dict(options or {}),
         t_max=check_positive("t_max", 1000.0 * dynamics.tau if t_max is None else t_max),
         max_steps=check_int("max_steps", max_steps, minimum=1), gradient=gradient,

@@ -33,7 +33,7 @@ from torch import nn
 from .errors import SingularWeightError, StaleInverseError
 from .nonlinearities import Nonlinearity, get_nonlinearity
 from .registry import Registry
-from .sherman_morrison import ShermanMorrisonRecord, robust_sherman_morrison
+from .sherman_morrison import ShermanMorrisonRecord, robust_sherman_morrison_
 
 
 def _inverse_or_raise(weight: torch.Tensor, what: str) -> torch.Tensor:
@@ -78,6 +78,25 @@ class FeedbackMapping(nn.Module):
     def matrix(self) -> torch.Tensor:
         """The feedback weight (``W_i^{-1}``, ``Q_{i-1}`` or ``B_{i-1}``), shape ``(n_{i-1}, n_i)``."""
         raise NotImplementedError
+
+    # The multiplexed network (section 6.9.2) models the apical compartment as a voltage ``a`` that
+    # relaxes to a synaptic input and a rate ``t(a)`` read from it (eqs. 6.44, 6.46); every form splits
+    # as g(h) = rate_from_voltage(voltage_input(h)).
+    def voltage_input(self, h: torch.Tensor, layer: "Layer", *, check: bool = True) -> torch.Tensor:
+        """The apical voltage ``g`` drives towards, shape ``(B, n_{i-1})`` (``M s^{-1}(h)`` or ``Q h``)."""
+        return self.forward(h, layer, check=check)
+
+    def rate_from_voltage(self, a: torch.Tensor) -> torch.Tensor:
+        """The apical rate read from the voltage ``a`` (identity, or ``t(a)`` for the original form)."""
+        return a
+
+    def rate_derivative(self, a: torch.Tensor) -> torch.Tensor:
+        """Element-wise derivative of :meth:`rate_from_voltage`."""
+        return torch.ones_like(a)
+
+    def voltage_jacobian(self, h: torch.Tensor, layer: "Layer") -> torch.Tensor:
+        """``d voltage_input(h) / d h``, shape ``(B, n_{i-1}, n_i)``."""
+        return self.jacobian(h, layer)
 
 
 FEEDBACK_FORMS: Registry[type[FeedbackMapping]] = Registry("feedback form", FeedbackMapping, "feedback")
@@ -237,6 +256,18 @@ class OriginalFeedback(FeedbackMapping):
     def forward(self, h, layer, *, check=True):
         return self.nonlinearity(self.preactivation(h))
 
+    def voltage_input(self, h, layer, *, check=True):
+        return self.preactivation(h)
+
+    def rate_from_voltage(self, a):
+        return self.nonlinearity(a)
+
+    def rate_derivative(self, a):
+        return self.nonlinearity.derivative(a)
+
+    def voltage_jacobian(self, h, layer):
+        return self.weight.unsqueeze(0).expand(h.shape[0], -1, -1)
+
     def jacobian(self, h, layer):
         return self.nonlinearity.derivative(self.preactivation(h)).unsqueeze(-1) * self.weight.unsqueeze(0)
 
@@ -363,10 +394,8 @@ class Layer(nn.Module):
                              f"({self.in_features},), got {tuple(u.shape)} and {tuple(v.shape)}.")
         if isinstance(self.feedback, ExactInverseFeedback):
             self.feedback.check_synced(self.weight)
-            new_w, new_inv, record = robust_sherman_morrison(self.weight, self.feedback.weight_inverse,
-                                                             u, v, epsilon)
-            self.weight.copy_(new_w)
-            self.feedback.weight_inverse.copy_(new_inv)
+            # in place (addr_): no n x n temporaries, the O(n^2) cost of eq. 4.19 without allocation overhead
+            record = robust_sherman_morrison_(self.weight, self.feedback.weight_inverse, u, v, epsilon)
             self.feedback.mark_synced(self.weight)
             return record
         self.weight.add_(torch.outer(u, v))
