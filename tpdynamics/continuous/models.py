@@ -141,8 +141,17 @@ class ContinuousModel:
         """``c_i``: how much the model scales the learning signal of layer ``i``."""
         return (self.mu / (1.0 - self.mu)) ** (depth + 1 - i)
 
-    def learning_signal(self, network, h0, label, states: PhaseStates) -> LearningSignal:
-        """The per-layer signal, presynaptic activity and ``D_i`` of the forward plasticity at ``states``."""
+    def learning_signal(self, network, h0, label, states: PhaseStates | None = None) -> LearningSignal:
+        """The per-layer signal, presynaptic activity and ``D_i`` of the forward plasticity at ``states``.
+
+        A diagnostic of the equilibria: no gradient flows through it.
+        """
+        if states is None:
+            states = self.equilibria(network, h0, label)
+        with torch.no_grad():
+            return self._signal(network, h0, label, states)
+
+    def _signal(self, network, h0, label, states: PhaseStates) -> LearningSignal:
         raise NotImplementedError
 
     def feedback_states(self, network, states: PhaseStates) -> list[torch.Tensor]:
@@ -183,9 +192,8 @@ class ContinuousModel:
         """``dW_i/dt`` for ``i = 1..L``, mean over the batch; shapes ``(n_i, n_{i-1})``."""
         if states is None:
             states = self.equilibria(network, h0, label)
-        with torch.no_grad():
-            signal = self.learning_signal(network, h0, label, states)
-            return velocities_from_signal(signal, self.learning_rates(network.depth))
+        signal = self.learning_signal(network, h0, label, states)
+        return velocities_from_signal(signal, self.learning_rates(network.depth))
 
     def feedback_velocities(self, network, h0, label, states: PhaseStates | None = None) -> dict:
         """``dQ/dt`` of every trainable feedback weight, keyed by the owning layer index (``i+1`` for ``Q_i``)."""
@@ -259,7 +267,7 @@ class SinglePhaseModel(ContinuousModel):
     def phase_dynamics(self, network, h0, label):
         return {"learning": MixtureDynamics(network, h0, mu=self.mu, tau=self.tau, label=label, eta_hat=self.eta_hat)}
 
-    def learning_signal(self, network, h0, label, states):
+    def _signal(self, network, h0, label, states):
         h = states.results["learning"].layers
         below, f, d = _forward_reference(network, h0, h)
         return LearningSignal([hi - fi for hi, fi in zip(h, f)], below, d, self.layer_factors(network.depth))
@@ -278,7 +286,7 @@ class TwoPhaseModel(ContinuousModel):
         return {"free": MixtureDynamics(network, h0, mu=self.mu, tau=self.tau),
                 "learning": MixtureDynamics(network, h0, mu=self.mu, tau=self.tau, label=label, eta_hat=self.eta_hat)}
 
-    def learning_signal(self, network, h0, label, states):
+    def _signal(self, network, h0, label, states):
         free, learn = states.results["free"].layers, states.results["learning"].layers
         below, _, d = _forward_reference(network, h0, learn)  # D^l and h^l_{i-1} (eq. 6.35)
         return LearningSignal([hl - hf for hl, hf in zip(learn, free)], below, d, self.layer_factors(network.depth))
@@ -300,7 +308,7 @@ class MultiplexedModel(ContinuousModel):
     def layer_factor(self, depth, i):
         return 1.0  # separate channels: no mixing, no decay with depth (section 6.9)
 
-    def learning_signal(self, network, h0, label, states):
+    def _signal(self, network, h0, label, states):
         dyn_f, dyn_l = states.dynamics["free"], states.dynamics["learning"]
         free = dyn_f.burst_probabilities(states.results["free"].state)
         learn = dyn_l.burst_probabilities(states.results["learning"].state)
