@@ -143,3 +143,39 @@ def robust_gaussian_matrix(rows: int, cols: int, *, threshold: float = 0.4, scal
         f"No {rows}x{cols} Gaussian draw had sigma_min * sigma_max > {threshold} in {max_tries} tries; "
         "lower the threshold (init_threshold) or raise max_tries."
     )
+
+
+def robust_sherman_morrison_(weight: torch.Tensor, weight_inverse: torch.Tensor, u: torch.Tensor,
+                             v: torch.Tensor, epsilon: float = 0.5) -> ShermanMorrisonRecord:
+    """In-place form of :func:`robust_sherman_morrison`: ``weight`` and ``weight_inverse`` are overwritten.
+
+    The same step of Algorithm 4.1 with the same checks, applied as two rank-one ``addr_`` updates
+    instead of building new matrices: on CPU this avoids allocating (and page-faulting) several
+    ``n x n`` temporaries per step, which dominates the cost of the ``O(n^2)`` update (about 10x at
+    ``n = 512``). Call it under ``torch.no_grad()`` when ``weight`` is a parameter.
+
+    Returns
+    -------
+    ShermanMorrisonRecord
+    """
+    epsilon = check_positive("epsilon", epsilon, allow_zero=True)
+    if u.ndim != 1 or v.ndim != 1:
+        raise ValueError(
+            f"Sherman-Morrison needs a rank-one step u v^T from vectors; got u of shape {tuple(u.shape)} and v of "
+            f"shape {tuple(v.shape)}. A mini-batch update is not rank one: use batch size 1."
+        )
+    w_inv_u = weight_inverse @ u
+    d = float(torch.dot(v, w_inv_u))
+    denominator = 1.0 + d
+    clipped = abs(denominator) < epsilon
+    beta = 1.0 / (epsilon - d) if clipped else 1.0
+    denominator_used = epsilon if clipped else denominator
+    if abs(denominator_used) <= weight.shape[0] * torch.finfo(weight.dtype).eps * (1.0 + abs(d)):
+        raise SingularWeightError(
+            f"Sherman-Morrison denominator 1 + v^T W^-1 u = {denominator_used:.3g} is zero to round-off: "
+            "W + u v^T is singular. Use epsilon > 0 (Algorithm 4.1) to keep the weight invertible."
+        )
+    v_w_inv = v @ weight_inverse  # before weight_inverse changes
+    weight_inverse.addr_(w_inv_u, v_w_inv, alpha=-1.0 / denominator_used)
+    weight.addr_(u, v, alpha=beta)
+    return ShermanMorrisonRecord(d=d, denominator=denominator, clipped=clipped, beta=beta)

@@ -1,0 +1,414 @@
+"""Continuous weight dynamics against discrete updates, on the same layer objects (thesis chapter 6 vs 4-5).
+
+Three comparisons, each a function returning a result object with ``to_dict`` / ``to_json`` and a
+matplotlib figure:
+
+* :func:`update_alignment` — the equilibrium-based update of each layer, divided by its layer factor
+  ``(mu/(1-mu))^(L+1-i)``, against the discrete update of the corresponding rule (``tp-ei`` for the
+  single-phase network with exact inverses, ``dtp-ai`` for the two-phase and the multiplexed networks
+  with approximate inverses), over a sweep of ``mu``; the convergence as ``mu -> 0`` is reported as
+  a fitted log-log slope.
+* :func:`learning_trajectories` — continuous learning (the time-scale-separated weight ODE integrated
+  over each presented sample for a time ``eta``) against discrete ``tp-ei`` steps with learning rate
+  ``eta`` on the same student–teacher data, order and initial weights: matched budgets
+  (learning rate x steps = integrated time); test-loss curves over seeds.
+* :func:`section_6_8_predictions` — the three predictions of section 6.8, measured: the learning
+  signal decays with depth as ``(mu/(1-mu))^(L+1-i)`` in the single-phase network; with approximate
+  inverses the single-phase network's signal is swamped by reconstruction errors (scaled ``mu/(1-mu)``)
+  while the two-phase network cancels them; the multiplexed network's signal does not decay.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from tqdm.auto import tqdm
+
+import tpdynamics as tp
+from tpdynamics.continuous import get_model, integrate_weights, trainable_feedback
+from tpdynamics.theory import propagate_error
+from tpdynamics.training import get_learning_rule, student_teacher
+
+from .plotting import save
+
+#: Discrete rule each continuous model is the limit of (issue 5; sections 6.4, 6.6, 6.9.2).
+DISCRETE_COUNTERPART = {"single_phase": "tp-ei", "two_phase": "dtp-ai", "multiplexed": "dtp-ai"}
+#: Feedback form of each comparison: exact inverses for the single-phase network, learned otherwise.
+FEEDBACK_OF_MODE = {"single_phase": "exact", "two_phase": "learned", "multiplexed": "learned"}
+
+
+def _dump(payload: dict, path) -> str:
+    text = json.dumps(payload, indent=2, default=float)
+    if path is not None:
+        with open(path, "w") as fh:
+            fh.write(text + "\n")
+    return text
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-300))
+
+
+def perturb_feedback(network: tp.LayeredNetwork, relative_size: float, generator: torch.Generator) -> None:
+    """Make the learned inverses approximate: ``Q <- Q + delta ||Q||_F / sqrt(size) N(0, 1)``."""
+    with torch.no_grad():
+        for q in trainable_feedback(network).values():
+            q.add_(relative_size * q.norm() / q.numel() ** 0.5 * torch.randn(q.shape, dtype=q.dtype, generator=generator))
+
+
+def discrete_update(method: str, network: tp.LayeredNetwork, h0: torch.Tensor, y: torch.Tensor, **hyper) -> list:
+    """``Delta W_i`` of one step of a registered rule, without changing ``network``.
+
+    The step runs on a deep copy; for rules that need batch size 1 (Sherman–Morrison) the updates of
+    the samples, each from the same starting weights, are averaged — the mean-over-batch update of
+    Appendix A.
+    """
+    rule = get_learning_rule(method, **hyper)
+    batches = [(h0[b:b + 1], y[b:b + 1]) for b in range(h0.shape[0])] if rule.sherman_morrison else [(h0, y)]
+    total = None
+    for x, t in batches:
+        clone = copy.deepcopy(network)
+        rule.step(clone, x, t)
+        update = [(a.weight - b.weight).detach() for a, b in zip(clone.layers, network.layers)]
+        total = update if total is None else [s + u for s, u in zip(total, update)]
+    return [u / len(batches) for u in total]
+
+
+def _alignment_problem(mode, layers, nonlinearity, batch, feedback_noise, seed):
+    net = tp.LayeredNetwork.build(list(layers), nonlinearity=nonlinearity, output_nonlinearity="identity",
+                                  feedback=FEEDBACK_OF_MODE[mode], weight_init="orthogonal", seed=seed)
+    g = tp.make_generator(seed + 1)
+    if FEEDBACK_OF_MODE[mode] != "exact":
+        perturb_feedback(net, feedback_noise, g)
+    h0 = torch.randn(batch, layers[0], dtype=net.dtype, generator=g)
+    with torch.no_grad():
+        y = net(h0)[-1] + 0.5 * torch.randn(batch, layers[-1], dtype=net.dtype, generator=g)
+    return net, h0, y
+
+
+def _fit_slope(x, y) -> float | None:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    keep = (x > 0) & (y > 0) & np.isfinite(y)
+    if keep.sum() < 2:
+        return None
+    return float(np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)[0])
+
+
+@dataclass
+class AlignmentResult:
+    """Rows ``{mode, mu, layer, cosine, relative_error}`` and the fitted slopes of the relative error vs ``mu``.
+
+    ``mu`` is ``None`` for the multiplexed network, which has no mixing coefficient (one row per layer).
+    """
+
+    rows: list
+    slopes: dict
+    settings: dict
+
+    def to_dict(self) -> dict:
+        return {"comparison": "alignment", "rows": self.rows, "slopes": self.slopes, "settings": self.settings}
+
+    def to_json(self, path=None) -> str:
+        return _dump(self.to_dict(), path)
+
+    def figure(self) -> Figure:
+        fig = Figure(figsize=(10, 3.6), layout="constrained")
+        axes = fig.subplots(1, 2)
+        for mode in sorted({r["mode"] for r in self.rows}):
+            rows = [r for r in self.rows if r["mode"] == mode]
+            if rows[0]["mu"] is None:
+                for ax, key in zip(axes, ("relative_error", "cosine")):
+                    ax.axhline(np.mean([r[key] for r in rows]), ls=":", label=f"{mode} (no mu)")
+                continue
+            for layer in sorted({r["layer"] for r in rows}):
+                pts = sorted((r["mu"], r["relative_error"], r["cosine"]) for r in rows if r["layer"] == layer)
+                mus = [p[0] for p in pts]
+                axes[0].loglog(mus, [p[1] for p in pts], "o-", ms=3, label=f"{mode}, layer {layer}")
+                axes[1].semilogx(mus, [1 - p[2] for p in pts], "o-", ms=3)
+        axes[0].set_xlabel(r"$\mu$")
+        axes[0].set_ylabel("relative error vs discrete update")
+        axes[1].set_xlabel(r"$\mu$")
+        axes[1].set_ylabel(r"$1 - \cos$")
+        axes[1].set_yscale("symlog", linthresh=1e-8)
+        axes[0].legend(fontsize=6)
+        fig.suptitle("continuous update / layer factor vs discrete update")
+        return fig
+
+    def save_figure(self, path):
+        return save(self.figure(), path)
+
+
+def update_alignment(*, mus=(0.2, 0.1, 0.05, 0.025, 0.0125), modes=("single_phase", "two_phase", "multiplexed"),
+                     layers=(4, 4, 4, 4, 4), nonlinearity="leaky_relu:0.35", eta_hat: float = 0.01,
+                     batch: int = 4, feedback_noise: float = 0.2, seed: int = 0, progress: bool = False) -> AlignmentResult:
+    """Continuous (equilibrium) weight updates vs the discrete rule's update, per layer, over ``mu``.
+
+    For each mode the continuous velocity of :mod:`tpdynamics.continuous` (learning rate 1, divided
+    by the layer factor ``c_i``; eqs. 6.17, 6.35, 6.58) is compared with ``Delta W_i`` of one step
+    of the discrete rule (learning rate 1, same ``eta_hat``; no backward-weight step), on the same
+    network, inputs and labels. Approximate inverses are ``Q = W^+`` plus relative noise
+    ``feedback_noise``.
+
+    Returns
+    -------
+    AlignmentResult
+        ``slopes[mode]`` is the log-log slope of the mean relative error against ``mu`` (``None`` for
+        the multiplexed network).
+    """
+    rows, slopes = [], {}
+    for mode in tqdm(modes, desc="alignment", disable=not progress):
+        net, h0, y = _alignment_problem(mode, layers, nonlinearity, batch, feedback_noise, seed)
+        hyper = dict(eta=1.0, eta_hat=eta_hat)
+        if DISCRETE_COUNTERPART[mode] == "dtp-ai":
+            hyper["eta_backward"] = 0.0  # compare the forward updates only
+        discrete = discrete_update(DISCRETE_COUNTERPART[mode], net, h0, y, **hyper)
+        sweep = [None] if mode == "multiplexed" else list(mus)
+        errors = []
+        for mu in sweep:
+            model = get_model(mode, mu=0.2 if mu is None else mu, eta_hat=eta_hat, learning_rate=1.0,
+                              compensate_layer_factor=True, tol=1e-13)
+            continuous = model.weight_velocities(net, h0, y)
+            layer_errors = []
+            for i, (c, d) in enumerate(zip(continuous, discrete), start=1):
+                error = float((c - d).norm() / d.norm().clamp_min(1e-300))
+                layer_errors.append(error)
+                rows.append({"mode": mode, "mu": mu, "layer": i, "cosine": _cosine(c, d), "relative_error": error,
+                             "discrete_rule": DISCRETE_COUNTERPART[mode]})
+            errors.append(float(np.mean(layer_errors)))
+        slopes[mode] = None if mode == "multiplexed" else _fit_slope(sweep, errors)
+    settings = {"layers": list(layers), "nonlinearity": nonlinearity, "eta_hat": eta_hat, "batch": batch,
+                "feedback_noise": feedback_noise, "seed": seed, "mus": list(mus),
+                "discrete_counterpart": DISCRETE_COUNTERPART, "feedback": FEEDBACK_OF_MODE}
+    return AlignmentResult(rows=rows, slopes=slopes, settings=settings)
+
+
+# -- learning trajectories ---------------------------------------------------------------------------------
+
+@dataclass
+class TrajectoryComparison:
+    """Test-loss curves of continuous and discrete learning over the same budget, mean and 95 % interval over seeds.
+
+    Attributes
+    ----------
+    budget : list of float
+        Learning rate x steps (= integrated slow time) at each record point.
+    curves : dict
+        ``{"continuous" | "discrete": {"mean": [...], "ci": [...], "runs": [[...], ...]}}``.
+    """
+
+    budget: list
+    curves: dict
+    settings: dict
+    diverged: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"comparison": "trajectories", "budget": self.budget, "curves": self.curves,
+                "diverged": self.diverged, "settings": self.settings}
+
+    def to_json(self, path=None) -> str:
+        return _dump(self.to_dict(), path)
+
+    def figure(self) -> Figure:
+        fig = Figure(figsize=(6, 4), layout="constrained")
+        ax = fig.subplots()
+        for name, curve in self.curves.items():
+            mean, ci = np.array(curve["mean"]), np.array(curve["ci"])
+            ax.plot(self.budget, mean, label=name)
+            ax.fill_between(self.budget, mean - ci, mean + ci, alpha=0.25)
+        ax.set_yscale("log")
+        ax.set_xlabel(r"budget: learning rate $\times$ steps = integrated time")
+        ax.set_ylabel("test loss (mean over samples of $||h_L - y||^2$)")
+        ax.set_title(f"continuous {self.settings['model']} vs discrete {self.settings['method']}")
+        ax.legend()
+        return fig
+
+    def save_figure(self, path):
+        return save(self.figure(), path)
+
+
+def _mean_ci(runs: np.ndarray) -> tuple[list, list]:
+    from scipy import stats
+
+    mean = runs.mean(0)
+    if runs.shape[0] < 2:
+        return mean.tolist(), [0.0] * runs.shape[1]
+    half = stats.t.ppf(0.975, runs.shape[0] - 1) * runs.std(0, ddof=1) / math.sqrt(runs.shape[0])
+    return mean.tolist(), half.tolist()
+
+
+def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seeds: int = 3, steps: int = 400,
+                          eta: float = 0.01, eta_hat: float = 0.1, mu: float = 0.1, record_every: int = 20,
+                          n_test: int = 500, progress: bool = False) -> TrajectoryComparison:
+    """Continuous learning vs discrete ``tp-ei`` on the student–teacher task (section 5.1.3), matched budgets.
+
+    Each seed draws a student–teacher problem; both learners start from the same student weights and
+    see the same training samples in the same order (batch size 1). The discrete learner takes a
+    ``tp-ei`` step with learning rate ``eta``; the continuous learner integrates the time-scale-separated
+    weight ODE of the single-phase network (layer-factor compensated, so the velocity is the TP update
+    per unit time) over ``[0, eta]`` with one RK4 step per presented sample.
+    """
+    if model != "single_phase":
+        raise ValueError(f"model={model!r}: the discrete counterpart tp-ei needs exact inverses, i.e. the "
+                         "single_phase model; use update_alignment for the two-phase and multiplexed networks.")
+    budget = [eta * k for k in range(0, steps + 1, record_every)]
+    runs = {"continuous": [], "discrete": []}
+    diverged = {"continuous": 0, "discrete": 0}
+    continuous_model = get_model("single_phase", mu=mu, eta_hat=eta_hat, learning_rate=1.0,
+                                 compensate_layer_factor=True, tol=1e-10)
+    for seed in tqdm(range(seeds), desc="trajectories", disable=not progress):
+        problem = student_teacher(layers, n_train=steps, n_test=n_test, seed=seed)
+        for name in runs:
+            net = problem.student("exact")
+            rule = get_learning_rule("tp-ei", eta=eta, eta_hat=eta_hat) if name == "discrete" else None
+            curve = []
+            for k in range(steps + 1):
+                if k % record_every == 0:
+                    with torch.no_grad():
+                        curve.append(float(((net(problem.test_inputs)[-1] - problem.test_labels) ** 2).sum(-1).mean()))
+                    if not math.isfinite(curve[-1]):
+                        diverged[name] += 1
+                        curve += [math.nan] * (len(budget) - len(curve))
+                        break
+                if k == steps:
+                    break
+                x, t = problem.train_inputs[k:k + 1], problem.train_labels[k:k + 1]
+                try:
+                    if name == "discrete":
+                        rule.step(net, x, t)
+                    else:
+                        integrate_weights(continuous_model, net, x, t, torch.tensor([0.0, eta]), method="rk4")
+                except tp.EquilibriumNotReachedError:
+                    diverged[name] += 1
+                    curve += [math.nan] * (len(budget) - len(curve))
+                    break
+            runs[name].append(curve)
+    curves = {}
+    for name, rs in runs.items():
+        arr = np.array(rs, dtype=float)
+        mean, ci = _mean_ci(arr)
+        curves[name] = {"mean": mean, "ci": ci, "runs": arr.tolist()}
+    settings = {"model": model, "method": "tp-ei", "layers": list(layers), "seeds": seeds, "steps": steps, "eta": eta,
+                "eta_hat": eta_hat, "mu": mu, "record_every": record_every, "n_test": n_test,
+                "continuous_integrator": "rk4, one step of length eta per sample"}
+    return TrajectoryComparison(budget=budget, curves=curves, settings=settings, diverged=diverged)
+
+
+# -- the predictions of section 6.8 ----------------------------------------------------------------------
+
+@dataclass
+class PredictionsResult:
+    """Measured learning-signal ratios per layer and the numbers fitted to them (section 6.8).
+
+    Attributes
+    ----------
+    depth_decay : dict
+        Single-phase, exact inverses: ``ratio[mu][i] = ||signal_i|| / ||e_TP_i||`` and, per ``mu``, the
+        fitted slope of ``log ratio`` against ``L+1-i`` beside the predicted ``log(mu/(1-mu))``.
+    reconstruction : dict
+        Approximate inverses: per model, ``cosine[mu][i]`` between ``signal_i / c_i`` and ``e_TP_i``.
+    multiplexed : dict
+        ``ratio[i]`` and the fitted slope against depth (prediction: 0).
+    """
+
+    depth_decay: dict
+    reconstruction: dict
+    multiplexed: dict
+    settings: dict
+
+    def to_dict(self) -> dict:
+        return {"comparison": "predictions", "depth_decay": self.depth_decay, "reconstruction": self.reconstruction,
+                "multiplexed": self.multiplexed, "settings": self.settings}
+
+    def to_json(self, path=None) -> str:
+        return _dump(self.to_dict(), path)
+
+    def figure(self) -> Figure:
+        fig = Figure(figsize=(13, 3.8), layout="constrained")
+        a, b, c = fig.subplots(1, 3)
+        L = self.settings["depth"]
+        layers = list(range(1, L + 1))
+        for mu, ratios in self.depth_decay["ratio"].items():
+            line, = a.semilogy(layers, ratios, "o", label=fr"$\mu$={mu}")
+            a.semilogy(layers, [(float(mu) / (1 - float(mu))) ** (L + 1 - i) for i in layers], "--",
+                       color=line.get_color(), lw=0.8)
+        a.set_title("single phase, exact inverses\n(dashed: $(\\mu/(1-\\mu))^{L+1-i}$)", fontsize=9)
+        a.set_xlabel("layer $i$")
+        a.set_ylabel(r"$\|h^*_i - f_i\| / \|e^{TP}_i\|$")
+        a.legend(fontsize=7)
+        for model, style in (("single_phase", "o-"), ("two_phase", "s--")):
+            for mu, cosines in self.reconstruction[model]["cosine"].items():
+                b.plot(layers, cosines, style, ms=4, label=f"{model}, $\\mu$={mu}")
+        b.set_title(f"approximate inverses (relative noise {self.settings['feedback_noise']})", fontsize=9)
+        b.set_xlabel("layer $i$")
+        b.set_ylabel(r"$\cos(\mathrm{signal}_i, e^{TP}_i)$")
+        b.legend(fontsize=6)
+        c.plot(layers, self.multiplexed["ratio"], "o-")
+        c.axhline(1.0, color="k", lw=0.5)
+        c.set_ylim(0, 1.5)
+        c.set_title("multiplexed: no decay with depth", fontsize=9)
+        c.set_xlabel("layer $i$")
+        c.set_ylabel(r"$\|\hat h^l_i - \hat h^f_i\| / \|e^{TP}_i\|$")
+        return fig
+
+    def save_figure(self, path):
+        return save(self.figure(), path)
+
+
+def _tp_signal(net, h0, y, eta_hat):
+    with torch.no_grad():
+        acts = net(h0)
+        return propagate_error(net, acts, -eta_hat * (acts[-1] - y))
+
+
+def section_6_8_predictions(*, depth: int = 5, width: int = 4, mus=(0.3, 0.2, 0.1), eta_hat: float = 0.01,
+                            feedback_noise: float = 0.2, batch: int = 8, seed: int = 0) -> PredictionsResult:
+    """Measure the three predictions of section 6.8 and fit the numbers they state.
+
+    The useful learning signal is ``e_TP_i = -eta_hat [prod_k J_{g_k}] e_L`` (eq. 5.39) computed with the
+    network's own feedback mappings at the forward pass.
+    """
+    sizes = [width] * (depth + 1)
+    # (1) depth decay, exact inverses
+    net, h0, y = _alignment_problem("single_phase", sizes, "leaky_relu:0.35", batch, 0.0, seed)
+    e_tp = _tp_signal(net, h0, y, eta_hat)
+    decay = {"ratio": {}, "fitted_log_factor": {}, "predicted_log_factor": {}}
+    for mu in mus:
+        model = get_model("single_phase", mu=mu, eta_hat=eta_hat, tol=1e-13)
+        signal = model.learning_signal(net, h0, y).signal
+        ratios = [float(s.norm() / e.norm()) for s, e in zip(signal, e_tp)]
+        exponents = [depth + 1 - i for i in range(1, depth + 1)]
+        decay["ratio"][str(mu)] = ratios
+        decay["fitted_log_factor"][str(mu)] = float(np.polyfit(exponents, np.log(ratios), 1)[0])
+        decay["predicted_log_factor"][str(mu)] = math.log(mu / (1 - mu))
+    # (2) reconstruction errors with approximate inverses: single vs two phase
+    net, h0, y = _alignment_problem("two_phase", sizes, "leaky_relu:0.35", batch, feedback_noise, seed)
+    e_tp = _tp_signal(net, h0, y, eta_hat)
+    reconstruction = {}
+    for name in ("single_phase", "two_phase"):
+        out = {"cosine": {}, "relative_error": {}}
+        for mu in mus:
+            model = get_model(name, mu=mu, eta_hat=eta_hat, tol=1e-13)
+            scaled = model.learning_signal(net, h0, y).scaled()
+            out["cosine"][str(mu)] = [_cosine(s, e) for s, e in zip(scaled, e_tp)]
+            out["relative_error"][str(mu)] = [float((s - e).norm() / e.norm()) for s, e in zip(scaled, e_tp)]
+        # reconstruction terms scale mu/(1-mu), the signal (mu/(1-mu))^(L+1-i): their ratio at layer 1
+        # grows like (mu/(1-mu))^-(L-1) as mu decreases (single phase); fit it
+        errs = [out["relative_error"][str(mu)][0] for mu in mus]
+        out["slope_of_layer1_error_vs_mu"] = _fit_slope(mus, errs)
+        reconstruction[name] = out
+    reconstruction["predicted_single_phase_slope"] = -(depth - 1)
+    # (3) multiplexed: no decay
+    model = get_model("multiplexed", eta_hat=eta_hat, tol=1e-13)
+    signal = model.learning_signal(net, h0, y).signal
+    ratios = [float(s.norm() / e.norm()) for s, e in zip(signal, e_tp)]
+    multiplexed = {"ratio": ratios, "fitted_log_slope_vs_depth":
+                   float(np.polyfit(list(range(depth, 0, -1)), np.log(ratios), 1)[0]), "predicted": 0.0}
+    settings = {"depth": depth, "width": width, "mus": list(mus), "eta_hat": eta_hat, "feedback_noise": feedback_noise,
+                "batch": batch, "seed": seed, "nonlinearity": "leaky_relu:0.35"}
+    return PredictionsResult(depth_decay=decay, reconstruction=reconstruction, multiplexed=multiplexed,
+                             settings=settings)

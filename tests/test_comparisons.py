@@ -1,0 +1,73 @@
+"""Continuous vs discrete comparisons (issue 5): each claim is measured, with its slope or fitted number."""
+import json
+
+import numpy as np
+import pytest
+
+from analysis.comparisons import (discrete_update, learning_trajectories, section_6_8_predictions,
+                                  update_alignment)
+from tpdynamics_cli.main import main
+
+
+@pytest.fixture(scope="module")
+def alignment():
+    return update_alignment(mus=(0.2, 0.1, 0.05, 0.025), layers=(4, 4, 4, 4), batch=3)
+
+
+@pytest.mark.parametrize("mode", ["single_phase", "two_phase"])
+def test_update_alignment_converges_to_the_discrete_rule_as_mu_goes_to_zero(alignment, mode):
+    rows = [r for r in alignment.rows if r["mode"] == mode]
+    errors = {mu: np.mean([r["relative_error"] for r in rows if r["mu"] == mu]) for mu in (0.2, 0.1, 0.05, 0.025)}
+    assert errors[0.025] < errors[0.1] < errors[0.2]
+    assert alignment.slopes[mode] > 0.8  # first order in mu (measured ~1.2-1.3)
+    assert min(r["cosine"] for r in rows if r["mu"] == 0.025) > 0.999
+
+
+def test_multiplexed_update_is_the_dtp_update_with_exact_feedback():
+    result = update_alignment(modes=("multiplexed",), layers=(4, 4, 4), batch=2, feedback_noise=0.0)
+    assert result.slopes["multiplexed"] is None and all(r["mu"] is None for r in result.rows)
+    assert max(r["relative_error"] for r in result.rows) < 1e-8
+
+
+def test_discrete_update_leaves_the_network_unchanged():
+    import tpdynamics as tp
+    import torch
+    net = tp.LayeredNetwork.build([3, 3, 3], feedback="exact", seed=0)
+    before = [layer.weight.detach().clone() for layer in net.layers]
+    update = discrete_update("tp-ei", net, torch.randn(2, 3, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64),
+                             eta=0.1, eta_hat=0.1)
+    assert all(torch.equal(a, layer.weight) for a, layer in zip(before, net.layers))
+    assert all(u.abs().max() > 0 for u in update)
+
+
+def test_section_6_8_predictions_hold():
+    result = section_6_8_predictions(depth=4, mus=(0.3, 0.1), batch=4)
+    for mu in ("0.3", "0.1"):  # exact inverses: the layer factor is exact for a piecewise-linear network
+        assert result.depth_decay["fitted_log_factor"][mu] == pytest.approx(result.depth_decay["predicted_log_factor"][mu], abs=1e-6)
+    single, two = result.reconstruction["single_phase"], result.reconstruction["two_phase"]
+    assert min(two["cosine"]["0.1"]) > 0.95 and min(single["cosine"]["0.1"][:2]) < 0.5
+    assert single["slope_of_layer1_error_vs_mu"] < -2  # reconstruction errors grow relative to the signal as mu falls
+    assert abs(result.multiplexed["fitted_log_slope_vs_depth"]) < 0.2
+
+
+def test_learning_trajectories_match_over_a_short_budget():
+    result = learning_trajectories(seeds=2, steps=40, record_every=10, n_test=100)
+    cont, disc = result.curves["continuous"]["mean"], result.curves["discrete"]["mean"]
+    assert cont[0] == disc[0] and cont[-1] < cont[0] and disc[-1] < disc[0]
+    assert abs(cont[-1] - disc[-1]) / disc[-1] < 0.2
+    assert result.budget[-1] == pytest.approx(40 * 0.01)
+
+
+def test_compare_cli_alignment_json_rows(capsys, tmp_path):
+    code = main(["compare", "alignment", "--mus", "0.1,0.05", "--layers", "3,3,3", "--json",
+                 "--plot", str(tmp_path / "a.png")])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and (tmp_path / "a.png").exists()
+    assert {"mode", "mu", "layer", "cosine", "relative_error"} <= set(data["rows"][0])
+    assert {r["mode"] for r in data["rows"]} == {"single_phase", "two_phase", "multiplexed"}
+
+
+def test_compare_cli_rejects_unknown_comparisons(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["compare", "everything"])
+    assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err

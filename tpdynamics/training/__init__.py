@@ -1,0 +1,34 @@
+"""Discrete target propagation: the learning rules of Appendix A on the same layer objects.
+
+* rules — :class:`LearningRule` (``step(network, h0, y) -> StepRecord``), registry
+  :data:`LEARNING_RULES`, backward-weight training :func:`train_backward_weights` (Alg. A.8) and
+  :func:`train_original_backward_weights` (Alg. A.9);
+* targets — :func:`output_target` (eq. 4.4), :func:`propagate_targets` (eqs. 3.8, 3.15);
+* data — :func:`student_teacher`, :func:`toy_example`, :class:`WhiteNoise`, :class:`ColouredNoise`;
+* diagnostics — :func:`learning_signals` (``e_TP``, ``e_rec``, ``e_approx``, ``e_GN``, ``e_BP``),
+  :func:`gauss_newton_targets`, :func:`reconstruction_errors`, :func:`pseudo_inverse_distances`;
+* experiments — :func:`train`, :func:`compare_methods`, :func:`run_experiment`,
+  :class:`ExperimentConfig`, :data:`THESIS_PRESETS`.
+"""
+from .data import (ColouredNoise, NoiseSource, StudentTeacherProblem, WhiteNoise, mean_squared_error,
+                   neighbour_matrix, student_teacher, toy_example, toy_loss_surface)
+from .diagnostics import (LearningSignals, StepDiagnostics, bp_signal, gauss_newton_targets, learning_signals,
+                          pseudo_inverse_distances, reconstruction_errors, reconstruction_signal,
+                          sherman_morrison_summary, tp_signal)
+from .presets import THESIS_PRESETS, ThesisPreset, home_preset, resolve_hyperparameters
+from .propagation import output_target, propagate_targets
+from .rules import (LEARNING_RULES, LearningRule, StepRecord, TargetPropagationRule, get_learning_rule,
+                    train_backward_weights, train_original_backward_weights)
+from .runner import (ExperimentConfig, ExperimentResult, RunHistory, TrainingResult, compare_methods,
+                     mean_and_interval, rate_schedule, run_experiment, train)
+
+__all__ = [
+    "ColouredNoise", "NoiseSource", "StudentTeacherProblem", "WhiteNoise", "mean_squared_error", "neighbour_matrix",
+    "student_teacher", "toy_example", "toy_loss_surface", "LearningSignals", "StepDiagnostics", "bp_signal",
+    "gauss_newton_targets", "learning_signals", "pseudo_inverse_distances", "reconstruction_errors",
+    "reconstruction_signal", "sherman_morrison_summary", "tp_signal", "THESIS_PRESETS", "ThesisPreset",
+    "home_preset", "resolve_hyperparameters", "output_target", "propagate_targets", "LEARNING_RULES",
+    "LearningRule", "StepRecord", "TargetPropagationRule", "get_learning_rule", "train_backward_weights",
+    "train_original_backward_weights", "ExperimentConfig", "ExperimentResult", "RunHistory", "TrainingResult",
+    "compare_methods", "mean_and_interval", "rate_schedule", "run_experiment", "train",
+]

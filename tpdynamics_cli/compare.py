@@ -1,0 +1,60 @@
+"""``tpdynamics compare {alignment,trajectories,predictions}``: continuous weight dynamics vs discrete updates."""
+from __future__ import annotations
+
+from .common import add_output_arguments, emit_json, layer_sizes, say
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare", help="continuous learning (chapter 6) vs the discrete rules (Appendix A)",
+        description="alignment: continuous update / layer factor vs the discrete rule's update over a sweep of mu; "
+                    "trajectories: continuous vs discrete learning on the student-teacher task with matched budgets; "
+                    "predictions: the three predictions of section 6.8, measured and fitted.")
+    p.add_argument("comparison", choices=("alignment", "trajectories", "predictions"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mus", default="0.2,0.1,0.05,0.025,0.0125", help="mu sweep (alignment, predictions)")
+    p.add_argument("--eta-hat", type=float, default=None, help="output target step (default 0.01; 0.1 for trajectories)")
+    p.add_argument("--layers", type=layer_sizes, default=None, metavar="N0,...,NL",
+                   help="architecture (default 4,4,4,4,4 for alignment, 6,6,6 for trajectories)")
+    g = p.add_argument_group("trajectories")
+    g.add_argument("--seeds", type=int, default=3)
+    g.add_argument("--steps", type=int, default=400, help="samples presented (batch size 1)")
+    g.add_argument("--eta", type=float, default=0.01, help="learning rate = integrated time per sample")
+    g.add_argument("--mu", type=float, default=0.1, help="mu of the continuous learner")
+    add_output_arguments(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from analysis import comparisons
+
+    mus = tuple(float(m) for m in args.mus.split(",") if m.strip())
+    if args.comparison == "alignment":
+        result = comparisons.update_alignment(mus=mus, layers=tuple(args.layers or (4, 4, 4, 4, 4)),
+                                              eta_hat=args.eta_hat or 0.01, seed=args.seed, progress=True)
+        for mode, slope in result.slopes.items():
+            say(args, f"{mode}: relative error vs mu, log-log slope = "
+                      f"{'n/a (no mu)' if slope is None else f'{slope:.2f}'}; at the smallest mu: "
+                      f"{max(r['relative_error'] for r in result.rows if r['mode'] == mode and r['mu'] in (None, min(mus))):.2e}")
+    elif args.comparison == "trajectories":
+        result = comparisons.learning_trajectories(layers=tuple(args.layers or (6, 6, 6)), seeds=args.seeds,
+                                                   steps=args.steps, eta=args.eta, eta_hat=args.eta_hat or 0.1,
+                                                   mu=args.mu, progress=True)
+        for name, curve in result.curves.items():
+            say(args, f"{name}: test loss {curve['mean'][0]:.4g} -> {curve['mean'][-1]:.4g} "
+                      f"(+- {curve['ci'][-1]:.2g}, {args.seeds} seeds)")
+    else:
+        result = comparisons.section_6_8_predictions(mus=mus[:3], eta_hat=args.eta_hat or 0.01, seed=args.seed)
+        for mu in result.depth_decay["ratio"]:
+            say(args, f"mu={mu}: fitted log layer factor {result.depth_decay['fitted_log_factor'][mu]:.4f}, "
+                      f"predicted log(mu/(1-mu)) = {result.depth_decay['predicted_log_factor'][mu]:.4f}")
+        for name in ("single_phase", "two_phase"):
+            cos = result.reconstruction[name]["cosine"]
+            say(args, f"{name} with approximate inverses: cos(signal, e_TP) at layer 1 = "
+                      + ", ".join(f"{c[0]:.3f} (mu={m})" for m, c in cos.items()))
+        say(args, f"multiplexed: ratio per layer {['%.3f' % r for r in result.multiplexed['ratio']]}, "
+                  f"fitted slope vs depth {result.multiplexed['fitted_log_slope_vs_depth']:.3f} (predicted 0)")
+    emit_json(args.json, result.to_dict())
+    if args.plot:
+        say(args, f"wrote {result.save_figure(args.plot)}")
+    return 0
