@@ -1,0 +1,122 @@
+"""The contract of a reproduced experiment, and what it reports.
+
+An :class:`Experiment` reproduces one figure group of the thesis from the package's public API.
+It splits its work into independent *tasks* (typically one per seed), so that ``--jobs`` can run
+tasks of every experiment in parallel processes, and then *summarizes* the task results into
+data (JSON), a figure (PNG) and a list of :class:`Claim` objects — what the thesis states beside
+what we measured, and whether the thesis's qualitative claim holds.
+
+Rules for writing an experiment (subclass, register with ``@EXPERIMENTS.register(name)``):
+
+* class attributes ``title``, ``reference`` (thesis figures/sections), ``thesis_says`` (quote the
+  text's numbers and hyper-parameters), ``quick`` and ``full`` (settings dicts; ``full`` uses the
+  thesis's values, ``quick`` a reduced size that runs in well under a minute), ``default_seeds``
+  (the thesis's seed count) and ``quick_seeds``;
+* :meth:`tasks` returns picklable task dicts; :meth:`run_task` does the work of one task and returns
+  a picklable dict of plain numbers/lists (it may run in another process: no shared state, every
+  random draw seeded from the task);
+* :meth:`summarize` combines the task results. No run is dropped: diverged runs are counted and
+  reported in the data and the claims;
+* use only the public API of ``tpdynamics`` and ``analysis``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from tpdynamics.registry import Registry
+
+
+@dataclass
+class Claim:
+    """One statement of the thesis set beside our measurement.
+
+    Attributes
+    ----------
+    statement : str
+        What the thesis states (quoted numbers where the text gives them).
+    measured : str
+        What we measured, with seeds and 95 % intervals where they apply.
+    holds : bool or None
+        Whether the thesis's qualitative claim holds in this run (``None``: not decidable here,
+        e.g. a quantity the thesis does not state).
+    robust : bool
+        Whether the claim is expected to hold even in quick mode (the test suite requires those).
+    values : dict
+        The numbers behind ``measured``.
+    """
+
+    statement: str
+    measured: str
+    holds: bool | None
+    robust: bool = True
+    values: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Summary:
+    """What :meth:`Experiment.summarize` returns."""
+
+    data: dict
+    claims: list
+    figure: Figure
+
+
+class Experiment:
+    """Base class of the reproduced experiments (see the module docstring for the contract)."""
+
+    name = "abstract"
+    title = ""
+    reference = ""
+    thesis_says = ""
+    quick: dict = {}
+    full: dict = {}
+    default_seeds = 1
+    quick_seeds = 1
+
+    def settings(self, quick: bool) -> dict:
+        return dict(self.quick if quick else self.full)
+
+    def seeds(self, quick: bool, seeds: int | None) -> int:
+        if seeds is not None:
+            return seeds
+        return self.quick_seeds if quick else self.default_seeds
+
+    def tasks(self, settings: dict, seeds: int) -> list[dict]:
+        """Independent units of work; default: one task per seed."""
+        return [{"seed": s} for s in range(seeds)]
+
+    def run_task(self, settings: dict, task: dict) -> dict:
+        raise NotImplementedError
+
+    def summarize(self, settings: dict, results: list[dict]) -> Summary:
+        raise NotImplementedError
+
+
+EXPERIMENTS: Registry[type[Experiment]] = Registry("experiment", Experiment, "names")
+
+
+def mean_ci(values) -> tuple[float, float]:
+    """Mean and half-width of the 95 % Student-t interval (0 for one value); NaNs (diverged runs) excluded."""
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return math.nan, math.nan
+    if x.size == 1:
+        return float(x[0]), 0.0
+    half = float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return float(x.mean()), half
+
+
+def fmt_ci(values, digits: int = 3) -> str:
+    """``"m +- h (n = k)"`` for a list of per-seed values."""
+    m, h = mean_ci(values)
+    n = sum(1 for v in values if v is not None and math.isfinite(v))
+    return f"{m:.{digits}g} +- {h:.2g} (95 % CI, n = {n})"
