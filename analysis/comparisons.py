@@ -241,7 +241,7 @@ def _mean_ci(runs: np.ndarray) -> tuple[list, list]:
     return mean.tolist(), half.tolist()
 
 
-def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seeds: int = 3, steps: int = 400,
+def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seeds=3, steps: int = 400,
                           eta: float = 0.01, eta_hat: float = 0.1, mu: float = 0.1, record_every: int = 20,
                           n_test: int = 500, progress: bool = False) -> TrajectoryComparison:
     """Continuous learning vs discrete ``tp-ei`` on the student–teacher task (section 5.1.3), matched budgets.
@@ -251,7 +251,10 @@ def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seed
     ``tp-ei`` step with learning rate ``eta``; the continuous learner integrates the time-scale-separated
     weight ODE of the single-phase network (layer-factor compensated, so the velocity is the TP update
     per unit time) over ``[0, eta]`` with one RK4 step per presented sample.
+
+    ``seeds`` is a count (seeds ``0..seeds-1``) or an explicit sequence of seeds.
     """
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if model != "single_phase":
         raise ValueError(f"model={model!r}: the discrete counterpart tp-ei needs exact inverses, i.e. the "
                          "single_phase model; use update_alignment for the two-phase and multiplexed networks.")
@@ -260,7 +263,7 @@ def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seed
     diverged = {"continuous": 0, "discrete": 0}
     continuous_model = get_model("single_phase", mu=mu, eta_hat=eta_hat, learning_rate=1.0,
                                  compensate_layer_factor=True, tol=1e-10)
-    for seed in tqdm(range(seeds), desc="trajectories", disable=not progress):
+    for seed in tqdm(seed_list, desc="trajectories", disable=not progress):
         problem = student_teacher(layers, n_train=steps, n_test=n_test, seed=seed)
         for name in runs:
             net = problem.student("exact")
@@ -292,7 +295,7 @@ def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seed
         arr = np.array(rs, dtype=float)
         mean, ci = _mean_ci(arr)
         curves[name] = {"mean": mean, "ci": ci, "runs": arr.tolist()}
-    settings = {"model": model, "method": "tp-ei", "layers": list(layers), "seeds": seeds, "steps": steps, "eta": eta,
+    settings = {"model": model, "method": "tp-ei", "layers": list(layers), "seeds": seed_list, "steps": steps, "eta": eta,
                 "eta_hat": eta_hat, "mu": mu, "record_every": record_every, "n_test": n_test,
                 "continuous_integrator": "rk4, one step of length eta per sample"}
     return TrajectoryComparison(budget=budget, curves=curves, settings=settings, diverged=diverged)

@@ -1,2 +1,2 @@
 """The reproduced experiments; importing this package registers them all in ``EXPERIMENTS``."""
-from . import sherman_morrison  # noqa: F401
+from . import continuous, sherman_morrison  # noqa: F401
