@@ -1,0 +1,97 @@
+"""`tpdynamics reproduce --quick`: every experiment runs, writes its files, and its robust claims hold."""
+import json
+
+import pytest
+
+from analysis.reproduce import EXPERIMENTS, Claim, Experiment, Summary, reproduce
+from tpdynamics_cli.main import main
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce")
+    records = reproduce(quick=True, out=out, jobs=2, progress=False)
+    return out, records
+
+
+def test_every_experiment_ran_and_wrote_its_figure_and_json(quick_run):
+    out, records = quick_run
+    failed = {r.name: r.error for r in records if r.status != "ok"}
+    assert not failed, failed
+    assert {r.name for r in records} == set(EXPERIMENTS.names())
+    for r in records:
+        assert (out / f"{r.name}.png").stat().st_size > 1000
+        data = json.loads((out / f"{r.name}.json").read_text())
+        assert data["status"] == "ok" and data["claims"], r.name
+
+
+def test_report_names_every_experiment(quick_run):
+    out, records = quick_run
+    report = (out / "REPORT.md").read_text()
+    for name in EXPERIMENTS.names():
+        assert f"## {name}" in report and f"[{name}](#{name})" in report
+    assert "**Thesis:**" in report and "**Measured:**" in report and "quick" in report
+
+
+def test_robust_claims_hold_in_quick_mode(quick_run):
+    _, records = quick_run
+    broken = [(r.name, c.statement, c.measured) for r in records for c in r.claims if c.robust and c.holds is False]
+    assert not broken, broken
+
+
+def test_json_holds_the_figures_the_report_quotes(quick_run):
+    out, records = quick_run
+    for r in records:
+        data = json.loads((out / f"{r.name}.json").read_text())
+        for claim, stored in zip(r.claims, data["claims"]):
+            assert stored["values"], (r.name, claim.statement)  # every claim keeps the numbers it quotes
+            assert stored["measured"] == claim.measured and stored["holds"] == claim.holds
+
+
+class _Broken(Experiment):
+    name = "broken"
+    title = "an experiment that fails"
+    reference = "none"
+    thesis_says = "nothing"
+
+    def run_task(self, settings, task):
+        raise RuntimeError("deliberate failure")
+
+
+class _Fine(Experiment):
+    name = "fine"
+    title = "an experiment that works"
+    reference = "none"
+    thesis_says = "nothing"
+
+    def run_task(self, settings, task):
+        return {"value": 1.0}
+
+    def summarize(self, settings, results):
+        from matplotlib.figure import Figure
+        fig = Figure()
+        fig.subplots().plot([0, 1])
+        return Summary(data=results[0], claims=[Claim("x", "y", True, values={"value": 1.0})], figure=fig)
+
+
+def test_a_failed_experiment_is_reported_and_does_not_stop_the_others(tmp_path, monkeypatch):
+    monkeypatch.setitem(EXPERIMENTS._classes, "broken", _Broken)
+    monkeypatch.setitem(EXPERIMENTS._classes, "fine", _Fine)
+    records = reproduce(["broken", "fine"], out=tmp_path, progress=False)
+    status = {r.name: r.status for r in records}
+    assert status == {"broken": "failed", "fine": "ok"}
+    assert "deliberate failure" in json.loads((tmp_path / "broken.json").read_text())["error"]
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "**FAILED**" in report and "deliberate failure" in report and "## fine" in report
+
+
+def test_cli_lists_experiments_and_rejects_unknown_names(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in EXPERIMENTS.names())
+    with pytest.raises(SystemExit) as info:
+        main(["reproduce", "fig9.9-nothing"])
+    assert info.value.code == 2 and "Valid names:" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--jobs", "0", "fig5.5-sherman-morrison"])
+    assert "jobs=0 must be an int >= 1" in capsys.readouterr().err
