@@ -105,6 +105,12 @@ FEEDBACK_FORMS: Registry[type[FeedbackMapping]] = Registry("feedback form", Feed
 class _MatrixTimesInverseNonlinearity(FeedbackMapping):
     """Shared form ``M s_i^{-1}(h)`` of the exact, learned and fixed feedback."""
 
+    default_init = "pinv"
+
+    @classmethod
+    def initialize(cls, layer: "Layer", *, init: str | None = None, generator=None, **_):
+        return cls(_initial_feedback_matrix(layer, init or cls.default_init, generator))
+
     def forward(self, h, layer, *, check=True):
         return layer.nonlinearity.inverse(h, check=check) @ self.matrix.T
 
@@ -187,15 +193,9 @@ class LearnedInverseFeedback(_MatrixTimesInverseNonlinearity):
     trained on white noise it converges to ``W_i^+`` (Thms 4.6-4.7).
     """
 
-    default_init = "pinv"
-
     def __init__(self, matrix: torch.Tensor):
         super().__init__()
         self.weight = nn.Parameter(matrix.detach().clone())
-
-    @classmethod
-    def initialize(cls, layer: "Layer", *, init: str | None = None, generator=None, **_):
-        return cls(_initial_feedback_matrix(layer, init or cls.default_init, generator))
 
     @property
     def matrix(self):
@@ -215,10 +215,6 @@ class FixedRandomFeedback(_MatrixTimesInverseNonlinearity):
     def __init__(self, matrix: torch.Tensor):
         super().__init__()
         self.register_buffer("weight", matrix.detach().clone())
-
-    @classmethod
-    def initialize(cls, layer: "Layer", *, init: str | None = None, generator=None, **_):
-        return cls(_initial_feedback_matrix(layer, init or cls.default_init, generator))
 
     @property
     def matrix(self):

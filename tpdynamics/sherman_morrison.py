@@ -67,32 +67,8 @@ def robust_sherman_morrison(weight: torch.Tensor, weight_inverse: torch.Tensor, 
     new_inverse : Tensor, shape (n, n)
     record : ShermanMorrisonRecord
     """
-    epsilon = check_positive("epsilon", epsilon, allow_zero=True)
-    if u.ndim != 1 or v.ndim != 1:
-        raise ValueError(
-            f"Sherman-Morrison needs a rank-one step u v^T from vectors; got u of shape {tuple(u.shape)} and v of "
-            f"shape {tuple(v.shape)}. A mini-batch update is not rank one: use batch size 1."
-        )
-    w_inv_u = weight_inverse @ u
-    d = torch.dot(v, w_inv_u)
-    denominator = 1.0 + d
-    clipped = bool(denominator.abs() < epsilon)
-    if clipped:
-        beta = 1.0 / (epsilon - d)
-        denominator_used = torch.as_tensor(epsilon, dtype=weight.dtype)
-    else:
-        beta = torch.ones((), dtype=weight.dtype)
-        denominator_used = denominator
-    # |1 + d| at round-off level means W + u v^T is numerically singular: the inverse would be garbage
-    if abs(float(denominator_used)) <= weight.shape[0] * torch.finfo(weight.dtype).eps * (1.0 + abs(float(d))):
-        raise SingularWeightError(
-            f"Sherman-Morrison denominator 1 + v^T W^-1 u = {float(denominator_used):.3g} is zero to round-off: "
-            "W + u v^T is singular. Use epsilon > 0 (Algorithm 4.1) to keep the weight invertible."
-        )
-    v_w_inv = v @ weight_inverse
-    new_inverse = weight_inverse - torch.outer(w_inv_u, v_w_inv) / denominator_used
-    new_weight = weight + beta * torch.outer(u, v)
-    record = ShermanMorrisonRecord(d=float(d), denominator=float(denominator), clipped=clipped, beta=float(beta))
+    new_weight, new_inverse = weight.clone(), weight_inverse.clone()
+    record = robust_sherman_morrison_(new_weight, new_inverse, u, v, epsilon)
     return new_weight, new_inverse, record
 
 
