@@ -62,3 +62,172 @@ def plot_layer_signals(measured, predicted, path, *, title: str = "") -> Path:
     ax.legend()
     ax.set_title(title)
     return save(fig, path)
+
+
+# -- stability (section 6.7) ---------------------------------------------------------------------
+def stability_figure(report, *, pseudospectrum: bool = False, title: str | None = None,
+                     pseudospectrum_limit: int = 1000, resolution: int = 80) -> Figure:
+    """Eigenvalues of the flow Jacobian in the complex plane and the transient-growth curve.
+
+    Left: the eigenvalues (crosses), the imaginary axis ``Re = 0`` (the stability boundary of the
+    flow), the closed-form eigenvalues of exact inverses (open circles, when the report has them) and,
+    optionally, contours of the epsilon-pseudospectra ``{z : sigma_min(zI - J) < epsilon}`` for
+    ``epsilon = 10^-1, 10^-2, 10^-3`` times ``max|lambda|``. Right: ``||exp(tJ)||_2`` against ``t`` with
+    ``exp(alpha t)`` (the normal-matrix curve) and the maximum marked.
+
+    Parameters
+    ----------
+    report : analysis.StabilityReport
+    pseudospectrum : bool
+        Draw pseudospectrum contours (needs the dense Jacobian, ``N <= pseudospectrum_limit``).
+    title : str, optional
+    pseudospectrum_limit : int
+        Largest ``N`` for the contours (:func:`analysis.pseudospectrum`: an SVD per grid point up to
+        ``N = 64``, inverse iteration with triangular solves above).
+    resolution : int
+        Grid points per axis of the pseudospectrum (halved above ``N = 64``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    from .stability import pseudospectrum as sigma_min_grid
+
+    fig = Figure(figsize=(11, 4.3))
+    ax, bx = fig.subplots(1, 2)
+    values = np.asarray(report.eigenvalues)
+    re, im = values.real, values.imag
+    span_re = max(float(re.max() - re.min()), 1e-3 * max(float(np.abs(values).max()), 1e-12))
+    span_im = max(float(np.abs(im).max()), 0.25 * span_re)
+    x_lo, x_hi = float(re.min()) - 0.15 * span_re, max(float(re.max()), 0.0) + 0.15 * span_re
+    y_lo, y_hi = -1.2 * span_im, 1.2 * span_im
+    if pseudospectrum and report.matrix is not None and report.size <= pseudospectrum_limit:
+        points = resolution if report.size <= 64 else max(24, resolution // 2)  # O(N^2) per point above 64
+        xs, ys = np.linspace(x_lo, x_hi, points), np.linspace(y_lo, y_hi, points)
+        sigma = sigma_min_grid(report.matrix, xs, ys)
+        scale = float(np.abs(values).max()) or 1.0
+        levels = [scale * 10.0 ** e for e in (-3, -2, -1)]
+        contours = ax.contour(xs, ys, sigma, levels=levels, colors=["#08519c", "#3182bd", "#9ecae1"], linewidths=1)
+        ax.clabel(contours, fmt={lv: f"{lv:.0e}" for lv in levels}, fontsize=7)
+        ax.plot([], [], color="#3182bd", lw=1, label=r"$\epsilon$-pseudospectra")
+    ax.axvline(0.0, color="crimson", lw=1.2, label="Re = 0")
+    ax.scatter(re, im, marker="x", color="k", s=28, zorder=3,
+               label=f"eigenvalues ({'all' if report.eigenvalues_complete else 'rightmost'})")
+    cf = report.closed_form
+    if cf is not None:
+        closed = np.asarray(cf["eigenvalues"], dtype=float)
+        ax.scatter(closed, np.zeros_like(closed), facecolors="none", edgecolors="tab:orange", s=110, lw=1.5, zorder=4,
+                   label=f"closed form x{cf['multiplicity']}" + ("" if cf.get("matched") else " (not matched)"))
+    ax.axvline(report.spectral_abscissa, color="gray", ls=":", lw=1,
+               label=rf"$\alpha$ = {report.spectral_abscissa:.3g} ({report.verdict})")
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_ylim(y_lo, y_hi)
+    ax.set_xlabel(r"Re $\lambda$")
+    ax.set_ylabel(r"Im $\lambda$")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title or f"flow Jacobian, N = {report.size}")
+    t = report.transient
+    if t is not None:
+        times, norms = np.asarray(t.times), np.asarray(t.norms)
+        positive = times > 0
+        bx.loglog(times[positive], norms[positive], color="k", label=r"$\|e^{tJ}\|_2$")
+        bx.loglog(times[positive], np.exp(report.spectral_abscissa * times[positive]), color="gray", ls="--",
+                  label=r"$e^{\alpha t}$")
+        if np.isfinite(t.value) and t.time > 0:
+            bx.plot([t.time], [t.value], "o", color="tab:red", label=f"max {t.value:.3g}")
+        bx.axhline(1.0, color="gray", lw=0.8, ls=":")
+        lo = max(float(norms[positive].min()), 1e-14)
+        bx.set_ylim(lo, 2.0 * max(float(norms.max()), 1.0))
+        bx.set_xlabel("time $t$")
+        bx.set_ylabel(r"$\|\exp(tJ)\|_2$")
+        bx.set_title(rf"transient growth ($\omega$ = {report.numerical_abscissa:.3g})")
+        bx.legend(fontsize=8)
+    else:
+        bx.text(0.5, 0.5, "transient growth not computed", ha="center", va="center", transform=bx.transAxes)
+        bx.set_axis_off()
+    return fig
+
+
+def plot_stability(report, path, **kwargs) -> Path:
+    """Write :func:`stability_figure` to ``path`` (PNG)."""
+    return save(stability_figure(report, **kwargs), path)
+
+
+def scan_figure(scan, approximate=None) -> Figure:
+    """Figures of the random-matrix scan of section 6.7 and, optionally, the approximate-inverse map.
+
+    Panels: (a) numerical spectral abscissa against the closed form (exact inverses) or against ``mu``;
+    (b) numerical abscissa ``omega`` against ``alpha`` with the quadrants ``alpha < 0 < omega`` (Hurwitz,
+    not negative definite); (c) histogram of the transient growth; (d) fraction of stable cases over
+    ``(mu, delta)`` with the boundary ``delta*(mu)`` (if ``approximate`` is given).
+
+    Parameters
+    ----------
+    scan : analysis.scan.ScanResult
+    approximate : analysis.scan.InverseApproximationMap, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import numpy as np
+
+    panels = 4 if approximate is not None else 3
+    fig = Figure(figsize=(4.2 * panels, 3.9))
+    axes = fig.subplots(1, panels)
+    rng = np.random.default_rng(0)
+    show = rng.permutation(scan.cases)[:20000]  # a scatter of 100k points says no more than 20k
+    a = axes[0]
+    if scan.delta == 0.0:
+        a.scatter(scan.closed_form_abscissa[show], scan.abscissa[show], s=2, alpha=0.4, c=scan.depth[show],
+                  cmap="viridis")
+        lim = [float(scan.closed_form_abscissa.min()), float(scan.closed_form_abscissa.max())]
+        a.plot(lim, lim, color="crimson", lw=0.8, label="closed form")
+        a.set_xlabel(r"closed form $-1 + 2\sqrt{\mu(1-\mu)}\cos\frac{\pi}{L+1}$")
+        a.legend(fontsize=8)
+    else:
+        a.scatter(scan.mu[show], scan.abscissa[show], s=2, alpha=0.4, c=scan.depth[show], cmap="viridis")
+        a.set_xlabel(r"$\mu$")
+    a.axhline(0.0, color="k", lw=0.6)
+    a.set_ylabel(r"numerical $\alpha = \max\,\mathrm{Re}\,\lambda$")
+    a.set_title(f"{scan.cases} cases: {100 * scan.fraction_stable:.3f}% stable")
+    b = axes[1]
+    b.scatter(scan.abscissa[show], scan.numerical_abscissa[show], s=2, alpha=0.4, c=scan.depth[show], cmap="viridis")
+    b.axhline(0.0, color="crimson", lw=0.8)
+    b.axvline(0.0, color="crimson", lw=0.8)
+    b.set_yscale("symlog", linthresh=1.0)
+    b.set_xlabel(r"$\alpha$ (spectral abscissa)")
+    b.set_ylabel(r"$\omega = \lambda_{max}((J+J^T)/2)$")
+    b.set_title(f"negative definite: {100 * scan.fraction_negative_definite:.2f}%")
+    c = axes[2]
+    growth = scan.transient_growth[np.isfinite(scan.transient_growth)]
+    c.hist(np.log10(np.maximum(growth, 1.0)), bins=60, color="gray")
+    c.set_yscale("log")
+    c.set_xlabel(r"$\log_{10} \max_t \|e^{tJ}\|_2$")
+    c.set_ylabel("cases")
+    c.set_title(f"transient growth (max {scan.max_transient_growth:.3g})")
+    if approximate is not None:
+        d = axes[3]
+        delta = np.asarray(approximate.delta)
+        positive = delta > 0
+        xs = np.log10(delta[positive])
+        image = d.pcolormesh(xs, approximate.mu, approximate.fraction_stable[:, positive], vmin=0, vmax=1,
+                             cmap="RdYlGn", shading="nearest")
+        fig.colorbar(image, ax=d, label="fraction stable")
+        boundary = approximate.boundary
+        finite = np.isfinite(boundary) & (boundary > 0)
+        d.plot(np.log10(boundary[finite]), approximate.mu[finite], "k.-",
+               label=rf"$\delta^*$ (level {approximate.level})")
+        d.set_xlabel(r"$\log_{10}\delta$ (relative error of $J_g = J_f^{-1} + E$)")
+        d.set_ylabel(r"$\mu$")
+        d.set_title("approximate inverses")
+        d.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_scan(scan, path, approximate=None) -> Path:
+    """Write :func:`scan_figure` to ``path`` (PNG)."""
+    return save(scan_figure(scan, approximate), path)

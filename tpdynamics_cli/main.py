@@ -6,7 +6,7 @@ import importlib
 import sys
 
 #: Sub-command modules of this package, in the order ``tpdynamics --help`` lists them.
-SUBCOMMANDS = ("demo", "equilibrium", "train", "compare", "reproduce")
+SUBCOMMANDS = ("demo", "equilibrium", "stability", "scan", "train", "compare", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

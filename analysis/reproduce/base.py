@@ -44,9 +44,13 @@ class Claim:
         Whether the thesis's qualitative claim holds in this run (``None``: not decidable here,
         e.g. a quantity the thesis does not state).
     robust : bool
-        Whether the claim is expected to hold even in quick mode (the test suite requires those).
+        Whether the verdict is reproducible at quick size (the test suite requires ``holds == expected``
+        for those).
     values : dict
         The numbers behind ``measured``.
+    expected : bool
+        The verdict our full-size measurement gives: ``True`` where we confirm the thesis, ``False``
+        where we find the claim does not hold (a finding, stated in ``measured``).
     """
 
     statement: str
@@ -54,6 +58,7 @@ class Claim:
     holds: bool | None
     robust: bool = True
     values: dict = field(default_factory=dict)
+    expected: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)

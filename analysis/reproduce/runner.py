@@ -173,8 +173,11 @@ def reproduce(names=None, *, quick: bool = False, out="tpdynamics-reproduce", se
 
 
 def _holds(claim) -> str:
-    holds = claim.holds if hasattr(claim, "holds") else claim.get("holds")
-    return {True: "holds", False: "does NOT hold", None: "not decided"}[holds]
+    verdict = {True: "holds", False: "does NOT hold", None: "not decided (no claim to test, or not measurable here)"}
+    text = verdict[claim.holds]
+    if claim.holds is False and not claim.expected:
+        text += " (a finding: the full-size measurement refutes it too)"
+    return text
 
 
 def write_report(records, path, *, quick: bool, jobs: int, seeds, wall: float) -> Path:

@@ -1,2 +1,2 @@
 """The reproduced experiments; importing this package registers them all in ``EXPERIMENTS``."""
-from . import continuous, factorisation, gauss_newton, pseudo_inverse, sherman_morrison, toy  # noqa: F401
+from . import continuous, factorisation, gauss_newton, pseudo_inverse, sherman_morrison, stability, toy  # noqa: F401

@@ -1,0 +1,547 @@
+"""The random-matrix stability scan of section 6.7, batched, and its extension to approximate inverses.
+
+Section 6.7 checked "experimentally that a matrix of this form is always negative definite" on
+100,000 random cases: block-tridiagonal ``J-bar`` (eq. 6.40, ``tau = 1``) with ``-I`` on the
+diagonal, ``(1-mu) J_i`` below and ``mu J_i^{-1}`` above (``i = 2..L``), ``J_i`` Gaussian with a
+randomly selected variance and ``mu`` uniform in ``(0, 0.5)``; the teaching signal is a fixed target
+(``c = 0``). :func:`stability_scan` repeats it over several depths ``L`` and widths ``n``, with the
+eigenvalues of whole batches computed at once (``torch.linalg.eigvals`` / ``eigvalsh`` on ``(B, N, N)``
+tensors), and reports what the claim needs:
+
+* ``fraction_stable`` — ``alpha = max Re lambda < -tol`` (Hurwitz), the criterion that matters;
+* ``fraction_negative_definite`` — ``omega = lambda_max((J + J^T)/2) < -tol``, the thesis's wording;
+* ``worst_abscissa`` — the largest ``alpha`` over the cases;
+* ``max_transient_growth`` — the largest ``max_t ||exp(tJ)||_2``;
+* the distance of every numerical ``alpha`` from the closed form ``(-1 + 2 sqrt(mu(1-mu))
+  cos(pi/(L+1)))`` (:mod:`analysis.spectrum`), i.e. how far rounding moves the computed spectrum of
+  these very non-normal matrices.
+
+Transient growth in the batch: ``G = 1`` exactly when ``omega <= 0``. For the other cases
+``||exp(tJ)||_2`` is estimated on the time grid ``t = 2^(j/2) / 32``, ``j = 0..24`` (``t`` up to 128):
+``exp(t_0 J)`` and ``exp(sqrt(2) t_0 J)`` by ``torch.linalg.matrix_exp``, the rest by repeated
+squaring, each norm as ``sqrt(lambda_max(E^T E))``. Each per-case value is a lower bound of its
+``G``; the cases with the largest estimates are then recomputed exactly with
+:func:`analysis.stability.transient_growth` (``refine`` of them), so ``max_transient_growth`` is exact
+for the case it names.
+
+:func:`approximate_inverse_map` replaces ``J_i^{-1}`` by ``J_i^{-1} + E_i`` with ``||E_i||_F = delta
+||J_i^{-1}||_F`` (``E_i`` Gaussian, rescaled) and maps the fraction of stable cases over a grid of
+``(mu, delta)``; the stability boundary ``delta*(mu)`` is where that fraction crosses a level.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tpdynamics._validation import check_int, check_positive
+
+from .stability import transient_growth
+
+__all__ = ["ScanResult", "stability_scan", "InverseApproximationMap", "approximate_inverse_map",
+           "random_jacobians"]
+
+_EPS = float(np.finfo(np.float64).eps)
+_TIMES = 2.0 ** (np.arange(25) / 2.0) / 32.0
+
+
+def _check_sizes(name: str, values) -> tuple[int, ...]:
+    if isinstance(values, int):
+        values = (values,)
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of positive ints, got {type(values).__name__}.") from None
+    if not values:
+        raise ValueError(f"{name} must not be empty.")
+    return tuple(check_int(f"{name}[{i}]", v, minimum=1) for i, v in enumerate(values))
+
+
+def _check_range(name: str, value, lo: float, hi: float) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (low, high), got {value!r}.") from None
+    if not (lo <= a < b <= hi):
+        raise ValueError(f"{name}={value!r} must satisfy {lo} <= low < high <= {hi}.")
+    return a, b
+
+
+def random_jacobians(depth: int, width: int, mu: torch.Tensor, forward: torch.Tensor, *,
+                     feedback: torch.Tensor | None = None) -> torch.Tensor:
+    """Dense flow Jacobians of eq. (6.40) (``tau = 1``, fixed target) from batches of layer Jacobians.
+
+    Parameters
+    ----------
+    depth, width : int
+        ``L`` and ``n``.
+    mu : Tensor, shape (B,)
+    forward : Tensor, shape (B, L-1, n, n)
+        ``J_{f_2}, ..., J_{f_L}``.
+    feedback : Tensor, shape (B, L-1, n, n), optional
+        ``J_{g_1}, ..., J_{g_{L-1}}``; default the exact inverses ``J_{f_{i+1}}^{-1}``.
+
+    Returns
+    -------
+    Tensor, shape (B, L n, L n)
+        Diagonal blocks ``-I``, lower ``(1-mu) J_{f_{i+1}}``, upper ``mu J_{g_i}``.
+    """
+    B, n, L = mu.shape[0], width, depth
+    if feedback is None:
+        feedback = torch.linalg.inv(forward)
+    J = -torch.eye(L * n, dtype=forward.dtype).repeat(B, 1, 1)
+    m = mu.view(B, 1, 1)
+    for i in range(L - 1):
+        J[:, (i + 1) * n:(i + 2) * n, i * n:(i + 1) * n] = (1 - m) * forward[:, i]
+        J[:, i * n:(i + 1) * n, (i + 1) * n:(i + 2) * n] = m * feedback[:, i]
+    return J
+
+
+def _draw(generator, B, L, n, std_range):
+    """Gaussian layer Jacobians with a random standard deviation per block, redrawn until invertible."""
+    log_lo, log_hi = math.log10(std_range[0]), math.log10(std_range[1])
+    std = 10.0 ** (log_lo + (log_hi - log_lo) * torch.rand(B, max(L - 1, 0), 1, 1, generator=generator,
+                                                             dtype=torch.float64))
+    forward = torch.randn(B, max(L - 1, 0), n, n, generator=generator, dtype=torch.float64) * std
+    inverse, info = torch.linalg.inv_ex(forward)
+    bad = (info != 0) | ~torch.isfinite(inverse).flatten(2).all(-1)
+    while bool(bad.any()):  # probability zero, but a singular draw has no exact inverse
+        redraw = torch.randn(int(bad.sum()), n, n, generator=generator, dtype=torch.float64) * std[bad]
+        forward[bad] = redraw
+        inverse, info = torch.linalg.inv_ex(forward)
+        bad = (info != 0) | ~torch.isfinite(inverse).flatten(2).all(-1)
+    return forward, inverse, std.view(B, -1)
+
+
+def _spectral_norms(E: torch.Tensor) -> torch.Tensor:
+    """``||E_b||_2 = sqrt(lambda_max(E_b^T E_b))`` (batched ``eigvalsh`` of the Gram matrices)."""
+    return torch.linalg.eigvalsh(E.mT @ E)[:, -1].clamp_min(0.0).sqrt()
+
+
+def _transient_estimate(J: torch.Tensor) -> torch.Tensor:
+    """``max_j ||exp(t_j J)||_2`` on the module's time grid (a lower bound of ``G``), shape ``(B,)``."""
+    best = torch.ones(J.shape[0], dtype=J.dtype)
+    for start in (_TIMES[0], _TIMES[1]):
+        E = torch.linalg.matrix_exp(start * J)
+        for _ in range(0, len(_TIMES), 2):
+            norms = _spectral_norms(E)
+            best = torch.maximum(best, torch.where(torch.isfinite(norms), norms, best))
+            E = E @ E  # exp(2 t J) = exp(t J)^2
+    return best
+
+
+@dataclass
+class ScanResult:
+    """Result of :func:`stability_scan`: one entry per random case.
+
+    Attributes
+    ----------
+    depth, width : ndarray of int, shape (C,)
+        ``L`` and ``n`` of each case.
+    mu : ndarray, shape (C,)
+    delta : float
+        Relative feedback perturbation (0: exact inverses, the thesis's scan).
+    abscissa : ndarray, shape (C,)
+        Numerical ``alpha = max Re lambda`` (``torch.linalg.eigvals``).
+    numerical_abscissa : ndarray, shape (C,)
+        ``omega = lambda_max((J + J^T)/2)``.
+    closed_form_abscissa : ndarray, shape (C,)
+        ``(-1 + 2 sqrt(mu(1-mu)) cos(pi/(L+1)))`` (exact inverses only; NaN otherwise).
+    transient_growth : ndarray, shape (C,)
+        Lower bounds of ``max_t ||exp(tJ)||_2`` (exactly 1 where ``omega <= 0``; ``inf`` where ``alpha > tol``).
+    tolerance : ndarray, shape (C,)
+        Verdict tolerance ``sqrt(eps) max|lambda|`` of each case.
+    refined : list of dict
+        Exact transient growth of the cases with the largest estimates.
+    seed : int
+    runtime : float
+        Wall-clock seconds.
+    settings : dict
+    """
+
+    depth: np.ndarray
+    width: np.ndarray
+    mu: np.ndarray
+    delta: float
+    abscissa: np.ndarray
+    numerical_abscissa: np.ndarray
+    closed_form_abscissa: np.ndarray
+    transient_growth: np.ndarray
+    tolerance: np.ndarray
+    refined: list = field(default_factory=list)
+    seed: int = 0
+    runtime: float = 0.0
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def cases(self) -> int:
+        return int(self.mu.shape[0])
+
+    @property
+    def stable(self) -> np.ndarray:
+        return self.abscissa < -self.tolerance
+
+    @property
+    def negative_definite(self) -> np.ndarray:
+        return self.numerical_abscissa < -self.tolerance
+
+    @property
+    def fraction_stable(self) -> float:
+        return float(self.stable.mean())
+
+    @property
+    def fraction_negative_definite(self) -> float:
+        return float(self.negative_definite.mean())
+
+    @property
+    def worst_abscissa(self) -> float:
+        return float(self.abscissa.max())
+
+    @property
+    def max_transient_growth(self) -> float:
+        """Largest transient growth: the exact value of the refined cases where they are the largest."""
+        values = [r["transient_growth"] for r in self.refined]
+        return float(max(values + [float(self.transient_growth.max())]))
+
+    @property
+    def closed_form_error(self) -> np.ndarray:
+        """``|alpha_numerical - alpha_closed_form|`` per case (NaN for approximate inverses)."""
+        return np.abs(self.abscissa - self.closed_form_abscissa)
+
+    def by_shape(self) -> list[dict]:
+        """Summary per ``(L, n)``."""
+        rows = []
+        for L, n in sorted(set(zip(self.depth.tolist(), self.width.tolist()))):
+            m = (self.depth == L) & (self.width == n)
+            row = {"depth": L, "width": n, "cases": int(m.sum()), "fraction_stable": float(self.stable[m].mean()),
+                   "fraction_negative_definite": float(self.negative_definite[m].mean()),
+                   "worst_abscissa": float(self.abscissa[m].max()),
+                   "max_transient_growth": float(self.transient_growth[m].max())}
+            if self.delta == 0.0:
+                row["max_closed_form_error"] = float(np.nanmax(self.closed_form_error[m]))
+            rows.append(row)
+        return rows
+
+    def to_dict(self) -> dict:
+        exact = self.delta == 0.0
+        err = self.closed_form_error
+        out = {
+            "cases": self.cases, "seed": self.seed, "delta": self.delta,
+            "fraction_stable": self.fraction_stable,
+            "fraction_negative_definite": self.fraction_negative_definite,
+            "worst_abscissa": self.worst_abscissa,
+            "max_transient_growth": _finite_or_none(self.max_transient_growth),
+            "fraction_transient_growth_above_1": float((self.transient_growth > 1.0).mean()),
+            "median_transient_growth": float(np.median(self.transient_growth)),
+            "closed_form": {
+                "formula": "alpha = -1 + 2 sqrt(mu (1 - mu)) cos(pi / (L + 1))",
+                "max_error": float(np.nanmax(err)), "median_error": float(np.nanmedian(err)),
+                "verdict_disagreements": int(((self.abscissa < -self.tolerance)
+                                              != (self.closed_form_abscissa < -self.tolerance)).sum()),
+            } if exact else None,
+            "refined_transient_growth": self.refined,
+            "by_shape": self.by_shape(),
+            "runtime_s": self.runtime,
+            "settings": self.settings,
+            "criteria": {"stable": "alpha = max Re lambda < -tol",
+                         "negative_definite": "omega = lambda_max((J+J^T)/2) < -tol",
+                         "tol": "sqrt(eps) * max|lambda| per case",
+                         "transient_growth": "max over t = 2^(j/2)/32, j=0..24, of ||exp(tJ)||_2; "
+                                             "lower bound, exact (1) when omega <= 0; largest cases refined exactly"},
+        }
+        return out
+
+    def to_json(self, path=None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            with open(path, "w") as fh:
+                fh.write(text + "\n")
+        return text
+
+    def to_text(self) -> str:
+        d = self.to_dict()
+        kind = "exact inverses" if self.delta == 0.0 else f"approximate inverses, delta={self.delta:g}"
+        lines = [f"stability scan ({kind}): {self.cases} random cases, seed {self.seed}, {self.runtime:.1f} s",
+                 f"  fraction stable (Hurwitz, alpha < -tol):        {self.fraction_stable:.6f}",
+                 f"  fraction negative definite (omega < -tol):     {self.fraction_negative_definite:.6f}",
+                 f"  worst spectral abscissa:                        {self.worst_abscissa:.6g}",
+                 f"  max transient growth max_t ||exp(tJ)||_2:       {self.max_transient_growth:.6g}",
+                 f"  fraction with transient growth > 1:             {d['fraction_transient_growth_above_1']:.6f}"]
+        if d["closed_form"]:
+            cf = d["closed_form"]
+            lines.append(f"  |alpha - closed form|: max {cf['max_error']:.3g}, median {cf['median_error']:.3g}; "
+                         f"verdicts differing from the closed form: {cf['verdict_disagreements']}")
+        lines.append("  L   n   cases  stable    neg.def.  worst alpha   max growth")
+        for r in d["by_shape"]:
+            lines.append(f"  {r['depth']:<3d} {r['width']:<3d} {r['cases']:<6d} {r['fraction_stable']:<9.4f} "
+                         f"{r['fraction_negative_definite']:<9.4f} {r['worst_abscissa']:<13.5g} "
+                         f"{r['max_transient_growth']:.4g}")
+        return "\n".join(lines)
+
+
+def _finite_or_none(x):
+    return float(x) if math.isfinite(x) else None
+
+
+def _evaluate(J: torch.Tensor, *, transient: bool) -> dict:
+    values = torch.linalg.eigvals(J)
+    alpha = values.real.amax(-1)
+    tol = math.sqrt(_EPS) * values.abs().amax(-1).clamp_min(1e-300)
+    omega = torch.linalg.eigvalsh(0.5 * (J + J.mT))[:, -1]
+    growth = torch.ones_like(alpha)
+    if transient:
+        growth[alpha > tol] = math.inf
+        todo = (omega > 0) & (alpha <= tol)
+        if bool(todo.any()):
+            growth[todo] = _transient_estimate(J[todo])
+    return {"alpha": alpha, "omega": omega, "tol": tol, "growth": growth}
+
+
+def stability_scan(cases: int = 100_000, *, depths=(2, 3, 4, 6), widths=(1, 2, 4, 8), mu_range=(0.0, 0.5),
+                   std_range=(0.1, 10.0), delta: float = 0.0, seed: int = 0, transient: bool = True,
+                   refine: int = 5, chunk_elements: int = 15_000_000, progress: bool = False) -> ScanResult:
+    """Batched random-matrix stability scan of section 6.7 (module docstring).
+
+    Parameters
+    ----------
+    cases : int
+        Number of random cases (the thesis used 100,000).
+    depths, widths : sequence of int
+        Each case draws ``L`` from ``depths`` and ``n`` from ``widths`` uniformly (``N = L n``).
+    mu_range : (float, float)
+        ``mu`` is uniform in this interval (the thesis: ``(0, 0.5)``).
+    std_range : (float, float)
+        Each ``J_i`` has i.i.d. ``N(0, s^2)`` entries with ``log10 s`` uniform in this range ("randomly
+        selected variance"; drawn per block).
+    delta : float
+        Relative Frobenius size of the feedback perturbation ``E_i`` (0: exact inverses).
+    seed : int
+        Seed; the result does not depend on ``chunk_elements``.
+    transient : bool
+        Estimate the transient growth (the costliest part).
+    refine : int
+        Number of cases with the largest estimated growth recomputed exactly.
+    chunk_elements : int
+        Largest ``B N^2`` per batched eigenvalue call (memory).
+    progress : bool
+        Show a tqdm progress bar (on stderr).
+
+    Returns
+    -------
+    ScanResult
+    """
+    cases = check_int("cases", cases, minimum=1)
+    mu_lo, mu_hi = _check_range("mu_range", mu_range, 0.0, 1.0)
+    seed = check_int("seed", seed)
+    generator = torch.Generator().manual_seed(seed)
+    mu = mu_lo + (mu_hi - mu_lo) * torch.rand(cases, generator=generator, dtype=torch.float64)
+    bar = tqdm(total=cases, disable=not progress, desc="stability scan", unit="case", leave=False)
+    try:
+        result = _scan(mu, depths=depths, widths=widths, std_range=std_range, delta=delta, seed=seed,
+                       transient=transient, refine=refine, chunk_elements=chunk_elements, bar=bar)
+    finally:
+        bar.close()
+    result.settings["mu_range"] = [mu_lo, mu_hi]
+    return result
+
+
+def _scan(mu: torch.Tensor, *, depths, widths, std_range, delta, seed, transient, refine, chunk_elements,
+          bar=None) -> ScanResult:
+    """The scan for given ``mu`` values (one per case); see :func:`stability_scan`."""
+    depths, widths = _check_sizes("depths", depths), _check_sizes("widths", widths)
+    std_range = _check_range("std_range", std_range, 1e-300, math.inf)
+    delta = check_positive("delta", delta, allow_zero=True)
+    refine = check_int("refine", refine)
+    chunk_elements = check_int("chunk_elements", chunk_elements, minimum=1)
+    started = time.perf_counter()
+    cases = mu.shape[0]
+    shapes = [(L, n) for L in depths for n in widths]
+    which = torch.randint(len(shapes), (cases,), generator=torch.Generator().manual_seed(_seed(seed, -1)))
+    out = {k: np.empty(cases) for k in ("alpha", "omega", "tol", "growth")}
+    keep = []  # (growth estimate, case, L, n, J) of the largest estimates, for the exact refinement
+    for g, (L, n) in enumerate(shapes):
+        index = torch.nonzero(which == g).flatten()
+        if index.numel() == 0:
+            continue
+        # all random numbers of a shape group are drawn up front, so chunking does not change them
+        group_gen = torch.Generator().manual_seed(_seed(seed, g))
+        forward, inverse, _ = _draw(group_gen, index.numel(), L, n, std_range)
+        feedback = inverse
+        if delta > 0 and L > 1:
+            E = torch.randn(forward.shape, generator=group_gen, dtype=torch.float64)
+            scale = torch.linalg.matrix_norm(inverse) / torch.linalg.matrix_norm(E)
+            feedback = inverse + delta * scale[..., None, None] * E
+        group_mu = mu[index]
+        chunk = max(1, chunk_elements // (L * n) ** 2)
+        for s in range(0, index.numel(), chunk):
+            sl = slice(s, s + chunk)
+            J = random_jacobians(L, n, group_mu[sl], forward[sl], feedback=feedback[sl])
+            res = _evaluate(J, transient=transient)
+            idx = index[sl].numpy()
+            for key in out:
+                out[key][idx] = res[key].numpy()
+            if transient and refine:
+                finite = torch.where(torch.isfinite(res["growth"]), res["growth"], torch.zeros_like(res["growth"]))
+                top = torch.topk(finite, min(refine, len(idx)))
+                for value, j in zip(top.values.tolist(), top.indices.tolist()):
+                    keep.append((value, int(idx[j]), L, n, J[j].numpy().copy()))
+                keep = sorted(keep, key=lambda x: -x[0])[:refine]
+            if bar is not None:
+                bar.update(len(idx))
+    depth_arr = np.array([shapes[int(w)][0] for w in which])
+    width_arr = np.array([shapes[int(w)][1] for w in which])
+    mu_np = mu.numpy()
+    if delta > 0:
+        closed = np.full(cases, np.nan)
+    else:
+        closed = -1.0 + 2.0 * np.sqrt(mu_np * (1.0 - mu_np)) * np.cos(np.pi / (depth_arr + 1))
+    refined = []
+    for value, i, L, n, J in keep:
+        if value <= 1.0:
+            continue
+        exact = transient_growth(J)
+        refined.append({"case": i, "depth": L, "width": n, "mu": float(mu_np[i]), "estimate": value,
+                        "transient_growth": exact.value, "time": exact.time})
+        out["growth"][i] = max(out["growth"][i], exact.value)
+    return ScanResult(depth_arr, width_arr, mu_np, delta, out["alpha"], out["omega"], closed, out["growth"],
+                      out["tol"], refined, seed, time.perf_counter() - started,
+                      {"depths": list(depths), "widths": list(widths), "std_range": list(std_range),
+                       "transient": transient, "refine": refine})
+
+
+def _seed(seed: int, stream: int) -> int:
+    """An independent seed for sub-stream ``stream`` of ``seed``."""
+    return int(np.random.SeedSequence([seed, stream + 1]).generate_state(1)[0])
+
+
+@dataclass
+class InverseApproximationMap:
+    """Fraction of stable cases over ``(mu, delta)`` for approximate inverses ``J_g = J_f^{-1} + E``.
+
+    Attributes
+    ----------
+    mu : ndarray, shape (M,)
+    delta : ndarray, shape (D,)
+    fraction_stable : ndarray, shape (M, D)
+    worst_abscissa : ndarray, shape (M, D)
+    median_abscissa : ndarray, shape (M, D)
+    cases_per_cell : int
+    level : float
+        Level of :attr:`boundary`.
+    settings : dict
+    runtime : float
+    """
+
+    mu: np.ndarray
+    delta: np.ndarray
+    fraction_stable: np.ndarray
+    worst_abscissa: np.ndarray
+    median_abscissa: np.ndarray
+    cases_per_cell: int
+    level: float = 0.5
+    settings: dict = field(default_factory=dict)
+    runtime: float = 0.0
+
+    @property
+    def boundary(self) -> np.ndarray:
+        """``delta*(mu)``: where the fraction stable first drops below ``level`` (log-linear interpolation).
+
+        ``inf`` if it never drops in the grid, ``0`` if it is below already at the smallest delta.
+        """
+        out = np.full(len(self.mu), math.inf)
+        for i, row in enumerate(self.fraction_stable):
+            below = np.nonzero(row < self.level)[0]
+            if below.size == 0:
+                continue
+            j = int(below[0])
+            if j == 0:
+                out[i] = 0.0
+                continue
+            d0, d1, f0, f1 = self.delta[j - 1], self.delta[j], row[j - 1], row[j]
+            w = (f0 - self.level) / (f0 - f1) if f0 != f1 else 0.0
+            if d0 > 0:
+                out[i] = float(np.exp(np.log(d0) + w * (np.log(d1) - np.log(d0))))
+            else:
+                out[i] = float(d0 + w * (d1 - d0))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"mu": self.mu.tolist(), "delta": self.delta.tolist(),
+                "fraction_stable": self.fraction_stable.tolist(), "worst_abscissa": self.worst_abscissa.tolist(),
+                "median_abscissa": self.median_abscissa.tolist(), "cases_per_cell": self.cases_per_cell,
+                "boundary_level": self.level, "boundary_delta": [_finite_or_none(x) for x in self.boundary],
+                "settings": self.settings, "runtime_s": self.runtime,
+                "perturbation": "J_g = J_f^-1 + E, ||E||_F = delta ||J_f^-1||_F, E Gaussian"}
+
+    def table(self) -> str:
+        """The fraction of stable cases as a text table (rows ``mu``, columns ``delta``)."""
+        head = "  mu \\ delta " + " ".join(f"{d:>7.3g}" for d in self.delta) + "   delta*"
+        rows = [head]
+        for m, row, b in zip(self.mu, self.fraction_stable, self.boundary):
+            rows.append(f"  {m:<11.3f} " + " ".join(f"{f:>7.3f}" for f in row) + f"   {b:.3g}")
+        return "\n".join(rows)
+
+    def to_text(self) -> str:
+        return (f"approximate inverses: fraction of stable cases ({self.cases_per_cell} cases per cell; delta* = "
+                f"boundary where it drops below {self.level}), {self.runtime:.1f} s\n" + self.table())
+
+
+def approximate_inverse_map(mu_values=None, delta_values=None, *, cases_per_cell: int = 200, depths=(2, 3, 4, 6),
+                            widths=(1, 2, 4, 8), std_range=(0.1, 10.0), seed: int = 0, level: float = 0.5,
+                            progress: bool = False) -> InverseApproximationMap:
+    """Map the stability boundary of approximate inverses over ``(mu, delta)`` (module docstring).
+
+    Parameters
+    ----------
+    mu_values : array_like, shape (M,), optional
+        Default ``0.025, 0.075, ..., 0.475``.
+    delta_values : array_like, shape (D,), optional
+        Relative perturbation sizes; default ``0`` and 12 log-spaced values from ``1e-3`` to ``10``.
+    cases_per_cell : int
+        Random cases per grid cell (each with its own ``L``, ``n``, ``J_i``, ``E_i``).
+    depths, widths, std_range
+        As in :func:`stability_scan`.
+    seed : int
+    level : float
+        Fraction-stable level of the boundary ``delta*(mu)``.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    InverseApproximationMap
+    """
+    mu_values = np.arange(0.025, 0.5, 0.05) if mu_values is None else np.asarray(mu_values, dtype=float)
+    delta_values = (np.concatenate([[0.0], np.logspace(-3, 1, 12)]) if delta_values is None
+                    else np.asarray(delta_values, dtype=float))
+    if mu_values.ndim != 1 or not np.all((mu_values > 0) & (mu_values < 1)):
+        raise ValueError(f"mu_values must be a 1-D sequence in (0, 1), got {mu_values!r}.")
+    if delta_values.ndim != 1 or not np.all(delta_values >= 0) or not np.all(np.diff(delta_values) > 0):
+        raise ValueError(f"delta_values must be a 1-D increasing sequence of values >= 0, got {delta_values!r}.")
+    cases_per_cell = check_int("cases_per_cell", cases_per_cell, minimum=1)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level={level!r} must be in (0, 1).")
+    started = time.perf_counter()
+    M, D = len(mu_values), len(delta_values)
+    frac, worst, median = np.empty((M, D)), np.empty((M, D)), np.empty((M, D))
+    bar = tqdm(total=M * D, disable=not progress, desc="approximate inverses", unit="cell", leave=False)
+    try:
+        for i, mu in enumerate(mu_values):
+            for j, delta in enumerate(delta_values):
+                res = _scan(torch.full((cases_per_cell,), float(mu), dtype=torch.float64), depths=depths,
+                            widths=widths, std_range=std_range, delta=float(delta), seed=_seed(seed, i * D + j),
+                            transient=False, refine=0, chunk_elements=15_000_000)
+                frac[i, j] = res.fraction_stable
+                worst[i, j] = res.worst_abscissa
+                median[i, j] = float(np.median(res.abscissa))
+                bar.update(1)
+    finally:
+        bar.close()
+    return InverseApproximationMap(mu_values, delta_values, frac, worst, median, cases_per_cell, level,
+                                   {"depths": list(depths), "widths": list(widths), "std_range": list(std_range),
+                                    "seed": seed}, time.perf_counter() - started)
