@@ -186,6 +186,20 @@ def test_iterative_solvers_do_not_call_an_unstable_fixed_point_an_attractor_sile
     assert tp.equilibrium(dyn, solver="ode", initial_state=start, rtol=1e-4).status == "diverged"
 
 
+def test_check_stability_flags_an_unstable_fixed_point_and_auto_follows_the_flow():
+    dyn = _unstable_problem()
+    start = torch.tensor([[1.0, 1.0]])
+    newton = tp.equilibrium(dyn, solver="newton", initial_state=start, tol=1e-5, check_stability=True)
+    assert newton.status == "unstable_fixed_point" and not newton.success
+    assert float(newton.spectral_abscissa[0]) == pytest.approx(11.0, rel=1e-3)  # -1 + sqrt(0.16 * 900)
+    auto = tp.equilibrium(dyn, initial_state=start, tol=1e-5, rtol=1e-4, check_stability=True)
+    assert auto.solver.startswith("anderson (unstable fixed point)") or "unstable" in auto.solver
+    assert auto.status == "diverged"  # the flow runs away from the saddle
+    _, _, _, stable = make_problem()
+    ok = tp.equilibrium(stable, check_stability=True)
+    assert ok.success and bool((ok.spectral_abscissa < 0).all())
+
+
 def test_inverse_domain_error_is_a_status():
     _, _, _, dyn = make_problem((3, 3, 3), nonlinearity="tanh", output="tanh", mu=0.4,
                                 target=lambda out: torch.full_like(out, 4.0))

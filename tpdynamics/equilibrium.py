@@ -20,7 +20,8 @@ Solvers (registry :data:`EQUILIBRIUM_SOLVERS`):
     Anderson, then Newton, then integration, each from the initial state, until one converges.
 
 The iterative solvers find *a* fixed point near the initial state (the forward pass); the ODE
-path finds the attractor the flow actually reaches. Gradients: by default (``gradient='implicit'``)
+path finds the attractor the flow actually reaches. ``check_stability=True`` verifies the fixed point
+(an unstable one sends ``auto`` on to integration). Gradients: by default (``gradient='implicit'``)
 the solvers build no autograd graph and the converged state carries the implicit-function-theorem
 gradient ``d h*/d theta = -J^{-1} dF/d theta``; ``gradient='solver'`` or ``'adjoint'`` backpropagate
 through torchdiffeq instead.
@@ -47,7 +48,8 @@ MAX_ITERATIONS = "max_iterations"
 DIVERGED = "diverged"
 DOMAIN_ERROR = "domain_error"
 STEP_UNDERFLOW = "step_size_underflow"
-STATUSES = (CONVERGED, MAX_TIME, MAX_STEPS, MAX_ITERATIONS, DIVERGED, DOMAIN_ERROR, STEP_UNDERFLOW)
+UNSTABLE = "unstable_fixed_point"
+STATUSES = (CONVERGED, MAX_TIME, MAX_STEPS, MAX_ITERATIONS, DIVERGED, DOMAIN_ERROR, STEP_UNDERFLOW, UNSTABLE)
 
 _ADAPTIVE_METHODS = {"dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun"}
 
@@ -70,7 +72,8 @@ class EquilibriumResult:
         Evaluations of the right-hand side (including residual checks and Newton's line search).
     status : str
         One of ``converged``, ``max_time``, ``max_steps``, ``max_iterations``, ``diverged``,
-        ``domain_error``, ``step_size_underflow``.
+        ``domain_error``, ``step_size_underflow``, ``unstable_fixed_point`` (an iterative solver
+        converged to a fixed point that the flow does not approach; only with ``check_stability``).
     message : str
         Human-readable explanation, with the fix where there is one.
     solver : str
@@ -83,6 +86,8 @@ class EquilibriumResult:
         Iterations of the iterative solvers (Anderson or Newton) taken.
     state_sizes : tuple of int
         Block sizes of the state (``(n_1, ..., n_L)``).
+    spectral_abscissa : Tensor, shape (B,), optional
+        ``max Re lambda`` of the flow Jacobian at ``state`` per sample (with ``check_stability``).
     """
 
     state: torch.Tensor
@@ -98,6 +103,7 @@ class EquilibriumResult:
     iterations: int = 0
     state_sizes: tuple = ()
     trajectory: list = field(default_factory=list, repr=False)
+    spectral_abscissa: torch.Tensor | None = None
 
     @property
     def success(self) -> bool:
@@ -129,6 +135,7 @@ class EquilibriumResult:
             "solver": self.solver,
             "tol": self.tol,
             "message": self.message,
+            "spectral_abscissa": None if self.spectral_abscissa is None else self.spectral_abscissa.tolist(),
         }
         if include_state:
             out["state"] = [b.detach().tolist() for b in self.layers]
@@ -168,6 +175,7 @@ class _Options:
     check_growth: float
     max_iterations: int | None
     record: bool
+    check_stability: bool = False
 
 
 def _result(dynamics, state, *, t, status, message, solver, opts, n_steps=0, iterations=0,
@@ -419,6 +427,28 @@ class NewtonSolver(EquilibriumSolver):
         return torch.where(torch.isfinite(norm), norm, torch.full_like(norm, math.inf))
 
 
+def check_fixed_point_stability(dynamics, result: EquilibriumResult) -> EquilibriumResult:
+    """Set ``result.spectral_abscissa`` and mark a converged but unstable fixed point ``unstable_fixed_point``.
+
+    ``alpha_b = max Re lambda(J_b)`` from the dense flow Jacobian of every sample (``O(B N^3)``); a
+    sample is unstable when ``alpha_b >= -sqrt(eps) max |lambda|``. The thorough report (non-normality,
+    transient growth, sparse methods for large ``N``) is :func:`analysis.stability_report`.
+    """
+    with torch.no_grad():
+        values = torch.linalg.eigvals(dynamics.jacobian_blocks(result.state.detach()).to_dense())
+    alpha = values.real.amax(-1)
+    tolerance = math.sqrt(torch.finfo(values.real.dtype).eps) * values.abs().amax(-1)
+    result.spectral_abscissa = alpha
+    unstable = alpha >= -tolerance
+    if result.success and bool(unstable.any()):
+        samples = torch.nonzero(unstable).flatten().tolist()
+        result.status = UNSTABLE
+        result.message = (f"{result.message} But the fixed point is not stable for sample(s) {samples[:10]} "
+                          f"(max Re lambda = {float(alpha.max()):.3g}): the flow does not settle there. Use "
+                          "solver='ode' for the attractor the dynamics reach.")
+    return result
+
+
 @EQUILIBRIUM_SOLVERS.register("auto")
 class AutoSolver(EquilibriumSolver):
     """Anderson acceleration, then Newton, then integration, each from the initial state, until one converges.
@@ -431,13 +461,18 @@ class AutoSolver(EquilibriumSolver):
         attempts = []
         for name, cls in (("anderson", AndersonSolver), ("newton", NewtonSolver)):
             result = cls().solve(dynamics, initial, opts)
+            iterations = result.iterations
+            if result.success and opts.check_stability:
+                check_fixed_point_stability(dynamics, result)
+                if result.status == UNSTABLE:  # Newton would find the same point: follow the flow instead
+                    attempts.append(f"{name} (unstable fixed point)")
+                    break
             if result.success:
                 if attempts:
                     result.solver = "->".join(attempts + [name])
                     result.message += " (" + "; ".join(f"{a} failed first" for a in attempts) + ")"
                 return result
             attempts.append(name)
-            iterations = result.iterations
         result = ODESolver().solve(dynamics, initial, opts)
         result.solver = "->".join(attempts + ["ode"])
         result.iterations = iterations
@@ -448,7 +483,8 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
                 rtol: float | None = None, atol: float | None = None, options: dict | None = None,
                 t_max: float | None = None, max_steps: int = 100_000, gradient: str = "implicit",
                 check_interval: float | None = None, check_growth: float = 1.25,
-                max_iterations: int | None = None, record: bool = False, strict: bool = False) -> EquilibriumResult:
+                max_iterations: int | None = None, record: bool = False, check_stability: bool = False,
+                strict: bool = False) -> EquilibriumResult:
     """Bring a dynamics module to equilibrium ``dh/dt = 0`` (the fixed point of eq. 6.5).
 
     Parameters
@@ -485,6 +521,11 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
         Iteration limit of the Anderson (default 300) and Newton (default 50) solvers.
     record : bool
         Keep ``(t, state)`` at every residual check in ``result.trajectory`` (ODE path).
+    check_stability : bool
+        Compute each sample's spectral abscissa at the result (dense eigenvalues, ``O(B N^3)``). A fixed
+        point found by Anderson or Newton that is not stable gets status ``unstable_fixed_point``; with
+        ``solver='auto'`` integration takes over instead. Without it the iterative solvers may return
+        an unstable fixed point (they solve ``dh/dt = 0``, they do not follow the flow).
     strict : bool
         Raise :class:`EquilibriumNotReachedError` instead of returning a non-converged result.
 
@@ -516,6 +557,7 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
         max_steps=check_int("max_steps", max_steps, minimum=1), gradient=gradient,
         check_interval=check_positive("check_interval", dynamics.tau if check_interval is None else check_interval),
         check_growth=check_positive("check_growth", check_growth), record=bool(record),
+        check_stability=bool(check_stability),
         max_iterations=None if max_iterations is None else check_int("max_iterations", max_iterations, minimum=0),
     )
     if opts.check_growth <= 1.0:
@@ -528,6 +570,8 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
     else:
         dynamics.check_state(initial_state, "initial_state")
     result = solver_cls().solve(dynamics, initial_state, opts)
+    if opts.check_stability and result.spectral_abscissa is None and result.status == CONVERGED:
+        check_fixed_point_stability(dynamics, result)
     if opts.gradient == "implicit":
         result.state = attach_implicit_gradient(dynamics, result.state) if result.success else result.state.detach()
     if strict:
