@@ -1,0 +1,89 @@
+"""Fast checks of the student-teacher reproduction helpers (the quick experiments run in tests/test_reproduce.py)."""
+import math
+
+import pytest
+
+from analysis.reproduce import EXPERIMENTS
+from analysis.reproduce.experiments import student_teacher as st
+
+NAMES = ("fig5.7-5.8-student-teacher-ei", "fig5.13-deep-ai", "fig5.14-5.17-equal-ai", "fig5.18-5.19-contracting-ai")
+
+
+def _run(status="completed", test=(10.0, 5.0, 2.0), diagnostics=None):
+    return {"status": status, "message": "", "steps": 1, "train_loss": list(test), "test_loss": list(test),
+            "hyperparameters": {}, "diagnostics": diagnostics or {}}
+
+
+def test_registered_with_thesis_settings():
+    for name in NAMES:
+        experiment = EXPERIMENTS.get(name)()
+        assert experiment.thesis_says and experiment.reference.startswith("figure")
+        full, quick = experiment.settings(False), experiment.settings(True)
+        assert quick["epochs"] < full["epochs"] == 60
+        assert quick["methods"] == full["methods"]
+        assert experiment.seeds(True, None) <= experiment.seeds(False, None)
+    assert EXPERIMENTS.get(NAMES[0])().seeds(False, None) == 7
+    assert EXPERIMENTS.get(NAMES[2])().seeds(False, None) == 15
+
+
+def test_exact_inverse_experiment_has_a_float32_task_per_seed():
+    experiment = EXPERIMENTS.get(NAMES[0])()
+    tasks = experiment.tasks(experiment.settings(True), 3)
+    assert [t["dtype"] for t in tasks].count("float32") == 3 and len(tasks) == 6
+    assert {t["seed"] for t in tasks} == {0, 1, 2}
+
+
+def test_final_values_mark_diverged_runs():
+    results = [{"methods": {"a": _run()}}, {"methods": {"a": _run(status="diverged", test=(10.0,))}}]
+    values = st.final_values(results, "a")
+    assert values[0] == 2.0 and math.isnan(values[1])
+
+
+def test_ratio_of_means_pairs_the_seeds_where_both_completed():
+    a, b = [1.0, 2.0, math.nan], [2.0, 4.0, 1.0]
+    assert st.ratio_of_means(a, b) == pytest.approx(3.0 / 6.0)
+    assert math.isnan(st.ratio_of_means([math.nan], [1.0]))
+    low, high = st.bootstrap_ratio_interval([1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 5.0, 9.0])
+    assert low <= st.ratio_of_means([1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 5.0, 9.0]) <= high
+    assert st.bootstrap_ratio_interval([1.0, 2.0], [2.0, 3.0]) == st.bootstrap_ratio_interval([1.0, 2.0], [2.0, 3.0])
+    assert all(math.isnan(v) for v in st.bootstrap_ratio_interval([1.0], [2.0]))
+
+
+def test_upward_movement_is_zero_for_a_decreasing_curve():
+    assert st.upward_movement([100.0, 10.0, 1.0]) == 0.0
+    assert st.upward_movement([100.0, 10.0, 100.0, 1.0]) == pytest.approx(1.0)
+
+
+def test_late_and_early_means_of_per_layer_diagnostics():
+    per_epoch = [[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [math.nan, 40.0], [5.0, 50.0], [6.0, 60.0]]
+    assert st.late_mean(per_epoch) == pytest.approx(5.5)          # last third: epochs 5-6
+    assert st.late_mean(per_epoch, layer=2) == pytest.approx(55.0)
+    assert st.early_mean(per_epoch) == 1.0
+    assert math.isnan(st.late_mean([]))
+
+
+def test_curve_and_diagnostic_means_use_the_runs_still_going():
+    results = [{"methods": {"a": _run(test=(4.0, 2.0, 1.0), diagnostics={"x": [[1.0], [3.0]]})}},
+               {"methods": {"a": _run(status="diverged", test=(4.0,), diagnostics={})}}]
+    mean, low, high = st.curve_mean(results, "a", "test_loss")
+    assert mean == [4.0, 2.0, 1.0] and low[0] == high[0] == 4.0
+    assert st.diagnostic_mean(results, "a", "x") == [1.0, 3.0]
+
+
+def test_undecidable_verdicts_are_none():
+    assert st._decided(True, 0.5) is True and st._decided(False, math.nan) is None
+    assert st._decided(False, math.inf) is False
+    assert st._all([math.nan, 0.995, 0.999], lambda v: v > 0.99) is True
+    assert st._all([math.nan], lambda v: v > 0.99) is None
+    assert st._both(True, None) is None and st._both(None, False) is False and st._both(True, True) is True
+
+
+def test_summarize_runs_on_a_tiny_equal_layer_run():
+    experiment = EXPERIMENTS.get(NAMES[2])()
+    settings = {**experiment.settings(True), "epochs": 1, "batches_per_epoch": 2, "n_train": 64, "n_test": 50,
+                "diagnostics_every": 1}
+    results = [experiment.run_task(settings, {"seed": s}) for s in (0, 1)]
+    assert set(results[0]["methods"]) == set(settings["methods"])
+    summary = experiment.summarize(settings, results)
+    assert summary.claims and all(c.holds in (True, False, None) for c in summary.claims)
+    assert set(summary.data["methods"]) == set(settings["methods"])
