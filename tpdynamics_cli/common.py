@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from pathlib import Path
 
 import torch
 
 import tpdynamics as tp
+from tpdynamics.serialization import jsonable, write_json
 
 
 def layer_sizes(text: str) -> list[int]:
@@ -77,29 +76,14 @@ def build_mixture(args, network: tp.LayeredNetwork) -> tp.MixtureDynamics:
     return tp.MixtureDynamics(network, h0, mu=args.mu, tau=args.tau, label=label, eta_hat=args.eta_hat)
 
 
-def jsonable(value):
-    """Make tensors, tuples and non-finite floats JSON-serialisable (non-finite -> None)."""
-    if isinstance(value, torch.Tensor):
-        return jsonable(value.detach().tolist())
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def emit_json(destination: str | None, payload: dict) -> None:
     """Write ``payload`` to ``destination`` (a path, or ``'-'`` for stdout); no-op if ``None``."""
     if destination is None:
         return
-    text = json.dumps(jsonable(payload), indent=2)
     if destination == "-":
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(json.dumps(jsonable(payload), indent=2) + "\n")
     else:
-        Path(destination).parent.mkdir(parents=True, exist_ok=True)
-        Path(destination).write_text(text + "\n")
+        write_json(destination, payload)
 
 
 def say(args, message: str) -> None:

@@ -5,7 +5,6 @@ A failed experiment does not stop the others: its error is written to its JSON a
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing
 import os
 import platform
@@ -20,26 +19,10 @@ import torch
 from tqdm.auto import tqdm
 
 import tpdynamics
+from tpdynamics.serialization import jsonable
 
 from ..plotting import save
 from .base import EXPERIMENTS, Experiment
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return _jsonable(value.detach().tolist())
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        try:
-            value = value.item()
-        except (ValueError, TypeError):
-            pass
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 @dataclass
@@ -60,7 +43,7 @@ class ExperimentRecord:
     files: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return _jsonable({"name": self.name, "title": self.title, "reference": self.reference,
+        return jsonable({"name": self.name, "title": self.title, "reference": self.reference,
                           "thesis_says": self.thesis_says, "status": self.status, "seconds": self.seconds,
                           "settings": self.settings, "seeds": self.seeds,
                           "claims": [c.to_dict() if hasattr(c, "to_dict") else c for c in self.claims],

@@ -33,6 +33,7 @@ import torch
 from .._validation import check_int, check_positive
 from ..errors import TPDynamicsError, TPDynamicsWarning
 from ..network import make_generator
+from ..serialization import jsonable
 from .data import StudentTeacherProblem, derived_seed, mean_squared_error, student_teacher, toy_example
 from .diagnostics import sherman_morrison_summary
 from .presets import THESIS_PRESETS, home_preset, resolve_hyperparameters
@@ -280,20 +281,6 @@ def _nanmean(values):
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def _jsonable(value):
-    if isinstance(value, torch.Tensor):
-        return _jsonable(value.detach().tolist())
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, torch.dtype):
-        return str(value).replace("torch.", "")
-    return value
-
-
 @dataclass
 class ExperimentResult:
     """The results of :func:`run_experiment`: one :class:`TrainingResult` per method.
@@ -325,7 +312,7 @@ class ExperimentResult:
                "results": [r.to_dict() for r in self.results.values()]}
         if len(self.results) == 1:
             out = {**out["results"][0], **out}
-        return _jsonable(out)
+        return jsonable(out)
 
     def write_json(self, path) -> Path:
         path = Path(path)
