@@ -46,7 +46,7 @@ class ExperimentRecord:
         return jsonable({"name": self.name, "title": self.title, "reference": self.reference,
                           "thesis_says": self.thesis_says, "status": self.status, "seconds": self.seconds,
                           "settings": self.settings, "seeds": self.seeds,
-                          "claims": [c.to_dict() if hasattr(c, "to_dict") else c for c in self.claims],
+                          "claims": [c.to_dict() for c in self.claims],
                           "data": self.data, "error": self.error, "files": self.files})
 
 
@@ -179,8 +179,8 @@ def write_report(records, path, *, quick: bool, jobs: int, seeds, wall: float) -
         "|---|---|---|---|---|",
     ]
     for r in records:
-        decided = [c for c in r.claims if (c.holds if hasattr(c, "holds") else c["holds"]) is not None]
-        held = sum(1 for c in decided if (c.holds if hasattr(c, "holds") else c["holds"]))
+        decided = [c for c in r.claims if c.holds is not None]
+        held = sum(1 for c in decided if c.holds)
         lines.append(f"| [{r.name}](#{r.name}) | {r.reference} | {r.status} | "
                      f"{held}/{len(decided)} | {r.seconds:.1f} |")
     for r in records:
@@ -191,9 +191,7 @@ def write_report(records, path, *, quick: bool, jobs: int, seeds, wall: float) -
                       (r.error or "").strip()[-3000:], "```"]
             continue
         for c in r.claims:
-            statement = c.statement if hasattr(c, "statement") else c["statement"]
-            measured = c.measured if hasattr(c, "measured") else c["measured"]
-            lines.append(f"- **Thesis:** {statement}  \n  **Measured:** {measured}  \n  **Verdict:** {_holds(c)}")
+            lines.append(f"- **Thesis:** {c.statement}  \n  **Measured:** {c.measured}  \n  **Verdict:** {_holds(c)}")
         settings = ", ".join(f"{k}={v}" for k, v in r.settings.items())
         lines += ["", f"Settings: {settings}."]
     Path(path).write_text("\n".join(lines) + "\n")
