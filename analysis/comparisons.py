@@ -171,7 +171,7 @@ def update_alignment(*, mus=(0.2, 0.1, 0.05, 0.025, 0.0125), modes=("single_phas
         errors = []
         for mu in sweep:
             model = get_model(mode, mu=0.2 if mu is None else mu, eta_hat=eta_hat, learning_rate=1.0,
-                              compensate_layer_factor=True, tol=1e-13)
+                              compensate_layer_factor=True, tol=1e-12)
             continuous = model.weight_velocities(net, h0, y)
             layer_errors = []
             for i, (c, d) in enumerate(zip(continuous, discrete), start=1):
@@ -381,7 +381,7 @@ def section_6_8_predictions(*, depth: int = 5, width: int = 4, mus=(0.3, 0.2, 0.
     e_tp = _tp_signal(net, h0, y, eta_hat)
     decay = {"ratio": {}, "fitted_log_factor": {}, "predicted_log_factor": {}}
     for mu in mus:
-        model = get_model("single_phase", mu=mu, eta_hat=eta_hat, tol=1e-13)
+        model = get_model("single_phase", mu=mu, eta_hat=eta_hat, tol=1e-12)
         signal = model.learning_signal(net, h0, y).signal
         ratios = [float(s.norm() / e.norm()) for s, e in zip(signal, e_tp)]
         exponents = [depth + 1 - i for i in range(1, depth + 1)]
@@ -395,7 +395,7 @@ def section_6_8_predictions(*, depth: int = 5, width: int = 4, mus=(0.3, 0.2, 0.
     for name in ("single_phase", "two_phase"):
         out = {"cosine": {}, "relative_error": {}}
         for mu in mus:
-            model = get_model(name, mu=mu, eta_hat=eta_hat, tol=1e-13)
+            model = get_model(name, mu=mu, eta_hat=eta_hat, tol=1e-12)
             scaled = model.learning_signal(net, h0, y).scaled()
             out["cosine"][str(mu)] = [_cosine(s, e) for s, e in zip(scaled, e_tp)]
             out["relative_error"][str(mu)] = [float((s - e).norm() / e.norm()) for s, e in zip(scaled, e_tp)]
@@ -406,7 +406,7 @@ def section_6_8_predictions(*, depth: int = 5, width: int = 4, mus=(0.3, 0.2, 0.
         reconstruction[name] = out
     reconstruction["predicted_single_phase_slope"] = -(depth - 1)
     # (3) multiplexed: no decay
-    model = get_model("multiplexed", eta_hat=eta_hat, tol=1e-13)
+    model = get_model("multiplexed", eta_hat=eta_hat, tol=1e-12)
     signal = model.learning_signal(net, h0, y).signal
     ratios = [float(s.norm() / e.norm()) for s, e in zip(signal, e_tp)]
     multiplexed = {"ratio": ratios, "fitted_log_slope_vs_depth":
