@@ -8,10 +8,10 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "reproduce", help="regenerate the thesis's experiments (figures, JSON, REPORT.md)",
         description="Regenerate each experiment into OUT/NAME.png and OUT/NAME.json, and OUT/REPORT.md with what the "
-                    "thesis states, what we measured (seeds, 95%% intervals) and whether the claim holds. "
+                    "thesis states, what we measured (seeds, 95 % intervals) and whether the claim holds. "
                     "A failed experiment is reported and does not stop the others.")
     p.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (default: all; see --list)")
-    p.add_argument("--quick", action="store_true", help="reduced sizes (a few minutes in total on 2 cores)")
+    p.add_argument("--quick", action="store_true", help="reduced sizes (about 30 s in total with --jobs 2 on 2 cores)")
     p.add_argument("--out", default="tpdynamics-reproduce", help="output folder (default ./tpdynamics-reproduce)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per experiment (default: the thesis's counts)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for experiments and seeds (default 1)")
@@ -25,7 +25,7 @@ def run(args) -> int:
     if args.list:
         for name in EXPERIMENTS.names():
             cls = EXPERIMENTS.get(name)
-            say(args, f"{name:<34s} {cls.reference:<34s} {cls.title}")
+            say(args, f"{name:<30s} {cls.title}\n{'':<30s} thesis: {cls.reference}")
         return 0
     names = resolve_names(args.names)
     records = reproduce(names, quick=args.quick, out=args.out, seeds=args.seeds, jobs=args.jobs)
