@@ -20,7 +20,6 @@ matplotlib figure:
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import dataclass, field
 
@@ -32,6 +31,7 @@ from tqdm.auto import tqdm
 import tpdynamics as tp
 from tpdynamics.continuous import get_model, integrate_weights, trainable_feedback
 from tpdynamics.theory import propagate_error
+from tpdynamics.serialization import write_json
 from tpdynamics.training import get_learning_rule, student_teacher
 
 from .plotting import save
@@ -40,14 +40,6 @@ from .plotting import save
 DISCRETE_COUNTERPART = {"single_phase": "tp-ei", "two_phase": "dtp-ai", "multiplexed": "dtp-ai"}
 #: Feedback form of each comparison: exact inverses for the single-phase network, learned otherwise.
 FEEDBACK_OF_MODE = {"single_phase": "exact", "two_phase": "learned", "multiplexed": "learned"}
-
-
-def _dump(payload: dict, path) -> str:
-    text = json.dumps(payload, indent=2, default=float)
-    if path is not None:
-        with open(path, "w") as fh:
-            fh.write(text + "\n")
-    return text
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -114,7 +106,7 @@ class AlignmentResult:
         return {"comparison": "alignment", "rows": self.rows, "slopes": self.slopes, "settings": self.settings}
 
     def to_json(self, path=None) -> str:
-        return _dump(self.to_dict(), path)
+        return write_json(path, self.to_dict())
 
     def figure(self) -> Figure:
         fig = Figure(figsize=(10, 3.6), layout="constrained")
@@ -211,7 +203,7 @@ class TrajectoryComparison:
                 "diverged": self.diverged, "settings": self.settings}
 
     def to_json(self, path=None) -> str:
-        return _dump(self.to_dict(), path)
+        return write_json(path, self.to_dict())
 
     def figure(self) -> Figure:
         fig = Figure(figsize=(6, 4), layout="constrained")
@@ -328,7 +320,7 @@ class PredictionsResult:
                 "multiplexed": self.multiplexed, "settings": self.settings}
 
     def to_json(self, path=None) -> str:
-        return _dump(self.to_dict(), path)
+        return write_json(path, self.to_dict())
 
     def figure(self) -> Figure:
         fig = Figure(figsize=(13, 3.8), layout="constrained")

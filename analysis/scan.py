@@ -30,7 +30,6 @@ for the case it names.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from tpdynamics._validation import check_int, check_positive
+from tpdynamics.serialization import write_json
 
 from .stability import transient_growth
 
@@ -257,11 +257,7 @@ class ScanResult:
         return out
 
     def to_json(self, path=None) -> str:
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text + "\n")
-        return text
+        return write_json(path, self.to_dict())
 
     def to_text(self) -> str:
         d = self.to_dict()

@@ -37,7 +37,6 @@ Arnoldi with shift-invert as fallback).
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ import tpdynamics as tp
 from tpdynamics._validation import check_int, check_positive
 from tpdynamics.errors import TPDynamicsError, TPDynamicsWarning
 from tpdynamics.registry import Registry
+from tpdynamics.serialization import write_json
 
 from .jacobian import BlockJacobian, jacobian as assemble_jacobian
 from .spectrum import THESIS_FORMULA, StructuredSpectrum, exact_inverse_spectrum, structured_spectrum
@@ -638,11 +638,7 @@ class StabilityReport:
 
     def to_json(self, path=None) -> str:
         """The :meth:`to_dict` payload as JSON text, also written to ``path`` if given."""
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text + "\n")
-        return text
+        return write_json(path, self.to_dict())
 
     def to_text(self) -> str:
         """A human-readable summary."""

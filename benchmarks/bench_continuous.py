@@ -20,7 +20,6 @@ import time
 
 import torch
 
-import tpdynamics as tp
 from tpdynamics.continuous import get_model, integrate_weights
 from tpdynamics.training import get_learning_rule, student_teacher
 

@@ -9,8 +9,6 @@ at equilibrium (eq. 6.17). Divided by the layer factor (mu/(1-mu))^(L+1-i) this 
 import sys
 from pathlib import Path
 
-import torch
-
 from analysis.comparisons import discrete_update, learning_trajectories
 from tpdynamics.continuous import get_model
 from tpdynamics.training import student_teacher

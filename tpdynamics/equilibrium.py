@@ -29,7 +29,6 @@ through torchdiffeq instead.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ import torchdiffeq
 from ._validation import check_int, check_positive
 from .errors import DivergenceError, EquilibriumNotReachedError, InverseDomainError, SingularMatrixError
 from .registry import Registry
+from .serialization import write_json
 
 CONVERGED = "converged"
 MAX_TIME = "max_time"
@@ -142,11 +142,7 @@ class EquilibriumResult:
         return out
 
     def to_json(self, path=None, **kwargs) -> str:
-        text = json.dumps(self.to_dict(**kwargs), indent=2)
-        if path is not None:
-            with open(path, "w") as fh:
-                fh.write(text + "\n")
-        return text
+        return write_json(path, self.to_dict(**kwargs))
 
 
 class EquilibriumSolver:

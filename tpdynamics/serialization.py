@@ -30,9 +30,10 @@ def jsonable(value):
 
 
 def write_json(path, payload) -> str:
-    """Write ``jsonable(payload)`` to ``path`` (indented, parents created) and return the text."""
+    """Return ``jsonable(payload)`` as indented JSON text, also written to ``path`` (parents created) unless None."""
     text = json.dumps(jsonable(payload), indent=2)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text + "\n")
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
     return text

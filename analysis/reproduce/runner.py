@@ -22,7 +22,7 @@ import tpdynamics
 from tpdynamics.serialization import jsonable
 
 from ..plotting import save
-from .base import EXPERIMENTS, Experiment
+from .base import EXPERIMENTS
 
 
 @dataclass

@@ -36,7 +36,7 @@ import torch
 
 from .._validation import check_mu, check_positive
 from ..dynamics import MixtureDynamics, MultiplexedDynamics
-from ..equilibrium import EquilibriumResult, equilibrium
+from ..equilibrium import equilibrium
 from ..errors import EquilibriumNotReachedError
 from ..layers import ExactInverseFeedback, FixedRandomFeedback
 from ..network import LayeredNetwork
