@@ -19,7 +19,6 @@ matplotlib figure:
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
@@ -29,10 +28,12 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 import tpdynamics as tp
+from tpdynamics._validation import check_int, check_positive
 from tpdynamics.continuous import get_model, integrate_weights, trainable_feedback
-from tpdynamics.theory import propagate_error
 from tpdynamics.serialization import write_json
-from tpdynamics.training import get_learning_rule, student_teacher
+from tpdynamics.theory import layer_factor
+from tpdynamics.training import (get_learning_rule, mean_and_interval, mean_squared_error, student_teacher,
+                                 tp_signal)
 
 from .plotting import save
 
@@ -56,19 +57,28 @@ def perturb_feedback(network: tp.LayeredNetwork, relative_size: float, generator
 def discrete_update(method: str, network: tp.LayeredNetwork, h0: torch.Tensor, y: torch.Tensor, **hyper) -> list:
     """``Delta W_i`` of one step of a registered rule, without changing ``network``.
 
-    The step runs on a deep copy; for rules that need batch size 1 (Sherman–Morrison) the updates of
-    the samples, each from the same starting weights, are averaged — the mean-over-batch update of
-    Appendix A.
+    The step is :meth:`LearningRule.weight_updates` (run on copies); for rules that need batch size 1
+    (Sherman–Morrison) the updates of the samples, each from the same starting weights, are averaged —
+    the mean-over-batch update of Appendix A.
+
+    Parameters
+    ----------
+    method : str or LearningRule subclass
+        A registered rule, e.g. ``"tp-ei"`` or ``"dtp-ai"``.
+    h0 : Tensor, shape (B, n_0)
+    y : Tensor, shape (B, n_L)
+    **hyper
+        Hyper-parameters of the rule (``eta``, ``eta_hat``, ...).
+
+    Returns
+    -------
+    list of Tensor
+        Entry ``i - 1`` is ``Delta W_i``, shape ``(n_i, n_{i-1})``.
     """
     rule = get_learning_rule(method, **hyper)
     batches = [(h0[b:b + 1], y[b:b + 1]) for b in range(h0.shape[0])] if rule.sherman_morrison else [(h0, y)]
-    total = None
-    for x, t in batches:
-        clone = copy.deepcopy(network)
-        rule.step(clone, x, t)
-        update = [(a.weight - b.weight).detach() for a, b in zip(clone.layers, network.layers)]
-        total = update if total is None else [s + u for s, u in zip(total, update)]
-    return [u / len(batches) for u in total]
+    updates = [rule.weight_updates(network, x, t) for x, t in batches]
+    return [sum(layer) / len(batches) for layer in zip(*updates)]
 
 
 def _alignment_problem(mode, layers, nonlinearity, batch, feedback_noise, seed):
@@ -91,8 +101,18 @@ def _fit_slope(x, y) -> float | None:
     return float(np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)[0])
 
 
+class _Comparison:
+    """``to_json`` and ``save_figure`` of the comparison results, from their ``to_dict`` and ``figure``."""
+
+    def to_json(self, path=None) -> str:
+        return write_json(path, self.to_dict())
+
+    def save_figure(self, path):
+        return save(self.figure(), path)
+
+
 @dataclass
-class AlignmentResult:
+class AlignmentResult(_Comparison):
     """Rows ``{mode, mu, layer, cosine, relative_error}`` and the fitted slopes of the relative error vs ``mu``.
 
     ``mu`` is ``None`` for the multiplexed network, which has no mixing coefficient (one row per layer).
@@ -104,9 +124,6 @@ class AlignmentResult:
 
     def to_dict(self) -> dict:
         return {"comparison": "alignment", "rows": self.rows, "slopes": self.slopes, "settings": self.settings}
-
-    def to_json(self, path=None) -> str:
-        return write_json(path, self.to_dict())
 
     def figure(self) -> Figure:
         fig = Figure(figsize=(10, 3.6), layout="constrained")
@@ -131,9 +148,6 @@ class AlignmentResult:
         fig.suptitle("continuous update / layer factor vs discrete update")
         return fig
 
-    def save_figure(self, path):
-        return save(self.figure(), path)
-
 
 def update_alignment(*, mus=(0.2, 0.1, 0.05, 0.025, 0.0125), modes=("single_phase", "two_phase", "multiplexed"),
                      layers=(4, 4, 4, 4, 4), nonlinearity="leaky_relu:0.35", eta_hat: float = 0.01,
@@ -152,6 +166,9 @@ def update_alignment(*, mus=(0.2, 0.1, 0.05, 0.025, 0.0125), modes=("single_phas
         ``slopes[mode]`` is the log-log slope of the mean relative error against ``mu`` (``None`` for
         the multiplexed network).
     """
+    unknown = [m for m in modes if m not in DISCRETE_COUNTERPART]
+    if unknown:
+        raise ValueError(f"modes={tuple(modes)!r} contains {unknown}; valid modes: {', '.join(DISCRETE_COUNTERPART)}.")
     rows, slopes = [], {}
     for mode in tqdm(modes, desc="alignment", disable=not progress):
         net, h0, y = _alignment_problem(mode, layers, nonlinearity, batch, feedback_noise, seed)
@@ -182,7 +199,7 @@ def update_alignment(*, mus=(0.2, 0.1, 0.05, 0.025, 0.0125), modes=("single_phas
 # -- learning trajectories ---------------------------------------------------------------------------------
 
 @dataclass
-class TrajectoryComparison:
+class TrajectoryComparison(_Comparison):
     """Test-loss curves of continuous and discrete learning over the same budget, mean and 95 % interval over seeds.
 
     Attributes
@@ -202,9 +219,6 @@ class TrajectoryComparison:
         return {"comparison": "trajectories", "budget": self.budget, "curves": self.curves,
                 "diverged": self.diverged, "settings": self.settings}
 
-    def to_json(self, path=None) -> str:
-        return write_json(path, self.to_dict())
-
     def figure(self) -> Figure:
         fig = Figure(figsize=(6, 4), layout="constrained")
         ax = fig.subplots()
@@ -219,18 +233,11 @@ class TrajectoryComparison:
         ax.legend()
         return fig
 
-    def save_figure(self, path):
-        return save(self.figure(), path)
-
 
 def _mean_ci(runs: np.ndarray) -> tuple[list, list]:
-    from scipy import stats
-
-    mean = runs.mean(0)
-    if runs.shape[0] < 2:
-        return mean.tolist(), [0.0] * runs.shape[1]
-    half = stats.t.ppf(0.975, runs.shape[0] - 1) * runs.std(0, ddof=1) / math.sqrt(runs.shape[0])
-    return mean.tolist(), half.tolist()
+    """Per column of ``runs`` (seeds x record points): the mean and the 95 % half-width (0 for one seed)."""
+    stats = [mean_and_interval(column.tolist()) for column in runs.T]
+    return [m for m, _, _ in stats], [0.0 if runs.shape[0] < 2 else high - m for m, _, high in stats]
 
 
 def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seeds=3, steps: int = 400,
@@ -244,12 +251,17 @@ def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seed
     weight ODE of the single-phase network (layer-factor compensated, so the velocity is the TP update
     per unit time) over ``[0, eta]`` with one RK4 step per presented sample.
 
-    ``seeds`` is a count (seeds ``0..seeds-1``) or an explicit sequence of seeds.
+    ``seeds`` is a count (seeds ``0..seeds-1``) or an explicit sequence of seeds. ``steps`` samples
+    are presented; the test loss is recorded every ``record_every`` of them.
     """
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    seed_list = list(range(check_int("seeds", seeds, minimum=1))) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list:
+        raise ValueError("seeds=[] is empty; pass a positive count or a non-empty list of seeds, e.g. seeds=3.")
     if model != "single_phase":
         raise ValueError(f"model={model!r}: the discrete counterpart tp-ei needs exact inverses, i.e. the "
                          "single_phase model; use update_alignment for the two-phase and multiplexed networks.")
+    steps, record_every = check_int("steps", steps, minimum=1), check_int("record_every", record_every, minimum=1)
+    eta = check_positive("eta", eta)
     budget = [eta * k for k in range(0, steps + 1, record_every)]
     runs = {"continuous": [], "discrete": []}
     diverged = {"continuous": 0, "discrete": 0}
@@ -264,7 +276,7 @@ def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seed
             for k in range(steps + 1):
                 if k % record_every == 0:
                     with torch.no_grad():
-                        curve.append(float(((net(problem.test_inputs)[-1] - problem.test_labels) ** 2).sum(-1).mean()))
+                        curve.append(mean_squared_error(net(problem.test_inputs)[-1], problem.test_labels))
                     if not math.isfinite(curve[-1]):
                         diverged[name] += 1
                         curve += [math.nan] * (len(budget) - len(curve))
@@ -296,7 +308,7 @@ def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seed
 # -- the predictions of section 6.8 ----------------------------------------------------------------------
 
 @dataclass
-class PredictionsResult:
+class PredictionsResult(_Comparison):
     """Measured learning-signal ratios per layer and the numbers fitted to them (section 6.8).
 
     Attributes
@@ -319,9 +331,6 @@ class PredictionsResult:
         return {"comparison": "predictions", "depth_decay": self.depth_decay, "reconstruction": self.reconstruction,
                 "multiplexed": self.multiplexed, "settings": self.settings}
 
-    def to_json(self, path=None) -> str:
-        return write_json(path, self.to_dict())
-
     def figure(self) -> Figure:
         fig = Figure(figsize=(13, 3.8), layout="constrained")
         a, b, c = fig.subplots(1, 3)
@@ -329,7 +338,7 @@ class PredictionsResult:
         layers = list(range(1, L + 1))
         for mu, ratios in self.depth_decay["ratio"].items():
             line, = a.semilogy(layers, ratios, "o", label=fr"$\mu$={mu}")
-            a.semilogy(layers, [(float(mu) / (1 - float(mu))) ** (L + 1 - i) for i in layers], "--",
+            a.semilogy(layers, [layer_factor(float(mu), L, i) for i in layers], "--",
                        color=line.get_color(), lw=0.8)
         a.set_title("single phase, exact inverses\n(dashed: $(\\mu/(1-\\mu))^{L+1-i}$)", fontsize=9)
         a.set_xlabel("layer $i$")
@@ -350,14 +359,11 @@ class PredictionsResult:
         c.set_ylabel(r"$\|\hat h^l_i - \hat h^f_i\| / \|e^{TP}_i\|$")
         return fig
 
-    def save_figure(self, path):
-        return save(self.figure(), path)
-
 
 def _tp_signal(net, h0, y, eta_hat):
     with torch.no_grad():
         acts = net(h0)
-        return propagate_error(net, acts, -eta_hat * (acts[-1] - y))
+        return tp_signal(net, acts, acts[-1] - y, eta_hat)
 
 
 def section_6_8_predictions(*, depth: int = 5, width: int = 4, mus=(0.3, 0.2, 0.1), eta_hat: float = 0.01,

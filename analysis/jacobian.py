@@ -121,6 +121,7 @@ class BlockJacobian:
 
     @property
     def batch_size(self) -> int:
+        """Number of samples ``B``."""
         return next(iter(self.blocks.values())).shape[0]
 
     @property
@@ -138,10 +139,12 @@ class BlockJacobian:
 
     @property
     def dtype(self) -> torch.dtype:
+        """The blocks' dtype (the network's)."""
         return next(iter(self.blocks.values())).dtype
 
     @property
     def is_block_tridiagonal(self) -> bool:
+        """Whether every stored block ``(r, c)`` has ``|r - c| <= 1`` (the layered dynamics of eq. 6.40)."""
         return all(abs(r - c) <= 1 for r, c in self.blocks)
 
     def block(self, row: int, column: int) -> torch.Tensor:
@@ -158,6 +161,7 @@ class BlockJacobian:
         return BlockJacobian({key: b[index] for key, b in self.blocks.items()}, self.block_sizes, self.block_names)
 
     def detach(self) -> "BlockJacobian":
+        """The same Jacobians with every block detached from autograd."""
         return BlockJacobian({key: b.detach() for key, b in self.blocks.items()}, self.block_sizes, self.block_names)
 
     # -- exports ---------------------------------------------------------------------------------
@@ -172,7 +176,7 @@ class BlockJacobian:
 
     def to_numpy(self, sample: int = 0) -> np.ndarray:
         """Dense Jacobian of one sample as a float64 NumPy array, shape ``(N, N)``."""
-        self._check_sample(sample)
+        _check_sample(sample, self.batch_size)
         return self.select(sample).to_dense()[0].detach().cpu().to(torch.float64).numpy()
 
     def to_sparse(self, sample: int = 0, format: str = "csr"):
@@ -185,7 +189,7 @@ class BlockJacobian:
         format : str
             Any SciPy sparse format name (``'csr'``, ``'csc'``, ``'coo'``, ``'bsr'`` ...).
         """
-        self._check_sample(sample)
+        _check_sample(sample, self.batch_size)
         grid = [[None] * self.depth for _ in range(self.depth)]
         for (r, c), block in self.blocks.items():
             grid[r][c] = block[sample].detach().cpu().to(torch.float64).numpy()
@@ -203,10 +207,12 @@ class BlockJacobian:
                                    [self.block(k + 1, k) for k in range(L - 1)],
                                    [self.block(k, k + 1) for k in range(L - 1)])
 
-    def _check_sample(self, sample) -> None:
-        if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample < self.batch_size:
-            raise ValueError(f"sample={sample!r} must be an int in 0..{self.batch_size - 1} (the batch has "
-                             f"{self.batch_size} sample(s)).")
+
+def _check_sample(sample, batch: int) -> int:
+    """Return ``sample`` if it indexes a batch of ``batch`` samples, else raise ``ValueError``."""
+    if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample < batch:
+        raise ValueError(f"sample={sample!r} must be an int in 0..{batch - 1} (the batch has {batch} sample(s)).")
+    return sample
 
 
 def _check_dynamics(dynamics) -> None:

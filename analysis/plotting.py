@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 
 
 def save(figure: Figure, path) -> Path:
+    """Write ``figure`` to ``path`` (PNG, 120 dpi, parent folders created); returns the path as a ``Path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120, bbox_inches="tight")

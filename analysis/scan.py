@@ -41,7 +41,7 @@ from tqdm import tqdm
 from tpdynamics._validation import check_int, check_positive
 from tpdynamics.serialization import write_json
 
-from .stability import transient_growth
+from .stability import _finite_or_none, transient_growth
 
 __all__ = ["ScanResult", "stability_scan", "InverseApproximationMap", "approximate_inverse_map",
            "random_jacobians"]
@@ -103,7 +103,10 @@ def random_jacobians(depth: int, width: int, mu: torch.Tensor, forward: torch.Te
 
 
 def _draw(generator, B, L, n, std_range):
-    """Gaussian layer Jacobians with a random standard deviation per block, redrawn until invertible."""
+    """Gaussian layer Jacobians with a random standard deviation per block, redrawn until invertible.
+
+    Returns ``forward`` and its exact inverses, both of shape ``(B, L-1, n, n)``.
+    """
     log_lo, log_hi = math.log10(std_range[0]), math.log10(std_range[1])
     std = 10.0 ** (log_lo + (log_hi - log_lo) * torch.rand(B, max(L - 1, 0), 1, 1, generator=generator,
                                                              dtype=torch.float64))
@@ -115,7 +118,7 @@ def _draw(generator, B, L, n, std_range):
         forward[bad] = redraw
         inverse, info = torch.linalg.inv_ex(forward)
         bad = (info != 0) | ~torch.isfinite(inverse).flatten(2).all(-1)
-    return forward, inverse, std.view(B, -1)
+    return forward, inverse
 
 
 def _spectral_norms(E: torch.Tensor) -> torch.Tensor:
@@ -228,6 +231,7 @@ class ScanResult:
         return rows
 
     def to_dict(self) -> dict:
+        """JSON-ready summary: the fractions, extremes, closed-form errors, per-shape rows and criteria."""
         exact = self.delta == 0.0
         err = self.closed_form_error
         out = {
@@ -257,9 +261,11 @@ class ScanResult:
         return out
 
     def to_json(self, path=None) -> str:
+        """The :meth:`to_dict` payload as JSON text, also written to ``path`` if given."""
         return write_json(path, self.to_dict())
 
     def to_text(self) -> str:
+        """A human-readable summary with one row per ``(L, n)``."""
         d = self.to_dict()
         kind = "exact inverses" if self.delta == 0.0 else f"approximate inverses, delta={self.delta:g}"
         lines = [f"stability scan ({kind}): {self.cases} random cases, seed {self.seed}, {self.runtime:.1f} s",
@@ -278,10 +284,6 @@ class ScanResult:
                          f"{r['fraction_negative_definite']:<9.4f} {r['worst_abscissa']:<13.5g} "
                          f"{r['max_transient_growth']:.4g}")
         return "\n".join(lines)
-
-
-def _finite_or_none(x):
-    return float(x) if math.isfinite(x) else None
 
 
 def _evaluate(J: torch.Tensor, *, transient: bool) -> dict:
@@ -366,7 +368,7 @@ def _scan(mu: torch.Tensor, *, depths, widths, std_range, delta, seed, transient
             continue
         # all random numbers of a shape group are drawn up front, so chunking does not change them
         group_gen = torch.Generator().manual_seed(_seed(seed, g))
-        forward, inverse, _ = _draw(group_gen, index.numel(), L, n, std_range)
+        forward, inverse = _draw(group_gen, index.numel(), L, n, std_range)
         feedback = inverse
         if delta > 0 and L > 1:
             E = torch.randn(forward.shape, generator=group_gen, dtype=torch.float64)
@@ -389,8 +391,7 @@ def _scan(mu: torch.Tensor, *, depths, widths, std_range, delta, seed, transient
                 keep = sorted(keep, key=lambda x: -x[0])[:refine]
             if bar is not None:
                 bar.update(len(idx))
-    depth_arr = np.array([shapes[int(w)][0] for w in which])
-    width_arr = np.array([shapes[int(w)][1] for w in which])
+    depth_arr, width_arr = np.array(shapes)[which.numpy()].T
     mu_np = mu.numpy()
     if delta > 0:
         closed = np.full(cases, np.nan)
@@ -467,6 +468,7 @@ class InverseApproximationMap:
         return out
 
     def to_dict(self) -> dict:
+        """JSON-ready dictionary of the grid, the fractions and the boundary ``delta*(mu)``."""
         return {"mu": self.mu.tolist(), "delta": self.delta.tolist(),
                 "fraction_stable": self.fraction_stable.tolist(), "worst_abscissa": self.worst_abscissa.tolist(),
                 "median_abscissa": self.median_abscissa.tolist(), "cases_per_cell": self.cases_per_cell,
@@ -483,6 +485,7 @@ class InverseApproximationMap:
         return "\n".join(rows)
 
     def to_text(self) -> str:
+        """A header and :meth:`table`."""
         return (f"approximate inverses: fraction of stable cases ({self.cases_per_cell} cases per cell; delta* = "
                 f"boundary where it drops below {self.level}), {self.runtime:.1f} s\n" + self.table())
 
@@ -520,6 +523,7 @@ def approximate_inverse_map(mu_values=None, delta_values=None, *, cases_per_cell
     if delta_values.ndim != 1 or not np.all(delta_values >= 0) or not np.all(np.diff(delta_values) > 0):
         raise ValueError(f"delta_values must be a 1-D increasing sequence of values >= 0, got {delta_values!r}.")
     cases_per_cell = check_int("cases_per_cell", cases_per_cell, minimum=1)
+    seed = check_int("seed", seed)
     if not 0.0 < level < 1.0:
         raise ValueError(f"level={level!r} must be in (0, 1).")
     started = time.perf_counter()

@@ -44,6 +44,8 @@ import torch
 
 from tpdynamics._validation import check_int, check_mu, check_positive
 
+from .jacobian import BlockJacobian, _check_sample
+
 __all__ = ["THESIS_FORMULA", "exact_inverse_eigenvalues", "reduced_tridiagonal", "exact_inverse_spectrum",
            "ExactInverseSpectrum", "StructuredSpectrum", "structured_spectrum"]
 
@@ -75,7 +77,16 @@ def exact_inverse_eigenvalues(depth: int, mu: float, tau: float = 1.0) -> np.nda
 
 
 def reduced_tridiagonal(depth: int, mu: float, tau: float = 1.0, teaching_scale: float = 0.0) -> np.ndarray:
-    """The ``L x L`` scalar matrix ``T`` with ``S^{-1} J S = T kron I_n`` (module docstring).
+    """The ``L x L`` scalar matrix ``T`` with ``S^{-1} J S = T kron I_n`` (module docstring; eqs. 6.40-6.42).
+
+    Parameters
+    ----------
+    depth : int
+        ``L``.
+    mu, tau : float
+        Parameters of eq. (6.1).
+    teaching_scale : float
+        ``c = d h_L^trgt / d h_L``.
 
     Returns
     -------
@@ -150,6 +161,7 @@ class ExactInverseSpectrum:
         return np.repeat(self.eigenvalues, self.multiplicity)
 
     def to_dict(self) -> dict:
+        """JSON-ready dictionary: the distinct eigenvalues, parameters, abscissa and the formula used."""
         return {"eigenvalues": [float(v.real) for v in self.eigenvalues], "multiplicity": self.multiplicity,
                 "depth": self.depth, "mu": self.mu, "tau": self.tau, "teaching_scale": self.teaching_scale,
                 "abscissa": self.abscissa,
@@ -256,11 +268,10 @@ def structured_spectrum(jacobian, sample: int = 0, *, tol: float = 1e-9, probes:
     -------
     StructuredSpectrum
     """
-    from .jacobian import BlockJacobian
-
     if not isinstance(jacobian, BlockJacobian):
         raise TypeError(f"jacobian must be an analysis.BlockJacobian (from analysis.jacobian(dynamics, state)), "
                         f"got {type(jacobian).__name__}.")
+    sample = _check_sample(sample, jacobian.batch_size)
     tol = check_positive("tol", tol)
     probes = check_int("probes", probes, minimum=1)
     sizes = jacobian.block_sizes

@@ -54,7 +54,7 @@ from tpdynamics.errors import TPDynamicsError, TPDynamicsWarning
 from tpdynamics.registry import Registry
 from tpdynamics.serialization import write_json
 
-from .jacobian import BlockJacobian, jacobian as assemble_jacobian
+from .jacobian import BlockJacobian, _check_sample, jacobian as assemble_jacobian
 from .spectrum import THESIS_FORMULA, StructuredSpectrum, exact_inverse_spectrum, structured_spectrum
 
 __all__ = ["STABLE", "UNSTABLE", "MARGINAL", "ABSCISSA_METHODS", "AbscissaMethod", "AbscissaNotConvergedError",
@@ -77,46 +77,53 @@ class AbscissaNotConvergedError(TPDynamicsError, RuntimeError):
 class _Problem:
     """One Jacobian in the forms the methods need, each built only when asked for.
 
-    ``blocks`` holds ``(row_slice, column_slice, block)`` NumPy blocks of a block-sparse Jacobian; the
-    ARPACK paths then multiply block by block (``O(nnz)`` per product) without ever forming a sparse or
-    dense matrix; only shift-invert needs an explicit sparse matrix (for its LU factorisation).
+    ``blocks`` holds ``(row_slice, column_slice, block)`` NumPy blocks of ``jacobian`` (a one-sample
+    block-sparse Jacobian); the ARPACK paths then multiply block by block (``O(nnz)`` per product)
+    without ever forming a sparse or dense matrix; only shift-invert needs an explicit sparse matrix (for
+    its LU factorisation), exported by :meth:`BlockJacobian.to_sparse`.
     """
 
     size: int
     dense_matrix: np.ndarray | None = None
     sparse_matrix: object = None
+    jacobian: BlockJacobian | None = None
     blocks: list | None = None
     structured: StructuredSpectrum | None = None
     k: int = 4
     seed: int = 0
     dense_limit: int = 1500
     arpack_tol: float = 1e-12
+    omega: float | None = None
 
     def dense(self) -> np.ndarray:
         if self.dense_matrix is None:
-            if self.blocks is not None:
-                A = np.zeros((self.size, self.size))
-                for rows, cols, block in self.blocks:
-                    A[rows, cols] = block
-                self.dense_matrix = A
-            else:
-                self.dense_matrix = self.sparse().toarray()
+            self.dense_matrix = self.jacobian.to_numpy(0) if self.jacobian is not None else self.sparse().toarray()
         return self.dense_matrix
 
     def sparse(self):
         if self.sparse_matrix is None:
-            if self.blocks is not None:
-                rows, cols, vals = [], [], []
-                for r, c, block in self.blocks:
-                    i, j = np.meshgrid(np.arange(r.start, r.stop), np.arange(c.start, c.stop), indexing="ij")
-                    rows.append(i.ravel())
-                    cols.append(j.ravel())
-                    vals.append(block.ravel())
-                self.sparse_matrix = scipy.sparse.csr_matrix(
-                    (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(self.size, self.size))
+            if self.jacobian is not None:
+                self.sparse_matrix = self.jacobian.to_sparse(0, "csr")
             else:
                 self.sparse_matrix = scipy.sparse.csr_matrix(self.dense_matrix)
         return self.sparse_matrix
+
+    def numerical_abscissa(self) -> float:
+        """``omega = lambda_max((J + J^T)/2)``, computed once: dense ``eigvalsh`` up to ``dense_limit``, else
+        ARPACK ``eigsh('LA')``."""
+        if self.omega is None:
+            if self.dense_matrix is not None or self.size <= self.dense_limit:
+                A = self.dense()
+                self.omega = float(scipy.linalg.eigvalsh(0.5 * (A + A.T), subset_by_index=[self.size - 1] * 2)[0])
+            else:
+                try:
+                    value = scipy.sparse.linalg.eigsh(self.operator("symmetric"), k=1, which="LA",
+                                                      return_eigenvectors=False, **self.arpack_options(1))
+                except scipy.sparse.linalg.ArpackNoConvergence as err:
+                    raise AbscissaNotConvergedError(
+                        f"ARPACK eigsh(which='LA') did not converge on the symmetric part: {err}") from err
+                self.omega = float(value[0])
+        return self.omega
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
         if self.blocks is not None and self.dense_matrix is None:
@@ -171,7 +178,8 @@ class AbscissaMethod:
 
     ``problem`` gives the Jacobian as ``problem.dense()`` (NumPy, ``(N, N)``), ``problem.sparse()``
     (SciPy CSR with the graph's block pattern), ``problem.operator()`` (a SciPy ``LinearOperator``
-    multiplying block by block) and ``problem.structured`` (the exact-inverse reduction, or ``None``).
+    multiplying block by block) and ``problem.structured`` (the exact-inverse reduction, or ``None``);
+    ``problem.numerical_abscissa()`` is ``lambda_max((J + J^T)/2)``, computed once per problem.
     A method returns the eigenvalues it found and says whether they are the whole spectrum; the report
     takes the abscissa as the largest real part among them.
     """
@@ -242,7 +250,7 @@ class ShiftInvertMethod(AbscissaMethod):
         k = min(problem.k, problem.size - 2)
         if k < 1:
             return DenseMethod().spectrum(problem)
-        omega = _numerical_abscissa(problem)
+        omega = problem.numerical_abscissa()
         sigma = omega + 0.1 * (abs(omega) + 1.0)
         try:
             values = scipy.sparse.linalg.eigs(scipy.sparse.csc_matrix(A), k=k, sigma=sigma, which="LM",
@@ -269,20 +277,6 @@ class AutoMethod(AbscissaMethod):
             result = ShiftInvertMethod().spectrum(problem)
             result.note = f"Arnoldi failed ({first}); {result.note}"
             return result
-
-
-def _numerical_abscissa(problem: _Problem) -> float:
-    """``lambda_max((J + J^T)/2)``: dense ``eigvalsh`` up to ``dense_limit``, else ARPACK ``eigsh('LA')``."""
-    if problem.dense_matrix is not None or problem.size <= problem.dense_limit:
-        A = problem.dense()
-        return float(scipy.linalg.eigvalsh(0.5 * (A + A.T), subset_by_index=[problem.size - 1, problem.size - 1])[0])
-    try:
-        value = scipy.sparse.linalg.eigsh(problem.operator("symmetric"), k=1, which="LA", return_eigenvectors=False,
-                                          **problem.arpack_options(1))
-    except scipy.sparse.linalg.ArpackNoConvergence as err:
-        raise AbscissaNotConvergedError(
-            f"ARPACK eigsh(which='LA') did not converge on the symmetric part: {err}") from err
-    return float(value[0])
 
 
 def _map_spectral_radius(problem: _Problem, tau: float, spectrum: _Spectrum) -> float:
@@ -338,7 +332,8 @@ def _expm_norms(A: np.ndarray, times: np.ndarray) -> np.ndarray:
     return out
 
 
-def transient_growth(matrix, *, eigenvalues=None, points: int = 96, tol: float | None = None) -> TransientGrowth:
+def transient_growth(matrix, *, eigenvalues=None, numerical_abscissa: float | None = None, points: int = 96,
+                     tol: float | None = None) -> TransientGrowth:
     """Transient growth ``G = max_{t >= 0} ||exp(tJ)||_2`` of the linear flow ``dx/dt = J x``.
 
     Method: if the numerical abscissa ``omega = lambda_max((J+J^T)/2) <= 0``, then ``||exp(tJ)|| <=
@@ -355,6 +350,8 @@ def transient_growth(matrix, *, eigenvalues=None, points: int = 96, tol: float |
         ``J`` (dense).
     eigenvalues : array_like, optional
         The eigenvalues of ``J`` if already known (saves an ``eigvals``).
+    numerical_abscissa : float, optional
+        ``omega = lambda_max((J+J^T)/2)`` if already known (saves an ``eigvalsh``).
     points : int
         Grid size.
     tol : float, optional
@@ -371,7 +368,8 @@ def transient_growth(matrix, *, eigenvalues=None, points: int = 96, tol: float |
     alpha = float(np.max(values.real))
     radius = float(np.max(np.abs(values)))
     tol = _default_tol(values) if tol is None else check_positive("tol", tol)
-    omega = float(scipy.linalg.eigvalsh(0.5 * (A + A.T))[-1])
+    omega = (float(scipy.linalg.eigvalsh(0.5 * (A + A.T))[-1]) if numerical_abscissa is None
+             else float(numerical_abscissa))
     fast = 1.0 / radius if radius > 0 else 1.0
     if alpha < -tol:
         end = 30.0 / abs(alpha)  # exp(alpha t) = 1e-13 there
@@ -380,11 +378,10 @@ def transient_growth(matrix, *, eigenvalues=None, points: int = 96, tol: float |
     else:
         end = 1e3 * fast
     times = np.concatenate([[0.0], np.geomspace(1e-3 * fast, max(end, 2e-3 * fast), points - 1)])
+    norms = _expm_norms(A, times)
     if omega <= 0.0:
-        norms = _expm_norms(A, times)
         return TransientGrowth(1.0, 0.0, times, norms, True,
                                "numerical abscissa <= 0, so ||exp(tJ)|| <= exp(omega t) <= 1 = ||exp(0 J)||")
-    norms = _expm_norms(A, times)
     if alpha < -tol:
         for _ in range(6):  # extend until the curve has clearly decayed
             if norms[-1] < 1e-6 * norms.max():
@@ -393,12 +390,11 @@ def transient_growth(matrix, *, eigenvalues=None, points: int = 96, tol: float |
             times, norms = np.concatenate([times, more]), np.concatenate([norms, _expm_norms(A, more)])
     i = int(np.argmax(norms))
     value, time = float(norms[i]), float(times[i])
+    if alpha > tol:
+        return TransientGrowth(math.inf, math.nan, times, norms, False,
+                               "alpha > 0: ||exp(tJ)|| grows without bound (curve shown over a finite window)")
     if alpha >= -tol:
-        bounded = False
-        if alpha > tol:
-            return TransientGrowth(math.inf, math.nan, times, norms, False,
-                                   "alpha > 0: ||exp(tJ)|| grows without bound (curve shown over a finite window)")
-        return TransientGrowth(value, time, times, norms, bounded,
+        return TransientGrowth(value, time, times, norms, False,
                                f"marginal alpha: maximum over t in [0, {times[-1]:.3g}] only")
     lo, hi = times[max(i - 1, 0)], times[min(i + 1, len(times) - 1)]
     if hi > lo:
@@ -417,8 +413,8 @@ def pseudospectrum(matrix, real, imag, *, method: str = "auto", iterations: int 
     either the singular values of ``z I - T`` are computed (``method='svd'``, ``O(N^3)`` per point), or
     ``sigma_min`` is found by inverse iteration on ``((zI - T)^H (zI - T))^{-1}`` with two triangular
     solves per step (``method='inverse_iteration'``, ``O(N^2)`` per step, stopped when ``1/sigma_min^2``
-    has converged to 10 digits; the estimate approaches ``sigma_min`` from above) — the approach of Trefethen & Embree, *Spectra and
-    Pseudospectra* (2005), ch. 42. ``'auto'`` uses the SVD up to ``N = 64``.
+    has converged to 10 digits; the estimate approaches ``sigma_min`` from above) — the approach of
+    Trefethen & Embree, *Spectra and Pseudospectra* (2005), ch. 42. ``'auto'`` uses the SVD up to ``N = 64``.
 
     Parameters
     ----------
@@ -686,10 +682,10 @@ class StabilityReport:
         return stability_figure(self, pseudospectrum=pseudospectrum, title=title)
 
     def save_figure(self, path, **kwargs):
-        """Write :meth:`figure` to ``path`` (PNG); returns the path."""
-        from .plotting import save
+        """Write :meth:`figure` to ``path`` (PNG); returns the path (:func:`analysis.plotting.plot_stability`)."""
+        from .plotting import plot_stability
 
-        return save(self.figure(**kwargs), path)
+        return plot_stability(self, path, **kwargs)
 
     @property
     def matrix(self) -> np.ndarray | None:
@@ -799,7 +795,7 @@ def stability_report(dynamics=None, state=None, *, jacobian=None, sample: int = 
     tol = None if tol is None else check_positive("tol", tol)
     time_tolerance = check_positive("time_tolerance", time_tolerance)
     notes, source = [], {}
-    block, sample_in_block = None, 0
+    block, sample_in_block = None, 0  # a dynamics' Jacobian holds the analysed sample alone
     if (dynamics is None) == (jacobian is None):
         raise ValueError("pass exactly one of dynamics= (with an optional state=) or jacobian= (a matrix); got "
                          f"{'both' if dynamics is not None else 'neither'}.")
@@ -811,7 +807,6 @@ def stability_report(dynamics=None, state=None, *, jacobian=None, sample: int = 
         tau = dynamics.tau if tau is None else check_positive("tau", tau)
         one, state, source = _fixed_point(dynamics, state, equilibrium_tol, fixed_point_tol, sample)
         block = assemble_jacobian(one, state)
-        sample_in_block = 0
     else:
         if state is not None:
             raise ValueError("state= is only used with dynamics=; a jacobian= is already evaluated at its point.")
@@ -826,8 +821,8 @@ def stability_report(dynamics=None, state=None, *, jacobian=None, sample: int = 
             source = {"input": "BlockJacobian", "sample": sample}
         else:
             source = {"input": "matrix"}
-    problem = _make_problem(jacobian, block, sample_in_block if block is not None else 0, dense_limit=dense_limit,
-                            k=k, seed=seed, match_tol=match_tol, arpack_tol=arpack_tol)
+    problem = _make_problem(jacobian, block, sample_in_block, dense_limit=dense_limit, k=k, seed=seed,
+                            match_tol=match_tol, arpack_tol=arpack_tol)
     structured = problem.structured
     N = problem.size
 
@@ -839,7 +834,7 @@ def stability_report(dynamics=None, state=None, *, jacobian=None, sample: int = 
     rule = _TOLERANCE_RULE if tol is None else "given by the caller"
     tol = _default_tol(values) if tol is None else tol
     verdict = STABLE if alpha < -tol else (UNSTABLE if alpha > tol else MARGINAL)
-    omega = _numerical_abscissa(problem)
+    omega = problem.numerical_abscissa()
     rho = _map_spectral_radius(problem, tau, spectrum)
 
     report = StabilityReport(
@@ -869,7 +864,7 @@ def stability_report(dynamics=None, state=None, *, jacobian=None, sample: int = 
         transient = N <= transient_limit
     if transient:
         report.transient = transient_growth(problem.dense(), eigenvalues=values if spectrum.complete else None,
-                                            tol=tol)
+                                            numerical_abscissa=omega, tol=tol)
     else:
         notes.append(f"transient growth skipped (N = {N} > transient_limit = {transient_limit}; pass transient=True)")
 
@@ -894,7 +889,7 @@ def _make_problem(matrix, block, sample, *, dense_limit, k, seed, match_tol, arp
         off = one.offsets
         blocks = [(slice(off[r], off[r + 1]), slice(off[c], off[c + 1]), b[0].detach().cpu().to(torch.float64).numpy())
                   for (r, c), b in one.blocks.items()]
-        return _Problem(N, dense_matrix=one.to_numpy(0) if N <= dense_limit else None, blocks=blocks,
+        return _Problem(N, dense_matrix=one.to_numpy(0) if N <= dense_limit else None, jacobian=one, blocks=blocks,
                         structured=structured, k=k, seed=seed, dense_limit=dense_limit, arpack_tol=arpack_tol)
     if scipy.sparse.issparse(matrix) and matrix.shape[0] > dense_limit:
         if len(matrix.shape) != 2 or matrix.shape[0] != matrix.shape[1]:
@@ -917,6 +912,8 @@ def spectral_abscissa(jacobian, *, sample: int = 0, method="auto", dense_limit: 
     jacobian : BlockJacobian, array_like (N, N) or SciPy sparse matrix
     sample : int
         Sample of a BlockJacobian batch.
+    method, dense_limit, k, match_tol, arpack_tol, seed
+        As in :func:`stability_report`.
 
     Returns
     -------
@@ -933,12 +930,6 @@ def spectral_abscissa(jacobian, *, sample: int = 0, method="auto", dense_limit: 
                             k=check_int("k", k, minimum=1), seed=seed, match_tol=match_tol, arpack_tol=arpack_tol)
     spectrum = method_cls().spectrum(problem)
     return float(np.max(np.asarray(spectrum.eigenvalues).real)), spectrum.method
-
-
-def _check_sample(sample, batch: int) -> int:
-    if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample < batch:
-        raise ValueError(f"sample={sample!r} must be an int in 0..{batch - 1} (the batch has {batch} sample(s)).")
-    return sample
 
 
 def _fixed_point(dynamics, state, equilibrium_tol, fixed_point_tol, sample):
@@ -971,13 +962,11 @@ def _fixed_point(dynamics, state, equilibrium_tol, fixed_point_tol, sample):
 
 def _closed_form(dynamics, block: BlockJacobian, structured: StructuredSpectrum, values) -> dict | None:
     """The exact-inverse closed form when the feedback is exact (or the structure holds), else None."""
-    exact_forms = False
-    if dynamics is not None and isinstance(dynamics, tp.MixtureDynamics):
-        forms = dynamics.network.feedback_forms[1:]
-        exact_forms = len(forms) == 0 or all(f == "exact" for f in forms)
+    mixture = isinstance(dynamics, tp.MixtureDynamics)
+    exact_forms = mixture and all(f == "exact" for f in dynamics.network.feedback_forms[1:])
     if not exact_forms and not structured.applies:
         return None
-    if dynamics is not None and isinstance(dynamics, tp.MixtureDynamics) and len(set(block.block_sizes)) == 1:
+    if mixture and len(set(block.block_sizes)) == 1:
         cf = exact_inverse_spectrum(block.depth, dynamics.mu, dynamics.tau, dynamics.teaching.jacobian_scale,
                                     block.block_sizes[0]).to_dict()
     elif structured.applies:
@@ -1055,8 +1044,9 @@ def batch_abscissae(jacobian) -> tuple[np.ndarray, np.ndarray]:
     """
     dense = jacobian.to_dense() if isinstance(jacobian, BlockJacobian) else jacobian
     if not isinstance(dense, torch.Tensor) or dense.ndim != 3 or dense.shape[-1] != dense.shape[-2]:
-        raise ValueError(f"jacobian must be a BlockJacobian or a (B, N, N) tensor, got "
-                         f"{getattr(dense, 'shape', type(dense).__name__)}.")
+        got = f"shape {tuple(dense.shape)}" if isinstance(dense, torch.Tensor) else type(dense).__name__
+        raise ValueError(f"jacobian must be a BlockJacobian or a (B, N, N) tensor, got {got}; for one (N, N) matrix "
+                         "pass jacobian.unsqueeze(0), for a NumPy batch torch.as_tensor(jacobian).")
     dense = dense.detach().to(torch.float64)
     alpha = torch.linalg.eigvals(dense).real.amax(-1)
     omega = torch.linalg.eigvalsh(0.5 * (dense + dense.transpose(-1, -2)))[..., -1]

@@ -5,6 +5,7 @@ Object-oriented matplotlib only (no pyplot state); every function writes a PNG a
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
@@ -41,7 +42,7 @@ def _colors(count: int):
     return [cmap(k % cmap.N) for k in range(count)]
 
 
-def plot_loss_curves(result, path, *, title: str | None = None, log: bool = True) -> object:
+def plot_loss_curves(result, path, *, title: str | None = None, log: bool = True) -> Path:
     """Train and test MSE per epoch for each method: mean over seeds with its 95% interval (figs 5.7, 5.13-5.15).
 
     Parameters
@@ -74,11 +75,24 @@ def plot_loss_curves(result, path, *, title: str | None = None, log: bool = True
     return save(fig, path)
 
 
-def plot_learning_signals(result, path, *, layer: int = 1, title: str | None = None) -> object:
+def plot_learning_signals(result, path, *, layer: int = 1, title: str | None = None) -> Path:
     """Diagnostics of layer ``layer`` per epoch (figs 5.8, 5.16-5.17): ``||e_approx||`` and the cosines
     of ``hat h_i - h_i`` with ``e_TP``, ``e_GN`` and ``e_BP``, mean over seeds, one line per method.
 
     Requires a run with ``diagnostics=True``.
+
+    Parameters
+    ----------
+    result : ExperimentResult, TrainingResult or dict of name -> TrainingResult
+    path : str or Path
+        PNG file to write.
+    layer : int
+        Layer ``i`` (1-based) whose diagnostics are drawn.
+
+    Raises
+    ------
+    ValueError
+        If the result has no learning-signal diagnostics.
     """
     results = _results(result)
     panels = (("e_approx_norm", r"$\|e^{approx}_%d\|$" % layer, True),
@@ -110,7 +124,7 @@ def plot_learning_signals(result, path, *, layer: int = 1, title: str | None = N
     return save(fig, path)
 
 
-def plot_toy_trajectories(result, problem, path, *, grid: int = 80, title: str | None = None) -> object:
+def plot_toy_trajectories(result, problem, path, *, grid: int = 80, title: str | None = None) -> Path:
     """Loss contours over the two hidden weights ``W_1`` of the toy example and each method's path (figs 5.2-5.4).
 
     Parameters
@@ -119,6 +133,10 @@ def plot_toy_trajectories(result, problem, path, *, grid: int = 80, title: str |
         Runs on the task ``toy-linear`` or ``toy-leaky-relu`` (they record ``W_1`` per epoch).
     problem : StudentTeacherProblem
         The toy problem of the same seed (:func:`tpdynamics.training.toy_example`).
+    path : str or Path
+        PNG file to write.
+    grid : int
+        Points per axis of the loss contours.
     """
     results = _results(result)
     paths = {name: torch.tensor(r.runs[0].trajectory) for name, r in results.items() if r.runs[0].trajectory}

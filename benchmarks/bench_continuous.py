@@ -21,7 +21,7 @@ import time
 import torch
 
 from tpdynamics.continuous import get_model, integrate_weights
-from tpdynamics.training import get_learning_rule, student_teacher
+from tpdynamics.training import get_learning_rule, mean_squared_error, student_teacher
 
 
 def epoch_discrete(problem, n, eta, eta_hat):
@@ -43,7 +43,7 @@ def epoch_continuous(problem, n, eta, eta_hat, mu):
 
 def test_loss(net, problem):
     with torch.no_grad():
-        return float(((net(problem.test_inputs)[-1] - problem.test_labels) ** 2).sum(-1).mean())
+        return mean_squared_error(net(problem.test_inputs)[-1], problem.test_labels)
 
 
 def main(argv=None):

@@ -14,7 +14,7 @@ import torch
 
 import analysis
 import tpdynamics as tp
-from tpdynamics.training import get_learning_rule, student_teacher
+from tpdynamics.training import get_learning_rule, mean_squared_error, student_teacher
 
 out = Path(sys.argv[1] if len(sys.argv) > 1 else "example-output")
 out.mkdir(parents=True, exist_ok=True)
@@ -27,7 +27,7 @@ rule = get_learning_rule("tp-ei", eta=0.01, eta_hat=0.1)  # the thesis's rates (
 
 def test_loss():
     with torch.no_grad():
-        return float(((network(problem.test_inputs)[-1] - problem.test_labels) ** 2).sum(-1).mean())
+        return mean_squared_error(network(problem.test_inputs)[-1], problem.test_labels)
 
 
 before = test_loss()

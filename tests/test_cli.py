@@ -46,6 +46,18 @@ def test_bad_input_exits_2_with_a_clear_message(capsys, args, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--method", ","], "--method needs at least one name"),
+    (["compare", "alignment", "--mus", "0.1,x"], "--mus must be comma-separated numbers"),
+    (["compare", "alignment", "--eta-hat", "0"], "eta_hat=0.0 must be finite and > 0"),  # not replaced by the default
+])
+def test_bad_list_arguments_exit_2_with_a_clear_message(capsys, argv, message):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_demo_writes_figures_and_json_whose_claims_hold(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "demo", "--out", str(tmp_path / "demo"))
     assert code == 0

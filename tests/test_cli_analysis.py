@@ -65,3 +65,9 @@ def test_scan_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         main(["scan", "--depths", "2,x"])
     assert "comma-separated positive integers" in capsys.readouterr().err
+
+
+def test_scan_negative_map_cases(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["scan", "--map-cases", "-1"])
+    assert info.value.code == 2 and "--map-cases=-1 must be >= 0 (0 skips the map)" in capsys.readouterr().err

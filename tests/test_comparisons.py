@@ -71,3 +71,17 @@ def test_compare_cli_rejects_unknown_comparisons(capsys):
     with pytest.raises(SystemExit) as info:
         main(["compare", "everything"])
     assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_comparisons_reject_bad_arguments_by_name():
+    with pytest.raises(ValueError, match=r"modes=\('single_phase', 'three_phase'\) contains \['three_phase'\]; "
+                                         "valid modes: single_phase, two_phase, multiplexed"):
+        update_alignment(modes=("single_phase", "three_phase"))
+    with pytest.raises(ValueError, match="model='two_phase': the discrete counterpart tp-ei needs exact inverses"):
+        learning_trajectories(model="two_phase")
+    with pytest.raises(ValueError, match="seeds=0 must be >= 1"):
+        learning_trajectories(seeds=0)
+    with pytest.raises(ValueError, match=r"seeds=\[\] is empty"):
+        learning_trajectories(seeds=[])
+    with pytest.raises(ValueError, match="record_every=0 must be >= 1"):
+        learning_trajectories(record_every=0)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import tpdynamics as tp
-from tpdynamics.continuous import (CONTINUOUS_MODELS, check_phases, get_model, integrate_joint, integrate_weights,
-                                   trainable_feedback)
+from tpdynamics.continuous import (CONTINUOUS_MODELS, JointFlow, check_phases, get_model, integrate_joint,
+                                   integrate_weights, trainable_feedback)
 
 DT = torch.float64
 
@@ -196,3 +196,20 @@ def test_non_converged_phase_is_an_error_not_a_wrong_signal():
     model = get_model("single_phase", tol=1e-30, solver="newton")  # below float64 round-off: cannot converge
     with pytest.raises(tp.EquilibriumNotReachedError, match="single_phase learning phase did not reach equilibrium"):
         model.equilibria(net, h0, y)
+
+
+def test_bad_model_phase_schedule_and_learning_phase_without_free_state_are_errors():
+    net, h0, y = problem()
+    with pytest.raises(TypeError, match="model must be a ContinuousModel.*got str"):
+        integrate_weights("single_phase", net, h0, y, [0.0, 1.0])
+    with pytest.raises(ValueError, match="keyword arguments only with a model name or class"):
+        get_model(get_model("two_phase"), mu=0.1)
+    model = get_model("two_phase")
+    with pytest.raises(ValueError, match="phases is empty"):
+        check_phases(model, [])
+    with pytest.raises(ValueError, match=r"each phase must be a \(name, duration\) pair, got 'free'"):
+        check_phases(model, ["free"])
+    with pytest.raises(ValueError, match="duration of phase 'free'=-1.0 must be finite and > 0"):
+        check_phases(model, [("free", -1.0)])
+    with pytest.raises(ValueError, match="learning phase compares with the free phase's equilibrium"):
+        JointFlow(model, net, h0, y, phase="learning", tau_w=100.0)

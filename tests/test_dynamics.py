@@ -99,6 +99,15 @@ def test_hidden_layer_without_feedback_is_an_error():
         tp.MixtureDynamics(net, torch.zeros(1, 2, dtype=DT), mu=0.2)
 
 
+def test_multiplexed_bad_input_is_an_error():
+    net = tp.LayeredNetwork.build([2, 3, 3], feedback=None, seed=0)
+    with pytest.raises(ValueError, match="layer h_1 has no apical input: layer 2 has no feedback mapping g_1"):
+        tp.MultiplexedDynamics(net, torch.zeros(1, 2, dtype=DT))
+    dyn = tp.MultiplexedDynamics(tp.LayeredNetwork.build([2, 3, 3], seed=0), torch.zeros(1, 2, dtype=DT))
+    with pytest.raises(ValueError, match="kind='middle' is not valid; use 'forward' or 'zeros'"):
+        dyn.initial_state("middle")
+
+
 def test_select_restricts_the_batch():
     net, h0, label, dyn = make_problem()
     sub = dyn.select([1, 3])

@@ -112,3 +112,18 @@ def test_bad_state_and_arguments():
         J.to_sparse(7)
     with pytest.raises(ValueError, match=r"block \(0, 0\) has shape"):
         BlockJacobian({(0, 0): torch.zeros(1, 3, 3)}, (4,))
+
+
+def test_bad_block_jacobian_and_pattern_input():
+    net, h0, label, dyn = make_problem((3, 4, 4, 4))
+    with pytest.raises(TypeError, match="network must be a tpdynamics LayeredNetwork, got MixtureDynamics"):
+        block_pattern(dyn)
+    with pytest.raises(ValueError, match="needs at least one block"):
+        BlockJacobian({}, (4,))
+    with pytest.raises(ValueError, match=r"one batch size, got \[1, 2\]"):
+        BlockJacobian({(0, 0): torch.zeros(1, 4, 4), (1, 1): torch.zeros(2, 4, 4)}, (4, 4))
+    skip = BlockJacobian({(0, 0): torch.zeros(1, 2, 2), (0, 2): torch.zeros(1, 2, 2)}, (2, 2, 2))
+    with pytest.raises(ValueError, match=r"block pattern \[\(0, 0\), \(0, 2\)\] is not block tridiagonal"):
+        skip.to_block_tridiagonal()
+    with pytest.raises(ValueError, match="sample=-1 must be an int in 0..0"):
+        skip.to_numpy(-1)

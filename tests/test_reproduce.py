@@ -98,3 +98,17 @@ def test_cli_lists_experiments_and_rejects_unknown_names(capsys):
     with pytest.raises(SystemExit):
         main(["reproduce", "--jobs", "0", "fig5.5-sherman-morrison"])
     assert "jobs=0 must be an int >= 1" in capsys.readouterr().err
+
+
+def test_bad_arguments_name_the_argument_the_value_and_the_fix(tmp_path, capsys):
+    out = tmp_path / "never-written"
+    with pytest.raises(ValueError, match=r"names='fig9.9-nothing'. Valid names: .*fig5.5-sherman-morrison"):
+        reproduce(["fig9.9-nothing"], out=out, progress=False)
+    with pytest.raises(ValueError, match=r"seeds=0 must be an int >= 1 .*or None"):
+        reproduce(["fig5.5-sherman-morrison"], seeds=0, out=out, progress=False)
+    with pytest.raises(ValueError, match=r"jobs=2.5 must be an int >= 1 \(the number of worker processes"):
+        reproduce(["fig5.5-sherman-morrison"], jobs=2.5, out=out, progress=False)
+    assert not out.exists()  # checked before anything runs or is written
+    with pytest.raises(SystemExit) as info:
+        main(["reproduce", "--seeds", "-1", "--out", str(out), "fig5.5-sherman-morrison"])
+    assert info.value.code == 2 and "seeds=-1 must be an int >= 1" in capsys.readouterr().err

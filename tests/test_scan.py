@@ -102,3 +102,18 @@ def test_bad_scan_arguments():
         stability_scan(10, depths=())
     with pytest.raises(ValueError, match="delta_values must be a 1-D increasing"):
         approximate_inverse_map(delta_values=[0.1, 0.01])
+
+
+def test_bad_scan_ranges_and_map_arguments():
+    with pytest.raises(TypeError, match=r"mu_range must be a pair \(low, high\), got 0.3"):
+        stability_scan(10, mu_range=0.3)
+    with pytest.raises(ValueError, match=r"std_range=\(0.0, 1.0\) must satisfy"):
+        stability_scan(10, std_range=(0.0, 1.0))
+    with pytest.raises(ValueError, match=r"depths\[1\]=0 must be >= 1"):
+        stability_scan(10, depths=(2, 0))
+    with pytest.raises(ValueError, match=r"mu_values must be a 1-D sequence in \(0, 1\)"):
+        approximate_inverse_map(mu_values=[0.0, 0.2])
+    with pytest.raises(ValueError, match=r"level=1.5 must be in \(0, 1\)"):
+        approximate_inverse_map(level=1.5)
+    with pytest.raises(ValueError, match="seed=-1 must be >= 0"):
+        approximate_inverse_map(seed=-1)

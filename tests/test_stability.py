@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 import tpdynamics as tp
-from analysis import (ABSCISSA_METHODS, MARGINAL, STABLE, UNSTABLE, exact_inverse_eigenvalues, exact_inverse_spectrum,
-                      jacobian, pseudospectrum, reduced_tridiagonal, stability_report, structured_spectrum,
-                      transient_growth)
+from analysis import (ABSCISSA_METHODS, MARGINAL, STABLE, UNSTABLE, BlockJacobian, batch_abscissae,
+                      exact_inverse_eigenvalues, exact_inverse_spectrum, jacobian, pseudospectrum, reduced_tridiagonal,
+                      spectral_abscissa, stability_report, structured_spectrum, transient_growth)
 from tpdynamics.errors import TPDynamicsWarning
 
 from .problems import make_problem
@@ -303,3 +303,38 @@ def test_bad_input():
         stability_report(jacobian=-np.eye(2), integrate=True)
     with pytest.warns(TPDynamicsWarning, match="state is not a fixed point"):
         stability_report(dyn, dyn.initial_state().detach() + 0.1, integrate=False)
+
+
+def test_spectral_abscissa_agrees_with_the_report():
+    net, h0, label, dyn = make_problem((3, 4, 4, 4), feedback="learned", batch=2)
+    J = jacobian(dyn, dyn.initial_state())
+    report = stability_report(jacobian=J, sample=1, transient=False)
+    alpha, method = spectral_abscissa(J, sample=1)
+    assert method == "dense" and alpha == report.spectral_abscissa
+    alpha_batch, omega_batch = batch_abscissae(J)
+    assert alpha_batch[1] == pytest.approx(alpha, abs=1e-12)
+    assert omega_batch[1] == pytest.approx(report.numerical_abscissa, abs=1e-12)
+
+
+def test_bad_input_of_the_spectrum_helpers():
+    net, h0, label, dyn = make_problem((3, 4, 4, 4), batch=2)
+    J = jacobian(dyn, dyn.initial_state())
+    with pytest.raises(TypeError, match="jacobian must be an analysis.BlockJacobian .*got ndarray"):
+        structured_spectrum(np.eye(2))
+    with pytest.raises(ValueError, match="sample=2 must be an int in 0..1"):
+        structured_spectrum(J, sample=2)
+    with pytest.raises(ValueError, match="sample=2 must be an int in 0..1"):
+        spectral_abscissa(J, sample=2)
+    with pytest.raises(TypeError, match="teaching_scale must be a finite real number .*got nan"):
+        exact_inverse_spectrum(3, 0.2, teaching_scale=float("nan"))
+    with pytest.raises(ValueError, match="depth=0 must be >= 1"):
+        exact_inverse_eigenvalues(0, 0.2)
+    with pytest.raises(ValueError, match="points=4 must be >= 8"):
+        transient_growth(-np.eye(2), points=4)
+    with pytest.raises(ValueError, match=r"\(B, N, N\) tensor, got shape \(2, 2\).*unsqueeze\(0\)"):
+        batch_abscissae(torch.eye(2))
+    with pytest.raises(ValueError, match="state= is only used with dynamics="):
+        stability_report(jacobian=-np.eye(2), state=torch.zeros(1, 2, dtype=DT))
+    broken = BlockJacobian({(0, 0): torch.full((1, 2, 2), math.nan, dtype=DT)}, (2,))
+    with pytest.raises(ValueError, match="the Jacobian has non-finite entries at this state"):
+        stability_report(jacobian=broken)

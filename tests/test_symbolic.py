@@ -125,3 +125,16 @@ def test_block_similarity_on_symbolic_blocks():
     """S^-1 J S = T kron I for generic (symbolic) 2x2 forward Jacobians and any teaching slope c."""
     residual = exact_inverse_similarity_residual(depth=3, width=2)
     assert residual.shape == (6, 6) and residual.is_zero_matrix
+
+
+def test_bad_symbolic_arguments():
+    net, h0, label, dyn = make_problem((2, 3, 3), batch=2, target=lambda out: out + 0.1)
+    with pytest.raises(TypeError, match="dynamics must be a tpdynamics MixtureDynamics .*got LayeredNetwork"):
+        symbolic_jacobian(net, dyn.initial_state())
+    with pytest.raises(TypeError, match="network must be a tpdynamics LayeredNetwork, got MixtureDynamics"):
+        symbolic_dynamics(dyn)
+    fn = symbolic_dynamics(net, teaching="fixed").lambdify_jacobian("numpy")
+    with pytest.raises(ValueError, match="'fixed' teaching signal needs teaching_values"):
+        fn(dyn.initial_state().detach().numpy(), h0.numpy(), None, 0.2, 1.0)
+    with pytest.raises(ValueError, match=r"depth \* width = 15 is too large.*keep it <= 12"):
+        exact_inverse_similarity_residual(depth=5, width=3)

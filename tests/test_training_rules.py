@@ -234,7 +234,10 @@ def test_unknown_method_lists_the_valid_names():
         get_learning_rule("tp-magic")
 
 
-@pytest.mark.parametrize("method", ["tp-ei", "rtp-ei", "rmtp-ei"])
+EXACT_INVERSE_METHODS = ["tp-ei", "rtp-ei", "rmtp-ei"]
+
+
+@pytest.mark.parametrize("method", EXACT_INVERSE_METHODS)
 def test_exact_inverse_rules_refuse_unequal_layers(method):
     net = tp.LayeredNetwork.build([6, 6, 4], feedback="learned", seed=0)
     with pytest.raises(ValueError, match=r"exact inverses.*n_1 = \.\.\. = n_L.*\[6, 6, 4\]"):
@@ -243,7 +246,7 @@ def test_exact_inverse_rules_refuse_unequal_layers(method):
         compare_methods([method], layers=(6, 6, 4), epochs=1)
 
 
-@pytest.mark.parametrize("method", ["tp-ei", "rtp-ei", "rmtp-ei"])
+@pytest.mark.parametrize("method", EXACT_INVERSE_METHODS)
 def test_sherman_morrison_rules_need_batch_size_one(method):
     net = tp.LayeredNetwork.build([4, 4, 4], feedback="exact", seed=0)
     with pytest.raises(ValueError, match=r"rank-one change.*rank up to B.*batch_size must be 1 \(got 8\)"):
@@ -272,3 +275,15 @@ def test_bad_hyperparameters_and_unused_options():
     with pytest.raises(ValueError, match=r"noise\[1\] has dimension 3, but h_1 has 4 units"):
         net = tp.LayeredNetwork.build([4, 4, 4], feedback="learned", seed=0)
         train_backward_weights(net, eta_backward=0.1, noise={1: ColouredNoise(torch.ones(3, 2, dtype=DT))})
+
+
+def test_bad_arguments_of_the_step_and_of_backward_training():
+    net = tp.LayeredNetwork.build([4, 4, 4], feedback="learned", seed=0)
+    with pytest.raises(TypeError, match=r"network must be a tpdynamics LayeredNetwork, got dict"):
+        get_learning_rule("bp").step({}, *_batch(net, 4, 0))
+    with pytest.raises(ValueError, match=r"eta has 3 entries but the network has L=2 layers"):
+        get_learning_rule("bp", eta=(0.1, 0.1, 0.1)).step(net, *_batch(net, 4, 0))
+    with pytest.raises(ValueError, match=r"trainable_layers=3 must be None \(all layers\), 'output' or a non-empty"):
+        get_learning_rule("bp", trainable_layers=3)
+    with pytest.raises(ValueError, match=r"batch_size=0 must be >= 1"):
+        train_backward_weights(net, eta_backward=0.1, batch_size=0)

@@ -148,6 +148,29 @@ def test_bad_configurations():
         compare_methods(["bp"], epsilon=0.3, seeds=1, **SMALL)
 
 
+def test_bad_data_and_preset_arguments():
+    with pytest.raises(ValueError, match=r"case='cubic' is not valid; use one of linear, leaky-relu"):
+        toy_example("cubic")
+    with pytest.raises(ValueError, match=r"n_train=0 must be >= 1"):
+        toy_example("linear", n_train=0)
+    with pytest.raises(ValueError, match=r"distance=-1.0 must be finite and >= 0"):
+        toy_example("linear", distance=-1.0)
+    with pytest.raises(ValueError, match=r"inputs has dimension 2, but the input layer has n_0=3"):
+        student_teacher((3, 3, 3), n_train=4, n_test=4, inputs=tp.training.WhiteNoise(2))
+    with pytest.raises(ValueError, match=r"mixing must be a 2-D tensor C of shape \(dim, m\)"):
+        tp.training.ColouredNoise(torch.ones(3, dtype=DT))
+    with pytest.raises(ValueError, match=r"toy_loss_surface needs the 1-2-2 toy network"):
+        tp.training.toy_loss_surface(student_teacher((3, 3, 3), n_train=4, n_test=4), torch.zeros(1, 2, dtype=DT))
+    with pytest.raises(ValueError, match=r"preset='5.9' is not valid; use one of 5.1.3"):
+        resolve_hyperparameters("bp", "5.9")
+    with pytest.raises(ValueError, match=r"seeds must be a positive count or a non-empty list"):
+        ExperimentConfig(seeds=[]).seed_list()
+    with pytest.raises(TypeError, match=r"config must be an ExperimentConfig, got dict"):
+        run_experiment({"methods": ("bp",)})
+    with pytest.raises(ValueError, match=r"the toy example has layers \(1, 2, 2\); got layers=\[1, 3, 2\]"):
+        compare_methods(["bp"], task="toy-linear", layers=(1, 3, 2))
+
+
 # -- CLI and plots -----------------------------------------------------------------------------------------------------
 def test_train_command_writes_json_csv_and_a_figure(tmp_path, capsys):
     out = tmp_path / "r.json"

@@ -495,9 +495,9 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
         Starting state; default ``dynamics.initial_state('forward')`` (the forward pass).
     method, rtol, atol, options
         Passed to ``torchdiffeq.odeint`` (any torchdiffeq method). ``rtol`` and ``atol`` default to
-        ``min(1e-7, tol/10)`` and ``min(1e-9, tol/100)`` (but not below 100 machine epsilons): near a stable fixed point an explicit
-        adaptive method keeps its local error, and hence the residual, at the level of its own
-        tolerance, so the integrator must be more accurate than ``tol``.
+        ``min(1e-7, tol/10)`` and ``min(1e-9, tol/100)``, but not below 100 machine epsilons: near a
+        stable fixed point an explicit adaptive method keeps its local error, and hence the residual,
+        at the level of its own tolerance, so the integrator must be more accurate than ``tol``.
     t_max : float, optional
         Time limit of the integration; default ``1000 * tau``.
     max_steps : int

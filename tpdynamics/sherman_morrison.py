@@ -43,6 +43,17 @@ class ShermanMorrisonRecord:
     beta: float
 
 
+def robust_step(d: float, epsilon: float) -> ShermanMorrisonRecord:
+    """The decision of Algorithm 4.1 for ``d = v^T W^{-1} u``: clip when ``|1 + d| < eps``.
+
+    When clipped, the weight step ``u v^T`` is scaled by ``beta = 1 / (eps - d)`` (eq. 4.80), which makes
+    the Sherman–Morrison denominator of the scaled step equal to ``eps``; otherwise ``beta = 1``.
+    """
+    clipped = abs(1.0 + d) < epsilon
+    return ShermanMorrisonRecord(d=d, denominator=1.0 + d, clipped=clipped,
+                                 beta=1.0 / (epsilon - d) if clipped else 1.0)
+
+
 def robust_sherman_morrison(weight: torch.Tensor, weight_inverse: torch.Tensor, u: torch.Tensor,
                             v: torch.Tensor, epsilon: float = 0.5):
     """One step of Algorithm 4.1: update ``W <- W + beta u v^T`` and its inverse.
@@ -130,6 +141,13 @@ def robust_sherman_morrison_(weight: torch.Tensor, weight_inverse: torch.Tensor,
     ``n x n`` temporaries per step, which dominates the cost of the ``O(n^2)`` update (about 10x at
     ``n = 512``). Call it under ``torch.no_grad()`` when ``weight`` is a parameter.
 
+    Parameters
+    ----------
+    weight, weight_inverse : Tensor, shape (n, n)
+        ``W`` and ``W^{-1}``, overwritten by ``W + beta u v^T`` and its inverse (eq. 4.19).
+    u, v, epsilon
+        As for :func:`robust_sherman_morrison`.
+
     Returns
     -------
     ShermanMorrisonRecord
@@ -142,10 +160,8 @@ def robust_sherman_morrison_(weight: torch.Tensor, weight_inverse: torch.Tensor,
         )
     w_inv_u = weight_inverse @ u
     d = float(torch.dot(v, w_inv_u))
-    denominator = 1.0 + d
-    clipped = abs(denominator) < epsilon
-    beta = 1.0 / (epsilon - d) if clipped else 1.0
-    denominator_used = epsilon if clipped else denominator
+    record = robust_step(d, epsilon)
+    denominator_used = epsilon if record.clipped else record.denominator
     if abs(denominator_used) <= weight.shape[0] * torch.finfo(weight.dtype).eps * (1.0 + abs(d)):
         raise SingularWeightError(
             f"Sherman-Morrison denominator 1 + v^T W^-1 u = {denominator_used:.3g} is zero to round-off: "
@@ -153,5 +169,5 @@ def robust_sherman_morrison_(weight: torch.Tensor, weight_inverse: torch.Tensor,
         )
     v_w_inv = v @ weight_inverse  # before weight_inverse changes
     weight_inverse.addr_(w_inv_u, v_w_inv, alpha=-1.0 / denominator_used)
-    weight.addr_(u, v, alpha=beta)
-    return ShermanMorrisonRecord(d=d, denominator=denominator, clipped=clipped, beta=beta)
+    weight.addr_(u, v, alpha=record.beta)
+    return record

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import torch
 
 import tpdynamics as tp
-from tpdynamics.serialization import jsonable, write_json
+from tpdynamics.serialization import write_json
 
 
 def layer_sizes(text: str) -> list[int]:
@@ -49,7 +48,8 @@ def add_dynamics_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--free", action="store_true", help="no teaching signal (h_L^trgt = h_L)")
 
 
-def add_output_arguments(parser: argparse.ArgumentParser, *, plot_help: str = "write a PNG figure") -> None:
+def add_output_arguments(parser, *, plot_help: str = "write a PNG figure") -> None:
+    """``--json [FILE]`` and ``--plot FILE`` on ``parser`` (an ``ArgumentParser`` or an argument group)."""
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                         help="write the results as JSON to FILE, or to stdout if no FILE is given")
     parser.add_argument("--plot", default=None, metavar="FILE", help=plot_help)
@@ -80,10 +80,9 @@ def emit_json(destination: str | None, payload: dict) -> None:
     """Write ``payload`` to ``destination`` (a path, or ``'-'`` for stdout); no-op if ``None``."""
     if destination is None:
         return
+    text = write_json(None if destination == "-" else destination, payload)
     if destination == "-":
-        sys.stdout.write(json.dumps(jsonable(payload), indent=2) + "\n")
-    else:
-        write_json(destination, payload)
+        sys.stdout.write(text + "\n")
 
 
 def say(args, message: str) -> None:

@@ -1,7 +1,20 @@
 """``tpdynamics compare {alignment,trajectories,predictions}``: continuous weight dynamics vs discrete updates."""
 from __future__ import annotations
 
+import argparse
+
 from .common import add_output_arguments, emit_json, layer_sizes, say
+
+
+def _mus(text: str) -> tuple[float, ...]:
+    """argparse type for ``--mus 0.2,0.1,...``."""
+    try:
+        values = tuple(float(m) for m in text.split(",") if m.strip())
+    except ValueError:
+        values = ()
+    if not values:
+        raise argparse.ArgumentTypeError(f"--mus must be comma-separated numbers such as 0.2,0.1,0.05, got {text!r}")
+    return values
 
 
 def add_parser(subparsers) -> None:
@@ -12,7 +25,7 @@ def add_parser(subparsers) -> None:
                     "predictions: the three predictions of section 6.8, measured and fitted.")
     p.add_argument("comparison", choices=("alignment", "trajectories", "predictions"))
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--mus", default="0.2,0.1,0.05,0.025,0.0125", help="mu sweep (alignment, predictions)")
+    p.add_argument("--mus", type=_mus, default="0.2,0.1,0.05,0.025,0.0125", help="mu sweep (alignment, predictions)")
     p.add_argument("--eta-hat", type=float, default=None, help="output target step (default 0.01; 0.1 for trajectories)")
     p.add_argument("--layers", type=layer_sizes, default=None, metavar="N0,...,NL",
                    help="architecture (default 4,4,4,4,4 for alignment, 6,6,6 for trajectories)")
@@ -28,23 +41,25 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from analysis import comparisons
 
-    mus = tuple(float(m) for m in args.mus.split(",") if m.strip())
+    mus = args.mus
+    default_eta_hat = 0.1 if args.comparison == "trajectories" else 0.01
+    eta_hat = default_eta_hat if args.eta_hat is None else args.eta_hat  # an explicit 0 reaches the validation
     if args.comparison == "alignment":
         result = comparisons.update_alignment(mus=mus, layers=tuple(args.layers or (4, 4, 4, 4, 4)),
-                                              eta_hat=args.eta_hat or 0.01, seed=args.seed, progress=True)
+                                              eta_hat=eta_hat, seed=args.seed, progress=True)
         for mode, slope in result.slopes.items():
             say(args, f"{mode}: relative error vs mu, log-log slope = "
                       f"{'n/a (no mu)' if slope is None else f'{slope:.2f}'}; at the smallest mu: "
                       f"{max(r['relative_error'] for r in result.rows if r['mode'] == mode and r['mu'] in (None, min(mus))):.2e}")
     elif args.comparison == "trajectories":
         result = comparisons.learning_trajectories(layers=tuple(args.layers or (6, 6, 6)), seeds=args.seeds,
-                                                   steps=args.steps, eta=args.eta, eta_hat=args.eta_hat or 0.1,
+                                                   steps=args.steps, eta=args.eta, eta_hat=eta_hat,
                                                    mu=args.mu, progress=True)
         for name, curve in result.curves.items():
             say(args, f"{name}: test loss {curve['mean'][0]:.4g} -> {curve['mean'][-1]:.4g} "
                       f"(+- {curve['ci'][-1]:.2g}, {args.seeds} seeds)")
     else:
-        result = comparisons.section_6_8_predictions(mus=mus[:3], eta_hat=args.eta_hat or 0.01, seed=args.seed)
+        result = comparisons.section_6_8_predictions(mus=mus[:3], eta_hat=eta_hat, seed=args.seed)
         for mu in result.depth_decay["ratio"]:
             say(args, f"mu={mu}: fitted log layer factor {result.depth_decay['fitted_log_factor'][mu]:.4f}, "
                       f"predicted log(mu/(1-mu)) = {result.depth_decay['predicted_log_factor'][mu]:.4f}")

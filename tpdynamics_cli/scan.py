@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import emit_json, say
+from .common import add_output_arguments, emit_json, say
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -35,9 +35,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--map-cases", type=int, default=100,
                    help="cases per (mu, delta) cell of the approximate-inverse map (default 100; 0 skips the map)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
-                   help="write the results as JSON to FILE, or to stdout if no FILE is given")
-    p.add_argument("--plot", default=None, metavar="FILE", help="write the scan and map figure (PNG)")
+    add_output_arguments(p, plot_help="write the scan and map figure (PNG)")
     p.set_defaults(run=run)
 
 

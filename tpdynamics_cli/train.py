@@ -8,7 +8,7 @@ import torch
 from tpdynamics.training import LEARNING_RULES, THESIS_PRESETS, ExperimentConfig, run_experiment
 from tpdynamics.training.runner import TASKS
 
-from .common import emit_json, layer_sizes, say
+from .common import add_output_arguments, emit_json, layer_sizes, say
 
 
 def _methods(text: str) -> list[str]:
@@ -61,11 +61,8 @@ def add_parser(subparsers) -> None:
     run.add_argument("--diagnostics", action="store_true",
                      help="record learning-signal diagnostics (e_TP, e_approx, cosines with e_GN and e_BP, ...)")
     out = p.add_argument_group("output")
-    out.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
-                     help="write the results as JSON to FILE, or to stdout if no FILE is given")
+    add_output_arguments(out, plot_help="write a figure of the train and test loss curves (PNG)")
     out.add_argument("--csv", default=None, metavar="FILE", help="write per-epoch mean and 95%% interval as CSV")
-    out.add_argument("--plot", default=None, metavar="FILE",
-                     help="write a figure of the train and test loss curves (PNG)")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run_command)
 

@@ -13,8 +13,8 @@ Rules for writing an experiment (subclass, register with ``@EXPERIMENTS.register
   thesis's values, ``quick`` a reduced size that runs in well under a minute), ``default_seeds``
   (the thesis's seed count) and ``quick_seeds``;
 * :meth:`tasks` returns picklable task dicts; :meth:`run_task` does the work of one task and returns
-  a picklable dict of plain numbers/lists (it may run in another process: no shared state, every
-  random draw seeded from the task);
+  a picklable dict (plain numbers/lists, or the package's result objects) (it may run in another
+  process: no shared state, every random draw seeded from the task);
 * :meth:`summarize` combines the task results. No run is dropped: diverged runs are counted and
   reported in the data and the claims;
 * use only the public API of ``tpdynamics`` and ``analysis``.
@@ -61,12 +61,22 @@ class Claim:
     expected: bool = True
 
     def to_dict(self) -> dict:
+        """The claim's fields as a dict."""
         return asdict(self)
 
 
 @dataclass
 class Summary:
-    """What :meth:`Experiment.summarize` returns."""
+    """What :meth:`Experiment.summarize` returns.
+
+    Attributes
+    ----------
+    data : dict
+        Everything measured, plain numbers and lists (written to ``NAME.json``).
+    claims : list of Claim
+    figure : matplotlib.figure.Figure
+        Written to ``NAME.png``.
+    """
 
     data: dict
     claims: list
@@ -86,21 +96,25 @@ class Experiment:
     quick_seeds = 1
 
     def settings(self, quick: bool) -> dict:
+        """A copy of the ``quick`` or the ``full`` settings."""
         return dict(self.quick if quick else self.full)
 
     def seeds(self, quick: bool, seeds: int | None) -> int:
+        """``seeds`` if given, else ``quick_seeds`` or ``default_seeds``."""
         if seeds is not None:
             return seeds
         return self.quick_seeds if quick else self.default_seeds
 
     def tasks(self, settings: dict, seeds: int) -> list[dict]:
-        """Independent units of work; default: one task per seed."""
+        """Independent units of work (picklable dicts); default: one task ``{"seed": s}`` per seed."""
         return [{"seed": s} for s in range(seeds)]
 
     def run_task(self, settings: dict, task: dict) -> dict:
+        """Do one task (possibly in another process) and return a picklable dict."""
         raise NotImplementedError
 
     def summarize(self, settings: dict, results: list[dict]) -> Summary:
+        """Combine the results of :meth:`tasks`, in their order, into data, claims and a figure."""
         raise NotImplementedError
 
 
@@ -108,7 +122,20 @@ EXPERIMENTS: Registry[type[Experiment]] = Registry("experiment", Experiment, "na
 
 
 def mean_ci(values) -> tuple[float, float]:
-    """Mean and half-width of the 95 % Student-t interval (0 for one value); NaNs (diverged runs) excluded."""
+    """Mean and half-width of the 95 % Student-t interval of the finite values.
+
+    ``None``, NaN and inf (diverged runs) are left out; the half-width is 0 for one value, and both are NaN
+    for none. (:func:`tpdynamics.training.mean_and_interval` gives the interval's ends instead, NaN for one
+    value.)
+
+    Parameters
+    ----------
+    values : iterable of float or None
+
+    Returns
+    -------
+    (mean, half_width) : (float, float)
+    """
     from scipy import stats
 
     x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
@@ -121,7 +148,7 @@ def mean_ci(values) -> tuple[float, float]:
 
 
 def fmt_ci(values, digits: int = 3) -> str:
-    """``"m +- h (n = k)"`` for a list of per-seed values."""
+    """``"m +- h (95 % CI, n = k)"`` (:func:`mean_ci`) for a list of per-seed values, ``m`` to ``digits`` digits."""
     m, h = mean_ci(values)
     n = sum(1 for v in values if v is not None and math.isfinite(v))
     return f"{m:.{digits}g} +- {h:.2g} (95 % CI, n = {n})"

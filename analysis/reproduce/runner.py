@@ -4,14 +4,13 @@ A failed experiment does not stop the others: its error is written to its JSON a
 """
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import platform
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 import tpdynamics
-from tpdynamics.serialization import jsonable
+from tpdynamics.serialization import jsonable, write_json
 
 from ..plotting import save
 from .base import EXPERIMENTS
@@ -27,7 +26,27 @@ from .base import EXPERIMENTS
 
 @dataclass
 class ExperimentRecord:
-    """Outcome of one experiment: ``status`` is ``'ok'`` or ``'failed'``."""
+    """Outcome of one experiment, as written to ``NAME.json``.
+
+    Attributes
+    ----------
+    name, title, reference, thesis_says : str
+        The experiment's registered name and its :class:`~analysis.reproduce.Experiment` class attributes.
+    status : {'ok', 'failed'}
+    seconds : float
+        Time spent in its tasks and its summary (summed over worker processes).
+    settings : dict
+        The settings it ran with (``quick`` or ``full``).
+    seeds : int
+        Seeds it ran.
+    claims : list of Claim
+    data : dict
+        What :meth:`~analysis.reproduce.Experiment.summarize` measured.
+    error : str or None
+        The traceback of a failed experiment.
+    files : list of str
+        Files written into the output folder.
+    """
 
     name: str
     title: str
@@ -43,11 +62,8 @@ class ExperimentRecord:
     files: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return jsonable({"name": self.name, "title": self.title, "reference": self.reference,
-                          "thesis_says": self.thesis_says, "status": self.status, "seconds": self.seconds,
-                          "settings": self.settings, "seeds": self.seeds,
-                          "claims": [c.to_dict() for c in self.claims],
-                          "data": self.data, "error": self.error, "files": self.files})
+        """The record as JSON types (:func:`~tpdynamics.serialization.jsonable`; claims as dicts)."""
+        return jsonable(asdict(self))
 
 
 def _run_task(name: str, settings: dict, task: dict, threads: int):
@@ -60,7 +76,23 @@ def _run_task(name: str, settings: dict, task: dict, threads: int):
 
 
 def resolve_names(names) -> list[str]:
-    """Validate experiment names (all registered ones if ``names`` is empty)."""
+    """Validate experiment names.
+
+    Parameters
+    ----------
+    names : sequence of str or Experiment subclasses, or None
+        Experiments to run; empty or ``None``: every registered one.
+
+    Returns
+    -------
+    list of str
+        Registered names, in the given order.
+
+    Raises
+    ------
+    ValueError
+        For a name that is not registered (the message lists the valid names).
+    """
     if not names:
         return EXPERIMENTS.names()
     return [EXPERIMENTS.get(n).name for n in names]
@@ -82,12 +114,26 @@ def reproduce(names=None, *, quick: bool = False, out="tpdynamics-reproduce", se
         Seeds per experiment (default: the thesis's count, or the quick count).
     jobs : int
         Worker processes; tasks (seeds) of all experiments are spread over them.
+    progress : bool
+        Show a progress bar over the tasks.
+
+    Returns
+    -------
+    list of ExperimentRecord
+        One per experiment, in the order of ``names``; a failed experiment has ``status == 'failed'``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or ``seeds`` / ``jobs`` that is not a positive int (checked before anything runs).
     """
     names = resolve_names(names)
     if not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs={jobs!r} must be an int >= 1.")
+        raise ValueError(f"jobs={jobs!r} must be an int >= 1 (the number of worker processes; 1 runs everything "
+                         "in this process).")
     if seeds is not None and (not isinstance(seeds, int) or seeds < 1):
-        raise ValueError(f"seeds={seeds!r} must be an int >= 1.")
+        raise ValueError(f"seeds={seeds!r} must be an int >= 1 (seeds per experiment), or None for each "
+                         "experiment's own count.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -147,7 +193,7 @@ def reproduce(names=None, *, quick: bool = False, out="tpdynamics-reproduce", se
                 errors[name] = traceback.format_exc()
         if name in errors:
             record.status, record.error = "failed", errors[name]
-        (out / f"{name}.json").write_text(json.dumps(record.to_dict(), indent=2) + "\n")
+        write_json(out / f"{name}.json", record.to_dict())
         record.files.append(f"{name}.json")
         records.append(record)
     write_report(records, out / "REPORT.md", quick=quick, jobs=jobs, seeds=seeds,
@@ -156,6 +202,7 @@ def reproduce(names=None, *, quick: bool = False, out="tpdynamics-reproduce", se
 
 
 def _holds(claim) -> str:
+    """The verdict column of the report."""
     verdict = {True: "holds", False: "does NOT hold", None: "not decided (no claim to test, or not measurable here)"}
     text = verdict[claim.holds]
     if claim.holds is False and not claim.expected:
@@ -164,7 +211,23 @@ def _holds(claim) -> str:
 
 
 def write_report(records, path, *, quick: bool, jobs: int, seeds, wall: float) -> Path:
-    """``REPORT.md``: for every experiment, the thesis's statement, our measurement and the verdict."""
+    """Write ``REPORT.md``: for every experiment, the thesis's statement, our measurement and the verdict.
+
+    Parameters
+    ----------
+    records : sequence of ExperimentRecord
+    path : path
+        The file to write.
+    quick, jobs, seeds
+        The arguments of :func:`reproduce`, stated in the header.
+    wall : float
+        Wall-clock seconds of the whole run.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     lines = [
         "# Reproduction report",
         "",

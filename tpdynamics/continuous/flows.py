@@ -31,8 +31,7 @@ from .._validation import check_int, check_positive, check_tensor
 from ..errors import TPDynamicsWarning
 from ..layers import ExactInverseFeedback
 from ..network import LayeredNetwork
-from .models import (ContinuousModel, LearningSignal, PhaseStates, inverse_loss_velocities, trainable_feedback,
-                     velocities_from_signal)
+from .models import ContinuousModel, inverse_loss_velocities, trainable_feedback, velocities_from_signal
 
 
 class _PlasticParameters:
@@ -60,8 +59,8 @@ class _PlasticParameters:
                 layer.sync_inverse()
 
     def pack(self, forward: list, feedback: dict) -> tuple:
-        zeros = [torch.zeros_like(self.network.layer(o).feedback.weight) for o in self.feedback_owners]
-        fb = [feedback.get(o, z) for o, z in zip(self.feedback_owners, zeros)]
+        fb = [feedback[o] if o in feedback else torch.zeros_like(self.network.layer(o).feedback.weight)
+              for o in self.feedback_owners]
         return tuple(forward) + tuple(fb)
 
 
@@ -95,11 +94,14 @@ class WeightFlow(nn.Module):
         self.model, self.h0, self.label = model, h0, label
         self.params = _PlasticParameters(network, feedback=model.feedback_learning_rate > 0)
         self.nfev = 0
-        self.n_equilibria = 0
 
     @property
     def network(self) -> LayeredNetwork:
         return self.params.network
+
+    @property
+    def n_equilibria(self) -> int:
+        return self.nfev * len(self.model.phases)
 
     def initial_state(self) -> tuple[torch.Tensor, ...]:
         return self.params.snapshot()
@@ -109,7 +111,6 @@ class WeightFlow(nn.Module):
         self.nfev += 1
         self.params.load(state)
         states = self.model.equilibria(self.network, self.h0, self.label)
-        self.n_equilibria += len(states.results)
         forward = self.model.weight_velocities(self.network, self.h0, self.label, states)
         feedback = self.model.feedback_velocities(self.network, self.h0, self.label, states)
         return self.params.pack(forward, feedback)
@@ -132,6 +133,24 @@ def integrate_weights(model: ContinuousModel, network: LayeredNetwork, h0: torch
 
     The network is left with the weights at ``times[-1]``. With ``method='rk4'`` and no
     ``options``, the step is the spacing of ``times``.
+
+    Parameters
+    ----------
+    model : ContinuousModel
+        Gives ``d theta/ds`` at the phases' equilibria (eqs. 6.17, 6.26, 6.35, 6.37, 6.58).
+    network : LayeredNetwork
+        Its plastic weights are the initial state; it holds the final weights afterwards.
+    h0 : Tensor, shape (B, n_0)
+    label : Tensor, shape (B, n_L)
+    times : sequence of float or Tensor, shape (T,)
+        Slow-time points (increasing), the first being the start.
+    method, rtol, atol, options
+        Passed to ``torchdiffeq.odeint``.
+
+    Returns
+    -------
+    WeightTrajectory
+        ``weights[k]`` is ``(W_1, ..., W_L, Q...)`` at ``times[k]``.
     """
     flow = WeightFlow(model, network, h0, label)
     times = torch.as_tensor(times, dtype=torch.float64)
@@ -170,10 +189,10 @@ class JointFlow(nn.Module):
         self.tau_w = check_positive("tau_w", tau_w)
         self.dynamics = model.phase_dynamics(network, h0, label)[phase]
         self.params = _PlasticParameters(network, feedback=model.feedback_learning_rate > 0)
-        self.free_reference = free_reference
         two_phase = len(model.phases) > 1
-        self.forward_plastic = (not two_phase) or phase == "learning"
-        self.feedback_plastic = (not two_phase) or phase == "free"
+        self.free_reference = free_reference if two_phase else None
+        self.forward_plastic = phase == "learning"
+        self.feedback_plastic = phase == model.feedback_phase
         if two_phase and phase == "learning" and free_reference is None:
             raise ValueError("the learning phase compares with the free phase's equilibrium: run the free phase "
                              "first (phases=(('free', T_f), ('learning', T_l))).")
@@ -186,44 +205,26 @@ class JointFlow(nn.Module):
     def initial_state(self, neurons: torch.Tensor) -> tuple:
         return (neurons,) + self.params.snapshot()
 
-    def _rates(self, neurons) -> list:
-        """``[h_1..h_L]``: the neuron states (mixture) or event rates (multiplexed)."""
-        if self.model.name == "multiplexed":
-            return self.dynamics.event_rates(neurons)
-        return self.dynamics.split(neurons)
-
-    def _instantaneous_signal(self, neurons) -> LearningSignal:
-        """Learning signal at the current (not yet settled) neuron state."""
-        net, model, dyn = self.network, self.model, self.dynamics
-        rates = states = self._rates(neurons)
-        bursts = dyn.burst_probabilities(neurons) if model.name == "multiplexed" else states
-        below = [self.h0] + list(rates[:-1])
-        pre = [net.layer(i).preactivation(b) for i, b in enumerate(below, start=1)]
-        d = [net.layer(i).nonlinearity.derivative(a) for i, a in enumerate(pre, start=1)]
-        if len(model.phases) == 1:
-            signal = [h - net.layer(i).nonlinearity(a) for i, (h, a) in enumerate(zip(states, pre), start=1)]
-        else:
-            signal = [b - r for b, r in zip(bursts, self.free_reference)]
-        return LearningSignal(signal, below, d, model.layer_factors(net.depth))
-
     @torch.no_grad()
     def forward(self, t, state):
         self.nfev += 1
         neurons, weights = state[0], state[1:]
         self.params.load(weights)
-        rate = self.dynamics.rate(neurons)
+        model, dyn = self.model, self.dynamics
+        rate = dyn.rate(neurons)
+        activity = model.activity(dyn, neurons)  # the instantaneous, not yet settled, states
         L = self.network.depth
         scale = 1.0 / self.tau_w
         if self.forward_plastic:
-            signal = self._instantaneous_signal(neurons)
-            forward = [scale * v for v in velocities_from_signal(signal, self.model.learning_rates(L))]
+            signal = model.signal_from(self.network, self.h0, activity, model.nudged_activity(dyn, neurons),
+                                       self.free_reference)
+            forward = [scale * v for v in velocities_from_signal(signal, model.learning_rates(L))]
         else:
             forward = [torch.zeros_like(w) for w in weights[:L]]
         feedback = {}
-        if self.feedback_plastic and self.model.feedback_learning_rate > 0:
+        if self.feedback_plastic and model.feedback_learning_rate > 0:
             feedback = {o: scale * v for o, v in inverse_loss_velocities(
-                self.network, self._rates(neurons), self.model.feedback_learning_rate,
-                self.model.weight_decay).items()}
+                self.network, activity, model.feedback_learning_rate, model.weight_decay).items()}
         return (rate,) + self.params.pack(forward, feedback)
 
 
@@ -240,7 +241,19 @@ class JointTrajectory:
 
 
 def check_phases(model: ContinuousModel, phases) -> list[tuple[str, float]]:
-    """Validate a phase schedule ``[(name, duration), ...]`` against the model's phase order."""
+    """Validate a phase schedule ``[(name, duration), ...]`` against the model's phase order.
+
+    Returns
+    -------
+    list of (str, float)
+        The schedule, durations as floats.
+
+    Raises
+    ------
+    ValueError
+        For an empty schedule, an entry that is not a ``(name, duration)`` pair, an unknown phase, a
+        non-positive duration, or (two-phase models) a learning phase not preceded by a free phase.
+    """
     schedule = []
     for entry in phases:
         if not (isinstance(entry, (tuple, list)) and len(entry) == 2):
@@ -306,8 +319,7 @@ def integrate_joint(model: ContinuousModel, network: LayeredNetwork, h0: torch.T
         flow.params.load(weights[-1])
         neurons = path[0][-1]
         if phase == "free":
-            dyn = flow.dynamics
-            free_reference = (dyn.burst_probabilities(neurons) if model.name == "multiplexed" else dyn.split(neurons))
+            free_reference = model.nudged_activity(flow.dynamics, neurons)
         segments.append((phase, times, path[0], weights))
         nfev += flow.nfev
         t0 += duration
@@ -315,4 +327,4 @@ def integrate_joint(model: ContinuousModel, network: LayeredNetwork, h0: torch.T
 
 
 __all__ = ["WeightFlow", "WeightTrajectory", "integrate_weights", "JointFlow", "JointTrajectory", "integrate_joint",
-           "check_phases", "PhaseStates"]
+           "check_phases"]

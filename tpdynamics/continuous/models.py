@@ -89,6 +89,12 @@ class LearningSignal:
 class ContinuousModel:
     """Base of the continuous learning models (see the module docstring for the contract).
 
+    A model sets ``phases`` (ending with ``"learning"``, the phase with the teaching signal) and
+    :meth:`phase_dynamics`; it may override :meth:`layer_factor`, :meth:`activity`,
+    :meth:`nudged_activity` and ``feedback_phase``. The forward plasticity reads
+    ``nudged - reference`` from the learning phase, the reference being the free phase's nudged
+    activity when there is a free phase and the forward prediction ``f_i(h_{i-1})`` otherwise.
+
     Parameters
     ----------
     mu : float
@@ -113,6 +119,8 @@ class ContinuousModel:
 
     name = "abstract"
     phases: tuple[str, ...] = ()
+    #: The phase whose states the feedback plasticity learns from (eqs. 6.26, 6.37).
+    feedback_phase = "free"
 
     def __init__(self, *, mu: float = 0.2, tau: float = 1.0, eta_hat: float = 0.1, learning_rate: float = 1.0,
                  feedback_learning_rate: float = 0.0, weight_decay: float = 0.0,
@@ -132,7 +140,7 @@ class ContinuousModel:
                 "learning_rate": self.learning_rate, "feedback_learning_rate": self.feedback_learning_rate,
                 "weight_decay": self.weight_decay, "compensate_layer_factor": self.compensate_layer_factor}
 
-    # -- to be filled by the models -------------------------------------------------------------
+    # -- filled or overridden by the models -------------------------------------------------------
     def phase_dynamics(self, network: LayeredNetwork, h0: torch.Tensor, label: torch.Tensor) -> dict:
         """``{phase name: NetworkDynamics}`` for one batch."""
         raise NotImplementedError
@@ -140,6 +148,35 @@ class ContinuousModel:
     def layer_factor(self, depth: int, i: int) -> float:
         """``c_i``: how much the model scales the learning signal of layer ``i``."""
         return (self.mu / (1.0 - self.mu)) ** (depth + 1 - i)
+
+    def activity(self, dynamics, state: torch.Tensor) -> list[torch.Tensor]:
+        """``[h_1, ..., h_L]``, shapes ``(B, n_i)``: the forward activity of a phase state ``(B, N)``.
+
+        The layer states for the mixture models; the event rates (eq. 6.45) for the multiplexed one.
+        """
+        return dynamics.split(state)
+
+    def nudged_activity(self, dynamics, state: torch.Tensor) -> list[torch.Tensor]:
+        """The activity the forward plasticity compares with its reference, shapes ``(B, n_i)``.
+
+        The layer states for the mixture models; the burst probabilities (eq. 6.46) for the multiplexed one.
+        """
+        return dynamics.split(state)
+
+    def signal_from(self, network, h0, activity, nudged, reference=None) -> LearningSignal:
+        """The learning signal ``nudged_i - reference_i`` with ``D_i`` and ``h_{i-1}`` taken at ``activity``.
+
+        Parameters
+        ----------
+        activity, nudged : list of Tensor
+            :meth:`activity` and :meth:`nudged_activity` of the learning-phase state, shapes ``(B, n_i)``.
+        reference : list of Tensor, optional
+            The free phase's :meth:`nudged_activity` (``h^f_i``, eq. 6.35; ``hat h^f_i``, eq. 6.58); default
+            the forward prediction ``f_i(h_{i-1})`` at ``activity`` (single phase, eq. 6.17).
+        """
+        below, f, d = _forward_reference(network, h0, activity)
+        reference = f if reference is None else reference
+        return LearningSignal([n - r for n, r in zip(nudged, reference)], below, d, self.layer_factors(network.depth))
 
     def learning_signal(self, network, h0, label, states: PhaseStates | None = None) -> LearningSignal:
         """The per-layer signal, presynaptic activity and ``D_i`` of the forward plasticity at ``states``.
@@ -149,14 +186,17 @@ class ContinuousModel:
         if states is None:
             states = self.equilibria(network, h0, label)
         with torch.no_grad():
-            return self._signal(network, h0, label, states)
-
-    def _signal(self, network, h0, label, states: PhaseStates) -> LearningSignal:
-        raise NotImplementedError
+            dyn, state = states.dynamics["learning"], states.results["learning"].state
+            reference = None
+            if "free" in states.results:
+                reference = self.nudged_activity(states.dynamics["free"], states.results["free"].state)
+            return self.signal_from(network, h0, self.activity(dyn, state), self.nudged_activity(dyn, state),
+                                    reference)
 
     def feedback_states(self, network, states: PhaseStates) -> list[torch.Tensor]:
-        """``[h_1, ..., h_L]`` at which the feedback plasticity evaluates the inverse loss."""
-        raise NotImplementedError
+        """``[h_1, ..., h_L]`` at which the feedback plasticity evaluates the inverse loss (its phase's activity)."""
+        phase = self.feedback_phase
+        return self.activity(states.dynamics[phase], states.results[phase].state)
 
     # -- shared ------------------------------------------------------------------------------------
     def equilibria(self, network: LayeredNetwork, h0: torch.Tensor, label: torch.Tensor) -> PhaseStates:
@@ -206,7 +246,19 @@ class ContinuousModel:
 
 
 def velocities_from_signal(signal: LearningSignal, rates) -> list[torch.Tensor]:
-    """``eta_i mean_b[(D_i * signal_i) pre_i^T]`` for every layer."""
+    """``eta_i mean_b[(D_i * signal_i) pre_i^T]`` for every layer (eqs. 6.17, 6.35, 6.58).
+
+    Parameters
+    ----------
+    signal : LearningSignal
+    rates : sequence of float
+        ``eta_i`` per layer (:meth:`ContinuousModel.learning_rates`).
+
+    Returns
+    -------
+    list of Tensor
+        Entry ``i - 1`` is ``dW_i/dt``, shape ``(n_i, n_{i-1})``.
+    """
     out = []
     for rate, s, d, pre in zip(rates, signal.signal, signal.derivative, signal.presynaptic):
         out.append(rate * torch.einsum("bi,bj->ij", d * s, pre) / s.shape[0])
@@ -263,17 +315,10 @@ class SinglePhaseModel(ContinuousModel):
     """Section 6.4-6.5: one phase with the teaching signal on; eqs. 6.17 and 6.26."""
 
     phases = ("learning",)
+    feedback_phase = "learning"
 
     def phase_dynamics(self, network, h0, label):
         return {"learning": MixtureDynamics(network, h0, mu=self.mu, tau=self.tau, label=label, eta_hat=self.eta_hat)}
-
-    def _signal(self, network, h0, label, states):
-        h = states.results["learning"].layers
-        below, f, d = _forward_reference(network, h0, h)
-        return LearningSignal([hi - fi for hi, fi in zip(h, f)], below, d, self.layer_factors(network.depth))
-
-    def feedback_states(self, network, states):
-        return states.results["learning"].layers
 
 
 @CONTINUOUS_MODELS.register("two_phase")
@@ -285,14 +330,6 @@ class TwoPhaseModel(ContinuousModel):
     def phase_dynamics(self, network, h0, label):
         return {"free": MixtureDynamics(network, h0, mu=self.mu, tau=self.tau),
                 "learning": MixtureDynamics(network, h0, mu=self.mu, tau=self.tau, label=label, eta_hat=self.eta_hat)}
-
-    def _signal(self, network, h0, label, states):
-        free, learn = states.results["free"].layers, states.results["learning"].layers
-        below, _, d = _forward_reference(network, h0, learn)  # D^l and h^l_{i-1} (eq. 6.35)
-        return LearningSignal([hl - hf for hl, hf in zip(learn, free)], below, d, self.layer_factors(network.depth))
-
-    def feedback_states(self, network, states):
-        return states.results["free"].layers
 
 
 @CONTINUOUS_MODELS.register("multiplexed")
@@ -308,16 +345,11 @@ class MultiplexedModel(ContinuousModel):
     def layer_factor(self, depth, i):
         return 1.0  # separate channels: no mixing, no decay with depth (section 6.9)
 
-    def _signal(self, network, h0, label, states):
-        dyn_f, dyn_l = states.dynamics["free"], states.dynamics["learning"]
-        free = dyn_f.burst_probabilities(states.results["free"].state)
-        learn = dyn_l.burst_probabilities(states.results["learning"].state)
-        rates = dyn_l.event_rates(states.results["learning"].state)
-        below, _, d = _forward_reference(network, h0, rates)
-        return LearningSignal([bl - bf for bl, bf in zip(learn, free)], below, d, self.layer_factors(network.depth))
+    def activity(self, dynamics, state):
+        return dynamics.event_rates(state)
 
-    def feedback_states(self, network, states):
-        return states.dynamics["free"].event_rates(states.results["free"].state)
+    def nudged_activity(self, dynamics, state):
+        return dynamics.burst_probabilities(state)
 
 
 def get_model(model, **kwargs) -> ContinuousModel:

@@ -23,7 +23,7 @@ from torch import nn
 from .._validation import check_positive, check_tensor
 from ..blocktridiagonal import BlockTridiagonal
 from ..errors import DivergenceError
-from ..network import LayeredNetwork
+from ..network import FEEDBACK, FORWARD, TEACHING, LayeredNetwork
 from ..registry import Registry
 
 
@@ -87,6 +87,29 @@ class NetworkDynamics(nn.Module):
     def inputs(self) -> tuple[torch.Tensor, ...]:
         """The input tensors the dynamics depend on (``h0``, targets...), e.g. for ``adjoint_params``."""
         return (self.h0,)
+
+    @staticmethod
+    def _read_graph(network: LayeredNetwork, model: str) -> list[list[tuple[int, str, int | None]]]:
+        """For each layer node ``1..L``: its in-edges ``(source, kind, owner)`` from the graph.
+
+        Checks that every layer has one forward (basal) input and one feedback or teaching (apical)
+        input; ``model`` names the dynamics in the error message.
+        """
+        edges = []
+        for node in range(1, network.depth + 1):
+            incoming = network.in_edges(node)
+            kinds = sorted(kind for _, kind, _ in incoming)
+            apical = [k for k in kinds if k in (FEEDBACK, TEACHING)]
+            if kinds.count(FORWARD) != 1 or len(apical) != 1:
+                if not apical:
+                    raise ValueError(
+                        f"layer h_{node} has no apical input: layer {node + 1} has no feedback mapping "
+                        f"g_{node}. The {model} dynamics need feedback on layers 2..L; build the network "
+                        "with feedback='exact', 'learned', 'original' or 'fixed'.")
+                raise ValueError(f"layer h_{node} has in-edges {kinds}; the {model} model needs exactly one "
+                                 "forward and one feedback/teaching input per layer.")
+            edges.append(incoming)
+        return edges
 
     # -- the two hooks --------------------------------------------------------------------------
     def drive(self, state: torch.Tensor, *, check: bool = True) -> torch.Tensor:

@@ -58,26 +58,7 @@ class MixtureDynamics(NetworkDynamics):
         self.mu = check_mu(mu)
         self.teaching = make_teaching_signal(target=target, label=label, eta_hat=eta_hat, teaching=teaching)
         self.teaching.validate(self.batch_size, network.layer_sizes[-1], network.dtype)
-        self._edges = self._read_graph(network)
-
-    @staticmethod
-    def _read_graph(network: LayeredNetwork) -> list[list[tuple[int, str, int | None]]]:
-        """For each layer node ``1..L``: its in-edges ``(source, kind, owner)`` from the graph."""
-        edges = []
-        for node in range(1, network.depth + 1):
-            incoming = network.in_edges(node)
-            kinds = sorted(kind for _, kind, _ in incoming)
-            apical = [k for k in kinds if k in (FEEDBACK, TEACHING)]
-            if kinds.count(FORWARD) != 1 or len(apical) != 1:
-                if not apical:
-                    raise ValueError(
-                        f"layer h_{node} has no apical input: layer {node + 1} has no feedback mapping "
-                        f"g_{node}. The mixture dynamics need feedback on layers 2..L; build the network "
-                        "with feedback='exact', 'learned', 'original' or 'fixed'.")
-                raise ValueError(f"layer h_{node} has in-edges {kinds}; the mixture model needs exactly one "
-                                 "forward and one feedback/teaching input per layer.")
-            edges.append(incoming)
-        return edges
+        self._edges = self._read_graph(network, "mixture")
 
     def edge_weight(self, kind: str) -> float:
         """Mixing weight of an edge kind: ``1 - mu`` for forward, ``mu`` for feedback and teaching."""

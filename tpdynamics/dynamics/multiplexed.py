@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from ..blocktridiagonal import BlockTridiagonal
-from ..network import FEEDBACK, FORWARD, TEACHING, LayeredNetwork
+from ..network import LayeredNetwork
 from ..targets import TeachingSignal, make_teaching_signal
 from .base import DYNAMICS, NetworkDynamics
 
@@ -57,16 +57,7 @@ class MultiplexedDynamics(NetworkDynamics):
         super().__init__(network, h0, tau=tau)
         self.teaching = make_teaching_signal(target=target, label=label, eta_hat=eta_hat, teaching=teaching)
         self.teaching.validate(self.batch_size, network.layer_sizes[-1], network.dtype)
-        L = network.depth
-        for node in range(1, L):
-            kinds = [kind for _, kind, _ in network.in_edges(node)]
-            if FEEDBACK not in kinds:
-                raise ValueError(f"layer h_{node} has no apical input: layer {node + 1} has no feedback mapping "
-                                 f"g_{node}; build the network with feedback on layers 2..L.")
-        if [kind for _, kind, _ in network.in_edges(L)].count(TEACHING) != 1 or any(
-                [kind for _, kind, _ in network.in_edges(i)].count(FORWARD) != 1 for i in range(1, L + 1)):
-            raise ValueError("the multiplexed model needs one forward input per layer and a teaching input "
-                             "on the output layer.")
+        self._read_graph(network, "multiplexed")
 
     # -- layout -------------------------------------------------------------------------------------
     @property
@@ -89,30 +80,33 @@ class MultiplexedDynamics(NetworkDynamics):
         return (self.h0,) + self.teaching.tensors()
 
     # -- read-outs ----------------------------------------------------------------------------------
+    def _event_rates(self, basal) -> list[torch.Tensor]:
+        return [self.network.layer(i).nonlinearity(a) for i, a in enumerate(basal, start=1)]
+
+    def _bursts(self, apical, h_out) -> list[torch.Tensor]:
+        """``[hat h_1, ..., hat h_L]`` from the apical voltages and the output rate ``h_L``."""
+        net = self.network
+        return ([net.layer(i + 1).feedback.rate_from_voltage(apical[i]) for i in range(1, net.depth)]
+                + [self.teaching.value(h_out)])
+
     def event_rates(self, state) -> list[torch.Tensor]:
         """``[h_1, ..., h_L]`` with ``h_i = s_i(a^b_i)`` (eq. 6.45)."""
-        basal, _ = self._parts(state)
-        return [self.network.layer(i).nonlinearity(a) for i, a in enumerate(basal, start=1)]
+        return self._event_rates(self._parts(state)[0])
 
     def burst_probabilities(self, state) -> list[torch.Tensor]:
         """``[hat h_1, ..., hat h_L]`` with ``hat h_i = t_i(a^a_i)`` (eq. 6.46) and ``hat h_L = h_L^trgt``."""
-        _, apical = self._parts(state)
-        L = self.network.depth
-        out = [self.network.layer(i + 1).feedback.rate_from_voltage(apical[i]) for i in range(1, L)]
-        return out + [self.teaching.value(self.event_rates(state)[-1])]
+        basal, apical = self._parts(state)
+        return self._bursts(apical, self.network.layer(self.network.depth).nonlinearity(basal[-1]))
 
     # -- the hooks ----------------------------------------------------------------------------------
     def drive(self, state, *, check=True):
         basal, apical = self._parts(state)
         L, net = self.network.depth, self.network
-        rates = [self.h0] + [net.layer(i).nonlinearity(a) for i, a in enumerate(basal, start=1)]
+        rates = [self.h0] + self._event_rates(basal)
+        bursts = self._bursts(apical, rates[L])  # bursts[i] = hat h_{i+1}
         out = [-basal[i - 1] + net.layer(i).preactivation(rates[i - 1]) for i in range(1, L + 1)]
-        bursts = {L: self.teaching.value(rates[L])}
         for i in range(L - 1, 0, -1):
-            bursts[i] = net.layer(i + 1).feedback.rate_from_voltage(apical[i])
-        for i in range(L - 1, 0, -1):
-            feedback = net.layer(i + 1).feedback
-            out.append(-apical[i] + feedback.voltage_input(bursts[i + 1], net.layer(i + 1), check=check))
+            out.append(-apical[i] + net.layer(i + 1).feedback.voltage_input(bursts[i], net.layer(i + 1), check=check))
         return self.join(out)
 
     def jacobian_blocks(self, state):
@@ -128,16 +122,12 @@ class MultiplexedDynamics(NetworkDynamics):
             lower.append(inv_tau * net.layer(i).weight.unsqueeze(0) * d.unsqueeze(-2))
         if L > 1:
             # apical L-1 depends on basal L through hat h_L = h_L^trgt(s_L(a^b_L))
-            h_out = net.layer(L).nonlinearity(basal[-1])
-            feedback = net.layer(L).feedback
+            bursts = self._bursts(apical, net.layer(L).nonlinearity(basal[-1]))  # bursts[i] = hat h_{i+1}
             d = self.teaching.jacobian_scale * net.layer(L).nonlinearity.derivative(basal[-1])
-            target = self.teaching.value(h_out)
-            lower.append(inv_tau * feedback.voltage_jacobian(target, net.layer(L)) * d.unsqueeze(-2))
+            lower.append(inv_tau * net.layer(L).feedback.voltage_jacobian(bursts[-1], net.layer(L)) * d.unsqueeze(-2))
             for i in range(L - 2, 0, -1):  # apical i depends on apical i+1 through hat h_{i+1} = t(a^a_{i+1})
-                above = net.layer(i + 2).feedback
-                burst = above.rate_from_voltage(apical[i + 1])
-                d = above.rate_derivative(apical[i + 1])
-                lower.append(inv_tau * net.layer(i + 1).feedback.voltage_jacobian(burst, net.layer(i + 1))
+                d = net.layer(i + 2).feedback.rate_derivative(apical[i + 1])
+                lower.append(inv_tau * net.layer(i + 1).feedback.voltage_jacobian(bursts[i], net.layer(i + 1))
                              * d.unsqueeze(-2))
         upper = [torch.zeros(B, sizes[k], sizes[k + 1], dtype=state.dtype, device=state.device)
                  for k in range(len(sizes) - 1)]

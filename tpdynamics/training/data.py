@@ -124,6 +124,27 @@ def neighbour_matrix(matrix: torch.Tensor, distance: float, *, threshold: float 
     Frobenius distance exactly ``distance`` from the teacher's (8.0 in the thesis, about the
     mean distance between two standard Gaussian 6x6 matrices), and is robustly invertible
     (section 4.2.3, criterion on ``sigma_min sigma_max``).
+
+    Parameters
+    ----------
+    matrix : Tensor, shape (n_i, n_{i-1})
+        The teacher's weight ``W*``.
+    distance : float
+        Frobenius distance ``||W - W*||_F`` of the result (8.0 in the thesis).
+    threshold : float
+        Required ``sigma_min sigma_max`` of the result; 0 accepts the first draw.
+    generator : torch.Generator, optional
+    max_tries : int
+        Number of draws before giving up.
+
+    Returns
+    -------
+    Tensor, shape (n_i, n_{i-1})
+
+    Raises
+    ------
+    SingularWeightError
+        If no draw passes in ``max_tries`` attempts.
     """
     check_positive("distance", distance, allow_zero=True)
     for _ in range(max_tries):
@@ -203,6 +224,7 @@ class StudentTeacherProblem:
         return LayeredNetwork(layers)
 
     def describe(self) -> dict:
+        """JSON-ready summary: task, sizes, nonlinearities, set sizes, distance, seed, trainable layers."""
         return {"task": self.name, "layers": list(self.layer_sizes),
                 "nonlinearities": [layer.nonlinearity.spec for layer in self.teacher.layers],
                 "n_train": int(self.train_inputs.shape[0]), "n_test": int(self.test_inputs.shape[0]),
@@ -280,9 +302,14 @@ def toy_example(case: str = "linear", *, seed: int = 0, distance: float = 2.0, n
         Hidden nonlinearity: identity (eqs. 5.1-5.12) or leaky ReLU with slope 0.1 (eqs. 5.13-5.22).
     distance : float
         ``||W_1 - W_1*||_F`` of the student's start (the thesis does not state it; 2.0 by default).
+    n_train, n_test : int
+        Sizes of the training and test sets.
     """
     if case not in TOY_CASES:
         raise ValueError(f"case={case!r} is not valid; use one of {', '.join(TOY_CASES)}.")
+    check_int("n_train", n_train, minimum=1)
+    check_int("n_test", n_test, minimum=1)
+    check_positive("distance", distance, allow_zero=True)
     generator = make_generator(derived_seed(seed, "weights"))
     w2 = robust_gaussian_matrix(2, 2, threshold=0.4, generator=generator, dtype=dtype)
     w1_teacher = torch.randn(2, 1, generator=generator, dtype=dtype)

@@ -45,7 +45,7 @@ COSINE_PAIRS = (
 
 
 def batch_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Cosine of the angle between ``a[b]`` and ``b[b]`` for each sample, shape ``(B,)``.
+    """Cosine of the angle between ``a[k]`` and ``b[k]`` for each sample ``k``, shape ``(B,)`` for inputs ``(B, n)``.
 
     A zero vector has cosine 0 with everything (rather than NaN).
     """
@@ -140,6 +140,8 @@ class LearningSignals:
 
     Attributes
     ----------
+    eta_hat : float
+        Output target step the signals were built with.
     signal : list of Tensor
         The propagated learning signal ``hat h_i - h_i`` actually used by the rule.
     e_tp, e_rec, e_approx, e_gn, e_bp : list of Tensor
@@ -185,6 +187,10 @@ def learning_signals(network: LayeredNetwork, activations, targets, error: torch
         ``e_L = h_L - y``.
     eta_hat : float
         Output target step used to build ``hat h_L``.
+
+    Returns
+    -------
+    LearningSignals
     """
     L = network.depth
     hidden = range(1, L)

@@ -47,12 +47,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .._validation import check_positive, check_tensor
+from .._validation import check_int, check_positive, check_tensor
 from ..errors import TPDynamicsWarning
 from ..layers import FEEDBACK_FORMS, ExactInverseFeedback, Layer, LearnedInverseFeedback, OriginalFeedback
 from ..network import LayeredNetwork, make_generator
 from ..registry import Registry
-from ..sherman_morrison import ShermanMorrisonRecord
+from ..sherman_morrison import ShermanMorrisonRecord, robust_step
 from .data import NoiseSource, WhiteNoise
 from .diagnostics import StepDiagnostics, learning_signals, pseudo_inverse_distances, reconstruction_errors
 from .propagation import output_target, propagate_targets
@@ -85,6 +85,7 @@ class StepRecord:
 
     @property
     def finite(self) -> bool:
+        """Whether :attr:`loss` is finite (the run has not diverged)."""
         return math.isfinite(self.loss)
 
 
@@ -438,13 +439,11 @@ class TargetPropagationRule(LearningRule):
             return layer.rank_one_update(u, v, self.epsilon)
         feedback = layer.feedback
         feedback.check_synced(layer.weight)
-        d = float(v @ (feedback.weight_inverse @ u))
-        clipped = abs(1.0 + d) < self.epsilon
-        beta = 1.0 / (self.epsilon - d) if clipped else 1.0
-        layer.weight.addr_(u, v, alpha=beta)
+        record = robust_step(float(v @ (feedback.weight_inverse @ u)), self.epsilon)
+        layer.weight.addr_(u, v, alpha=record.beta)
         feedback.weight_inverse.copy_(torch.linalg.inv(layer.weight))  # the O(n^3) baseline of the benchmark
         feedback.mark_synced(layer.weight)
-        return ShermanMorrisonRecord(d=d, denominator=1.0 + d, clipped=clipped, beta=beta)
+        return record
 
     def _train_backward(self, network, activations) -> dict:
         if self.backward is None or not self.eta_backward:
@@ -457,8 +456,6 @@ class TargetPropagationRule(LearningRule):
                                                lambda_=self.lambda_)
 
     def _diagnose(self, network, activations, targets, error) -> StepDiagnostics:
-        if targets[1] is None:  # randomized rules stop at the chosen layer; diagnose every hidden layer
-            targets = propagate_targets(network, activations, targets[network.depth], difference=self.difference)
         signals = learning_signals(network, activations, targets, error, self.eta_hat)
         return StepDiagnostics(signals=signals.summary(),
                                reconstruction_error=reconstruction_errors(network, activations),
@@ -470,7 +467,9 @@ class TargetPropagationRule(LearningRule):
         error = activations[L] - y
         layers = self._choose_layers(L)
         top = output_target(activations[L], y, self.eta_hat)
-        targets = propagate_targets(network, activations, top, difference=self.difference, lowest=min(layers))
+        # randomized rules need targets down to the chosen layer only; diagnostics look at every hidden layer
+        lowest = 1 if diagnostics else min(layers)
+        targets = propagate_targets(network, activations, top, difference=self.difference, lowest=lowest)
         diag = self._diagnose(network, activations, targets, error) if diagnostics else None
         records = self._update_forward(network, layers, activations, activations, targets, derivatives)
         backward = self._train_backward(network, activations)
@@ -726,8 +725,7 @@ class ModifiedTargetPropagation(TargetPropagationRule):
             m = self.momentum
             self.running_mean[i] = (1 - m) * self.running_mean.get(i, torch.zeros_like(mean)) + m * mean
             self.running_var[i] = (1 - m) * self.running_var.get(i, torch.ones_like(var)) + m * var
-        backward = self._train_backward(network, activations) \
-            if isinstance(network.layer(L).feedback, LearnedInverseFeedback) else {}
+        backward = self._train_backward(network, activations)  # A.8 skips exact feedback
         return StepRecord(loss=_batch_loss(error), updated_layers=tuple(sorted(layers)), sherman_morrison=records,
                           backward_loss=backward, diagnostics=diag)
 
@@ -782,6 +780,7 @@ def train_backward_weights(network: LayeredNetwork, *, eta_backward: float, lamb
     """
     eta_backward = check_positive("eta_backward", eta_backward, allow_zero=True)
     lambda_ = check_positive("lambda_", lambda_, allow_zero=True)
+    check_int("batch_size", batch_size, minimum=1)
     losses = {}
     with torch.no_grad():
         for i in range(1, network.depth):

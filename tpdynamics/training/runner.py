@@ -21,7 +21,6 @@ stopped, the averages are over the runs still going, and ``runs_per_epoch`` says
 from __future__ import annotations
 
 import csv
-import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ import torch
 from .._validation import check_int, check_positive
 from ..errors import TPDynamicsError, TPDynamicsWarning
 from ..network import make_generator
-from ..serialization import jsonable
+from ..serialization import jsonable, write_json
 from .data import StudentTeacherProblem, derived_seed, mean_squared_error, student_teacher, toy_example
 from .diagnostics import sherman_morrison_summary
 from .presets import THESIS_PRESETS, home_preset, resolve_hyperparameters
@@ -110,6 +109,7 @@ class ExperimentConfig:
     dtype: torch.dtype = torch.float64
 
     def seed_list(self) -> list[int]:
+        """The seeds to run: ``0..N-1`` for ``seeds=N``, else the listed seeds."""
         if isinstance(self.seeds, int) and not isinstance(self.seeds, bool):
             return list(range(check_int("seeds", self.seeds, minimum=1)))
         seeds = [check_int("seeds[]", s) for s in self.seeds]
@@ -245,6 +245,7 @@ class TrainingResult:
 
     @property
     def status(self) -> str:
+        """``'completed'``, or how many runs stopped early."""
         if self.n_diverged == 0:
             return "completed"
         return f"{self.n_diverged} of {len(self.runs)} runs stopped early"
@@ -315,12 +316,12 @@ class ExperimentResult:
         return jsonable(out)
 
     def write_json(self, path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        """Write :meth:`to_dict` as indented JSON to ``path`` (parents created); return the path."""
+        write_json(path, self.to_dict())
+        return Path(path)
 
     def csv_rows(self) -> list[dict]:
+        """One dict per method and epoch (the rows of :meth:`write_csv`)."""
         rows = []
         for name, result in self.results.items():
             curves = zip(result.train_loss, result.train_loss_ci, result.test_loss, result.test_loss_ci,

@@ -15,6 +15,8 @@ from ..base import EXPERIMENTS, Claim, Experiment, Summary, fmt_ci
 
 @EXPERIMENTS.register("ch6-update-alignment")
 class UpdateAlignment(Experiment):
+    """Eqs. 6.17-6.59: the updates over mu vs TP-EI / DTP-AI (:func:`~analysis.comparisons.update_alignment`)."""
+
     title = "Equilibrium weight updates / layer factor vs the discrete TP and DTP updates, over mu"
     reference = "eqs. 6.17-6.19, 6.35-6.36, 6.58-6.59"
     thesis_says = ("\"When this continuous weight update (6.19) [is compared] with the discrete weight update of target "
@@ -78,6 +80,8 @@ class UpdateAlignment(Experiment):
 
 @EXPERIMENTS.register("ch6-learning-trajectories")
 class LearningTrajectories(Experiment):
+    """Eq. 6.19: continuous learning vs discrete TP-EI steps (:func:`~analysis.comparisons.learning_trajectories`)."""
+
     title = "Continuous learning (weight ODE at equilibrium) vs discrete TP-EI steps, matched budgets"
     reference = "eq. 6.19 vs Alg. A.4, task of section 5.1.3"
     thesis_says = ("\"These weight dynamics can be seen as the continuous version of the discrete weight update rules "
@@ -130,6 +134,8 @@ class LearningTrajectories(Experiment):
 
 @EXPERIMENTS.register("ch6.8-predictions")
 class Predictions(Experiment):
+    """Section 6.8: the theory's predictions, measured (:func:`~analysis.comparisons.section_6_8_predictions`)."""
+
     title = "The theoretical predictions of section 6.8, measured"
     reference = "section 6.8 (eqs. 6.16, 6.22, 6.33, 6.57)"
     thesis_says = ("\"these reconstruction errors are scaled with mu/(1-mu), whereas the learning signal (the target "

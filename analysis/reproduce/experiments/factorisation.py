@@ -56,6 +56,8 @@ def factorized_pseudo_inverse(weights, slopes) -> torch.Tensor:
 
 @EXPERIMENTS.register("fig5.12-factorisation")
 class PseudoInverseFactorisation(Experiment):
+    """Figure 5.12: ``||J_1^f e - J_1^+ e||`` for the three :data:`ARCHITECTURES` (see the module docstring)."""
+
     title = "Factorised vs true pseudo-inverse of the network Jacobian for three architectures (Lemma 4.8)"
     reference = "figure 5.12, section 5.2.1 (Lemma 4.8)"
     thesis_says = (

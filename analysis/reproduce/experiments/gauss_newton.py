@@ -103,6 +103,8 @@ def angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @EXPERIMENTS.register("fig5.6-gauss-newton-blocks")
 class BlockDiagonalGaussNewton(Experiment):
+    """Figure 5.6: angles between full and block-diagonal Gauss-Newton steps for the :data:`PANELS`."""
+
     title = "Angle between full and block-diagonal Gauss–Newton layer targets (random Gaussian layer Jacobians)"
     reference = "figure 5.6, section 5.1.2 (Lemma 4.2, Theorem 4.3)"
     thesis_says = (

@@ -212,6 +212,8 @@ def run_curve(weight, q_init, source, *, form, iterations, rates, batch_size, la
 
 @EXPERIMENTS.register("fig5.9-pseudo-inverse")
 class LearningPseudoInverse(Experiment):
+    """Figures 5.9-5.11: :func:`run_curve` for every curve of the :data:`PANELS` (see the module docstring)."""
+
     title = ("Learning the (pseudo-)inverse Q of fixed forward weights W: equal, contracting and expanding layers; "
              "original TP form")
     reference = "figures 5.9-5.11, section 5.2.1 (Theorems 4.6-4.7)"

@@ -13,6 +13,8 @@ from ..base import EXPERIMENTS, Claim, Experiment, Summary
 
 @EXPERIMENTS.register("fig5.5-sherman-morrison")
 class ShermanMorrisonCorrelation(Experiment):
+    """Figure 5.5: ``|1 + d|`` of :func:`~tpdynamics.robust_sherman_morrison` against ``sigma_min`` of the update."""
+
     title = "Sherman–Morrison denominator vs smallest singular value, plain and robust (eps = 0.1)"
     reference = "figure 5.5, section 5.1.2"
     thesis_says = ("\"For samples with |1+d| < 0.1 (the samples for which the robust Sherman-Morrison update would "

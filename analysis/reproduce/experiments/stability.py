@@ -20,6 +20,8 @@ from ..base import EXPERIMENTS, Claim, Experiment, Summary
 
 @EXPERIMENTS.register("sec6.7-stability")
 class StabilityScan(Experiment):
+    """Section 6.7: :func:`~analysis.scan.stability_scan` and :func:`~analysis.scan.approximate_inverse_map`."""
+
     title = "Stability of the fixed points: 100,000 random exact-inverse Jacobians, and approximate inverses"
     reference = "section 6.7 (eqs. 6.38-6.42)"
     thesis_says = ("\"For the fixed point to be stable, J has to be negative definite (only strictly negative "
@@ -37,33 +39,17 @@ class StabilityScan(Experiment):
         return [{"part": "scan", "seed": 0}, {"part": "map", "seed": 1}]
 
     def run_task(self, settings, task):
+        # the result objects themselves (dataclasses of arrays: picklable): the figure needs every case
         if task["part"] == "scan":
-            scan = stability_scan(settings["cases"], seed=task["seed"])
-            return {"part": "scan", "result": scan.to_dict(), "abscissa": scan.abscissa.tolist(),
-                    "numerical_abscissa": scan.numerical_abscissa.tolist(), "mu": scan.mu.tolist(),
-                    "transient_growth": scan.transient_growth.tolist(), "depth": scan.depth.tolist(),
-                    "width": scan.width.tolist(), "closed_form_abscissa": scan.closed_form_abscissa.tolist(),
-                    "tolerance": scan.tolerance.tolist()}
+            return {"part": "scan", "result": stability_scan(settings["cases"], seed=task["seed"])}
         amap = approximate_inverse_map(settings["map_mu"], settings["map_delta"],
                                        cases_per_cell=settings["map_cases_per_cell"], seed=task["seed"])
-        return {"part": "map", "result": amap.to_dict(), "table": amap.table()}
+        return {"part": "map", "result": amap}
 
     def summarize(self, settings, results):
-        from ...scan import InverseApproximationMap, ScanResult
-
-        scan_part = next(r for r in results if r["part"] == "scan")
-        map_part = next(r for r in results if r["part"] == "map")
-        s, m = scan_part["result"], map_part["result"]
-        scan = ScanResult(depth=np.array(scan_part["depth"]), width=np.array(scan_part["width"]),
-                          mu=np.array(scan_part["mu"]), delta=0.0, abscissa=np.array(scan_part["abscissa"]),
-                          numerical_abscissa=np.array(scan_part["numerical_abscissa"]),
-                          closed_form_abscissa=np.array(scan_part["closed_form_abscissa"]),
-                          transient_growth=np.array(scan_part["transient_growth"]),
-                          tolerance=np.array(scan_part["tolerance"]), refined=s["refined_transient_growth"],
-                          seed=s["seed"], runtime=s["runtime_s"], settings=s["settings"])
-        amap = InverseApproximationMap(np.array(m["mu"]), np.array(m["delta"]), np.array(m["fraction_stable"]),
-                                       np.array(m["worst_abscissa"]), np.array(m["median_abscissa"]),
-                                       m["cases_per_cell"], m["boundary_level"], m["settings"], m["runtime_s"])
+        scan = next(r["result"] for r in results if r["part"] == "scan")
+        amap = next(r["result"] for r in results if r["part"] == "map")
+        s, m = scan.to_dict(), amap.to_dict()
         cf = s["closed_form"]
         frac = np.array(m["fraction_stable"])
         claims = [
@@ -91,5 +77,5 @@ class StabilityScan(Experiment):
                   holds=None, robust=False,
                   values={"fraction_stable": m["fraction_stable"], "boundary_delta": m["boundary_delta"]}),
         ]
-        data = {"scan": s, "approximate_inverses": m, "table": map_part["table"]}
+        data = {"scan": s, "approximate_inverses": m, "table": amap.table()}
         return Summary(data=data, claims=claims, figure=scan_figure(scan, amap))

@@ -156,6 +156,19 @@ def diagnostic_mean(results: list[dict], method: str, key: str, layer: int = 1) 
     return out
 
 
+def signal_row(results: list[dict], method: str, keys) -> dict:
+    """Learning-signal diagnostics of one method, layer 1: for every ``key``, ``KEY_curve`` (per-epoch mean over
+    seeds, :func:`diagnostic_mean`), ``KEY_late`` and ``KEY_first`` (per seed, :func:`late_mean` and
+    :func:`early_mean`)."""
+    row = {}
+    for key in keys:
+        per_seed = [r["methods"][method]["diagnostics"].get(key, []) for r in results]
+        row[f"{key}_curve"] = diagnostic_mean(results, method, key)
+        row[f"{key}_late"] = [late_mean(d) for d in per_seed]
+        row[f"{key}_first"] = [early_mean(d) for d in per_seed]
+    return row
+
+
 def _label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
 
@@ -418,12 +431,8 @@ class StudentTeacherExactInverses(StudentTeacherTraining):
         signals = {}
         for precision, runs, names in (("float64", main, ei), ("float32", single, settings["float32_methods"])):
             for m in (names if runs else ()):
-                row = {}
-                for key in ("e_approx_norm", "e_tp_norm", "cos_signal_tp", "reconstruction_error"):
-                    row[f"{key}_curve"] = diagnostic_mean(runs, m, key)
-                    row[f"{key}_late"] = [late_mean(r["methods"][m]["diagnostics"].get(key, [])) for r in runs]
-                    row[f"{key}_first"] = [early_mean(r["methods"][m]["diagnostics"].get(key, [])) for r in runs]
-                signals.setdefault(precision, {})[m] = row
+                signals.setdefault(precision, {})[m] = signal_row(
+                    runs, m, ("e_approx_norm", "e_tp_norm", "cos_signal_tp", "reconstruction_error"))
         data = {"methods": table, "float32": table32, "signals": signals, "seeds": sorted({r["seed"] for r in main}),
                 "convention": _CONVENTION}
         s64, s32 = signals["float64"], signals.get("float32", {})
@@ -713,22 +722,15 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
                      ("cos_signal_bp", r"$\cos(\hat h_1 - h_1, e^{BP}_1)$", False))
     FIGURES = ("5.15a train MSE (not randomized)", "5.15b test MSE (not randomized)",
                "5.14a train MSE (randomized)", "5.14b test MSE (randomized)", "5.16a", "5.16b", "5.17a", "5.17b")
+    #: Statement of the first claim (:meth:`stability_claim`).
+    STABILITY = ("All runs are usable: the thesis averages 15 runs per method and reports no unstable run for "
+                 "figures 5.14-5.17.")
 
     @staticmethod
     def signal_table(settings, results) -> dict:
         """Per TP method and diagnostic: per-epoch mean curve (layer 1) and per-seed means over the last third."""
-        out = {}
-        for m in settings["methods"]:
-            if m in ("bp", "bp-fixed"):
-                continue
-            row = {}
-            for key in ("e_approx_norm", "e_tp_norm", "cos_signal_tp", "cos_signal_gn", "cos_signal_bp",
-                        "reconstruction_error"):
-                row[f"{key}_curve"] = diagnostic_mean(results, m, key)
-                row[f"{key}_late"] = [late_mean(r["methods"][m]["diagnostics"].get(key, [])) for r in results]
-                row[f"{key}_first"] = [early_mean(r["methods"][m]["diagnostics"].get(key, [])) for r in results]
-            out[m] = row
-        return out
+        keys = ("e_approx_norm", "e_tp_norm", "cos_signal_tp", "cos_signal_gn", "cos_signal_bp", "reconstruction_error")
+        return {m: signal_row(results, m, keys) for m in settings["methods"] if m not in ("bp", "bp-fixed")}
 
     @staticmethod
     def late(signals, method: str, key: str) -> float:
@@ -738,6 +740,7 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
         return float(np.mean(values)) if values else math.nan
 
     def stability_claim(self, table, results, statement: str) -> Claim:
+        """Claim ``statement`` that no run diverged, with the diverged counts and the backward-rate bound."""
         diverged = {m: v["n_diverged"] for m, v in table.items()}
         sigma = [r["initial_sigma_max"][1] for r in results if "initial_sigma_max" in r]
         rates = {m: table[m]["hyperparameters"].get("eta_backward") for m in ("tp-ai", "dtp-ai") if m in table}
@@ -758,6 +761,7 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
                      values={"diverged": diverged, "initial_sigma_max_w2": sigma})
 
     def loss_claims(self, table) -> list:
+        """The final-loss comparisons of figures 5.14-5.15."""
         claims = []
         pairs = {m: _comparison_text(table, _RANDOMIZED[m], m) for m in _TP_VARIANTS}
         claims.append(Claim(
@@ -790,7 +794,8 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
                                      robust=False))
         return claims
 
-    def signal_claims(self, signals, table) -> list:
+    def signal_claims(self, signals) -> list:
+        """The learning-signal claims of figures 5.16-5.17 (``signals``: :meth:`signal_table`)."""
         claims = []
         dtp = ("dtp-ai", "rdtp-ai", "dtp-orig", "rdtp-orig")
         cos_tp = {m: self.late(signals, m, "cos_signal_tp") for m in signals}
@@ -865,17 +870,20 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
             values={"first_epoch": first, "last_third": last}))
         return claims
 
+    def result_claims(self, table, signals) -> list:
+        """The claims after the stability claim: final losses (figures 5.14-5.15), then signals (5.16-5.17)."""
+        return self.loss_claims(table) + self.signal_claims(signals)
+
     def summarize(self, settings, results):
         table = self.method_table(settings, results)
         signals = self.signal_table(settings, results)
         data = {"methods": table, "signals": signals, "seeds": [r["seed"] for r in results],
                 "convention": _CONVENTION}
-        claims = [self.stability_claim(table, results, "All runs are usable: the thesis averages 15 runs per method "
-                                                       "and reports no unstable run for figures 5.14-5.17.")]
-        claims += self.loss_claims(table) + self.signal_claims(signals, table)
+        claims = [self.stability_claim(table, results, self.STABILITY)] + self.result_claims(table, signals)
         return Summary(data=data, claims=claims, figure=self.figure(settings, results, table))
 
     def figure(self, settings, results, table) -> Figure:
+        """Loss curves (not randomized, randomized) above the layer-1 learning signals; panel titles :attr:`FIGURES`."""
         fig = Figure(figsize=(18, 8), layout="constrained")
         axes = fig.subplots(2, 4)
         plain = [m for m in settings["methods"] if m in _TP_VARIANTS] + ["bp", "bp-fixed"]
@@ -914,14 +922,12 @@ class StudentTeacherContractingApproximateInverses(StudentTeacherEqualApproximat
     quick = {**StudentTeacherEqualApproximateInverses.quick, "preset": "5.2.2-contracting"}
     FIGURES = ("train MSE (not randomized)", "test MSE (not randomized)", "train MSE (randomized)",
                "5.18a test MSE (randomized)", "e_approx", "5.18b", "5.19a", "5.19b")
+    STABILITY = ("All runs are usable: the thesis averages 15 runs per method and reports no unstable run for "
+                 "figures 5.18-5.19.")
 
-    def summarize(self, settings, results):
-        table = self.method_table(settings, results)
-        signals = self.signal_table(settings, results)
-        data = {"methods": table, "signals": signals, "seeds": [r["seed"] for r in results],
-                "convention": _CONVENTION}
-        claims = [self.stability_claim(table, results, "All runs are usable: the thesis averages 15 runs per method "
-                                                       "and reports no unstable run for figures 5.18-5.19.")]
+    def result_claims(self, table, signals) -> list:
+        """The claims after the stability claim: signal alignment (figures 5.18b-5.19b), then final losses (5.18a)."""
+        claims = []
         cos_tp = {m: self.late(signals, m, "cos_signal_tp") for m in signals}
         tp_like, dtp_like = ("rtp-ai", "rtp-orig", "tp-ai", "tp-orig"), ("rdtp-ai", "rdtp-orig", "dtp-ai", "dtp-orig")
         claims.append(Claim(
@@ -961,4 +967,4 @@ class StudentTeacherContractingApproximateInverses(StudentTeacherEqualApproximat
         others = tuple(m for m in table if m != "bp")
         claims.append(self._ordering(table, "BP outperforms all other methods (figure 5.18a).", "bp", others,
                                      robust=False))
-        return Summary(data=data, claims=claims, figure=self.figure(settings, results, table))
+        return claims

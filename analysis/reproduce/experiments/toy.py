@@ -140,6 +140,8 @@ def _first_below(values, level):
 
 @EXPERIMENTS.register("fig5.2-toy-example")
 class ToyExample(Experiment):
+    """Figures 5.2-5.4: GN, TP, BP and modified-TP paths of ``W_1`` on the toy network (see the module docstring)."""
+
     title = "Toy example: Gauss–Newton, TP, BP and modified TP on the 1-2-2 network, linear and leaky-ReLU(0.1)"
     reference = "figures 5.2-5.4, section 5.1.1"
     thesis_says = (
