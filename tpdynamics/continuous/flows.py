@@ -287,9 +287,13 @@ def integrate_joint(model: ContinuousModel, network: LayeredNetwork, h0: torch.T
     phases : sequence of (str, float), optional
         ``(phase, duration)`` pairs in neural time; default one phase of ``100 tau`` per model phase.
     cycles : int
-        Repeat the schedule this many times. Two-phase models need short alternating phases: the
+        Repeat the schedule this many times. Two-phase models need alternating phases that are long
+        against ``tau`` (the neurons must settle in each phase) and short against ``tau_w`` (the
         learning phase compares with the free state stored at the end of the last free phase, which
-        goes stale as the weights move.
+        goes stale as the weights move). Measured on a 3-4-4-4 tanh network, ``tau_w = 500``, 250 tau of
+        learning in all: the final weights differ from the time-scale-separated ones by 115x the weight
+        change with 1 cycle of 250 tau phases, 2.4x with 3 cycles, 0.076x with 10 cycles of 25 tau and
+        0.54x with 30 cycles of 8.3 tau.
     points : int
         Output points per phase.
     initial_neurons : Tensor, optional
