@@ -17,8 +17,8 @@ from .layers import (FEEDBACK_FORMS, ExactInverseFeedback, FeedbackMapping, Fixe
                      LearnedInverseFeedback, OriginalFeedback)
 from .network import LayeredNetwork, make_generator
 from .nonlinearities import NONLINEARITIES, Identity, LeakyReLU, Nonlinearity, Tanh, get_nonlinearity
-from .sherman_morrison import (ShermanMorrisonRecord, robust_gaussian_matrix, robust_sherman_morrison,
-                               singular_value_product)
+from .sherman_morrison import (ShermanMorrisonRecord, denominator_round_off, robust_gaussian_matrix,
+                               robust_sherman_morrison, singular_value_product)
 from .targets import FixedTarget, FreeTarget, LossTarget, TeachingSignal, l2_loss, l2_loss_gradient
 
 __version__ = "0.1.0"
@@ -30,8 +30,8 @@ __all__ = [
     "StaleInverseError", "TPDynamicsError", "TPDynamicsWarning", "FEEDBACK_FORMS", "ExactInverseFeedback",
     "FeedbackMapping", "FixedRandomFeedback", "Layer", "LearnedInverseFeedback", "OriginalFeedback",
     "LayeredNetwork", "make_generator", "NONLINEARITIES", "Identity", "LeakyReLU", "Nonlinearity", "Tanh",
-    "get_nonlinearity", "ShermanMorrisonRecord", "robust_gaussian_matrix", "robust_sherman_morrison",
-    "singular_value_product", "FixedTarget", "FreeTarget", "LossTarget", "TeachingSignal", "l2_loss",
+    "get_nonlinearity", "ShermanMorrisonRecord", "denominator_round_off", "robust_gaussian_matrix",
+    "robust_sherman_morrison", "singular_value_product", "FixedTarget", "FreeTarget", "LossTarget", "TeachingSignal", "l2_loss",
     "l2_loss_gradient",
 ]
 

@@ -54,6 +54,37 @@ def robust_step(d: float, epsilon: float) -> ShermanMorrisonRecord:
                                  beta=1.0 / (epsilon - d) if clipped else 1.0)
 
 
+def denominator_round_off(weight_inverse: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> float:
+    """Rounding-error bound on the computed Sherman–Morrison denominator ``1 + v^T W^{-1} u``.
+
+    Forming ``W^{-1} u`` and then its dot product with ``v`` in floating point commits an error of at
+    most ``gamma_n |v|^T |W^{-1}| |u|`` (the standard backward-error bound of a matrix-vector and an
+    inner product, ``gamma_n ~ n eps``), and the 1 adds ``eps``. The entrywise product is bounded by
+    ``||v||_2 ||W^{-1}||_F ||u||_2``, which costs one read of ``W^{-1}`` and no temporary, so the bound
+    used is::
+
+        2 n eps (1 + ||v||_2 ||W^{-1}||_F ||u||_2).
+
+    A computed denominator below it cannot be told from zero: ``W + u v^T`` is singular to working
+    precision. Unlike a threshold relative to ``|d|`` alone, it scales with the magnitudes that enter
+    ``d`` (a large ``W^{-1} u`` against a small ``v`` can cancel to ``d = -1`` with a large error).
+
+    Parameters
+    ----------
+    weight_inverse : Tensor, shape (n, n)
+    u, v : Tensor, shape (n,)
+
+    Returns
+    -------
+    float
+    """
+    n = weight_inverse.shape[0]
+    eps = torch.finfo(weight_inverse.dtype).eps
+    magnitude = float(torch.linalg.vector_norm(v) * torch.linalg.vector_norm(weight_inverse)
+                      * torch.linalg.vector_norm(u))
+    return 2.0 * n * eps * (1.0 + magnitude)
+
+
 def robust_sherman_morrison(weight: torch.Tensor, weight_inverse: torch.Tensor, u: torch.Tensor,
                             v: torch.Tensor, epsilon: float = 0.5):
     """One step of Algorithm 4.1: update ``W <- W + beta u v^T`` and its inverse.
@@ -162,10 +193,12 @@ def robust_sherman_morrison_(weight: torch.Tensor, weight_inverse: torch.Tensor,
     d = float(torch.dot(v, w_inv_u))
     record = robust_step(d, epsilon)
     denominator_used = epsilon if record.clipped else record.denominator
-    if abs(denominator_used) <= weight.shape[0] * torch.finfo(weight.dtype).eps * (1.0 + abs(d)):
+    bound = denominator_round_off(weight_inverse, u, v)
+    if abs(denominator_used) <= bound:
         raise SingularWeightError(
-            f"Sherman-Morrison denominator 1 + v^T W^-1 u = {denominator_used:.3g} is zero to round-off: "
-            "W + u v^T is singular. Use epsilon > 0 (Algorithm 4.1) to keep the weight invertible."
+            f"Sherman-Morrison denominator 1 + v^T W^-1 u = {denominator_used:.3g} is zero to round-off "
+            f"(its rounding-error bound is {bound:.3g}): W + u v^T is singular. Use epsilon > 0 "
+            "(Algorithm 4.1) to keep the weight invertible."
         )
     v_w_inv = v @ weight_inverse  # before weight_inverse changes
     weight_inverse.addr_(w_inv_u, v_w_inv, alpha=-1.0 / denominator_used)
