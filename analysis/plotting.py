@@ -6,12 +6,21 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
+from tpdynamics.runs import atomic_path
+
 
 def save(figure: Figure, path) -> Path:
-    """Write ``figure`` to ``path`` (PNG, 120 dpi, parent folders created); returns the path as a ``Path``."""
+    """Write ``figure`` to ``path`` (120 dpi, parent folders created); returns the path as a ``Path``.
+
+    The format is the suffix's when matplotlib knows it, else PNG; the file is written atomically
+    (:func:`tpdynamics.runs.atomic_path`) and exactly at ``path``.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in figure.canvas.get_supported_filetypes():
+        fmt = "png"
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=120, bbox_inches="tight", format=fmt)
     return path
 
 

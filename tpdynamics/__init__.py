@@ -19,6 +19,7 @@ from .network import LayeredNetwork, make_generator
 from .nonlinearities import NONLINEARITIES, Identity, LeakyReLU, Nonlinearity, Tanh, get_nonlinearity
 from .sherman_morrison import (ShermanMorrisonRecord, denominator_round_off, robust_gaussian_matrix,
                                robust_sherman_morrison, singular_value_product)
+from .threads import available_cores, default_threads, get_threads, set_threads, thread_limit
 from .targets import FixedTarget, FreeTarget, LossTarget, TeachingSignal, l2_loss, l2_loss_gradient
 
 __version__ = "0.1.0"
@@ -32,10 +33,11 @@ __all__ = [
     "LayeredNetwork", "make_generator", "NONLINEARITIES", "Identity", "LeakyReLU", "Nonlinearity", "Tanh",
     "get_nonlinearity", "ShermanMorrisonRecord", "denominator_round_off", "robust_gaussian_matrix",
     "robust_sherman_morrison", "singular_value_product", "FixedTarget", "FreeTarget", "LossTarget", "TeachingSignal", "l2_loss",
-    "l2_loss_gradient",
+    "l2_loss_gradient", "available_cores", "default_threads", "get_threads", "set_threads", "thread_limit",
 ]
 
 # Discrete TP / DTP learning rules of Appendix A (issue 4): ``tpdynamics.training``.
 from . import training  # noqa: E402  (imported last: it builds on everything above)
+from . import runs  # noqa: E402  (tasks, result store, executors)
 
-__all__ += ["training"]
+__all__ += ["training", "runs"]

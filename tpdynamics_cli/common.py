@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 
@@ -74,6 +75,70 @@ def build_mixture(args, network: tp.LayeredNetwork) -> tp.MixtureDynamics:
         output = network(h0)[-1]
     label = output + torch.randn(output.shape, generator=generator, dtype=network.dtype)
     return tp.MixtureDynamics(network, h0, mu=args.mu, tau=args.tau, label=label, eta_hat=args.eta_hat)
+
+
+def _positive_or_auto(option: str, what: str):
+    def parse(text: str):
+        if text == "auto":
+            return "auto"
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{option} must be a positive integer ({what}) or 'auto', got {text!r}")
+        return value
+
+    return parse
+
+
+def add_thread_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--threads N|auto`` (every command has it: :func:`tpdynamics_cli.main.build_parser` adds it)."""
+    parser.add_argument("--threads", type=_positive_or_auto("--threads", "intra-op torch threads of this process"),
+                        default="auto", metavar="N",
+                        help="intra-op torch threads of this process (default auto: 1 below 256-wide layers, "
+                             "else the idle cores; worker processes always use 1)")
+
+
+def apply_threads(args) -> int:
+    """Set this process's torch threads from ``--threads`` (``auto``: :func:`tpdynamics.default_threads` of the
+    widest ``--layers``); return the count."""
+    threads = getattr(args, "threads", "auto")
+    if threads == "auto":
+        layers = getattr(args, "layers", None)
+        threads = tp.default_threads(max(layers) if layers else None)
+    tp.set_threads(threads)
+    return threads
+
+
+def add_run_arguments(parser, *, jobs_default, store: bool) -> None:
+    """``--jobs N|auto``, ``--fresh`` and (``store=True``) ``--store DIR``: the options of commands that keep
+    their tasks' results (:mod:`tpdynamics.runs`)."""
+    g = parser.add_argument_group("runs (results kept as they finish; Ctrl-C keeps them, a rerun resumes)")
+    default_text = "the cores available" if jobs_default == "auto" else str(jobs_default)
+    g.add_argument("--jobs", type=_positive_or_auto("--jobs", "worker processes"), default=jobs_default, metavar="N",
+                   help=f"worker processes, one torch thread each; 1 runs in this process; auto = the cores "
+                        f"available ({tp.available_cores()} here) (default {default_text})")
+    g.add_argument("--fresh", action="store_true", help="redo every task even if its result is stored")
+    if store:
+        g.add_argument("--store", default=None, metavar="DIR",
+                       help="folder of the task results (default: tpdynamics-runs/ next to the first output file "
+                            "of --json/--csv/--plot; nothing is kept without one)")
+
+
+def jobs_of(args) -> int:
+    """``--jobs`` as a number (``auto``: the cores available)."""
+    return tp.available_cores() if args.jobs == "auto" else args.jobs
+
+
+def store_of(args, *outputs):
+    """``--store``, else ``tpdynamics-runs/`` in the folder of the first output file given (not stdout), else None."""
+    if getattr(args, "store", None):
+        return args.store
+    for output in outputs:
+        if output and output != "-":
+            return str(Path(output).expanduser().resolve().parent / "tpdynamics-runs")
+    return None
 
 
 def emit_json(destination: str | None, payload: dict) -> None:
