@@ -6,12 +6,16 @@ computes their spectra in batches and reports the fraction that is stable (Hurwi
 that is negative definite (the thesis's wording), the worst spectral abscissa and the largest
 transient growth. Then maps the fraction of stable cases over (mu, delta) for approximate inverses
 ``J_g = J_f^-1 + E`` with ``||E||_F = delta ||J_f^-1||_F``.
+
+With --json FILE, --plot FILE or --store DIR, every batch of cases (and every row of the map) is kept
+in a store (default tpdynamics-runs/ next to the output file) as it finishes: Ctrl-C keeps them and the
+same command resumes; --jobs N spreads the batches over N processes.
 """
 from __future__ import annotations
 
 import argparse
 
-from .common import add_output_arguments, emit_json, say
+from .common import add_output_arguments, add_run_arguments, emit_json, jobs_of, say, store_of
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -36,6 +40,7 @@ def add_parser(subparsers) -> None:
                    help="cases per (mu, delta) cell of the approximate-inverse map (default 100; 0 skips the map)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_output_arguments(p, plot_help="write the scan and map figure (PNG)")
+    add_run_arguments(p, jobs_default=1, store=True)
     p.set_defaults(run=run)
 
 
@@ -47,14 +52,15 @@ def run(args) -> int:
     if args.map_cases < 0:
         raise ValueError(f"--map-cases={args.map_cases} must be >= 0 (0 skips the map).")
     progress = not args.no_progress
+    runs = {"store": store_of(args, args.json, args.plot), "jobs": jobs_of(args), "fresh": args.fresh}
     scan = stability_scan(args.cases, depths=args.depths, widths=args.widths, seed=args.seed,
-                          transient=not args.no_transient, progress=progress)
+                          transient=not args.no_transient, progress=progress, **runs)
     for line in scan.to_text().splitlines():
         say(args, line)
     approximate = None
     if args.map_cases:
         approximate = approximate_inverse_map(cases_per_cell=args.map_cases, depths=args.depths, widths=args.widths,
-                                              seed=args.seed, progress=progress)
+                                              seed=args.seed, progress=progress, **runs)
         for line in approximate.to_text().splitlines():
             say(args, line)
     payload = scan.to_dict()

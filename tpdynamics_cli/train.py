@@ -8,7 +8,9 @@ import torch
 from tpdynamics.training import LEARNING_RULES, THESIS_PRESETS, ExperimentConfig, run_experiment
 from tpdynamics.training.runner import TASKS
 
-from .common import add_output_arguments, emit_json, layer_sizes, say
+from tpdynamics.runs import RunInterrupted, sigint_deferred
+
+from .common import add_output_arguments, add_run_arguments, emit_json, jobs_of, layer_sizes, say, store_of
 
 
 def _methods(text: str) -> list[str]:
@@ -64,6 +66,7 @@ def add_parser(subparsers) -> None:
     add_output_arguments(out, plot_help="write a figure of the train and test loss curves (PNG)")
     out.add_argument("--csv", default=None, metavar="FILE", help="write per-epoch mean and 95%% interval as CSV")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_arguments(p, jobs_default=1, store=True)
     p.set_defaults(run=run_command)
 
 
@@ -76,7 +79,22 @@ def run_command(args) -> int:
         batches_per_epoch=args.batches_per_epoch, final_rate_fraction=args.final_rate_fraction,
         n_train=args.n_train, n_test=args.n_test, distance=args.distance, diagnostics=args.diagnostics,
         dtype=torch.float32 if args.float32 else torch.float64)
-    result = run_experiment(config, progress=not args.quiet)
+    store = store_of(args, args.json, args.csv, args.plot)
+    try:
+        result = run_experiment(config, progress=not args.quiet, store=store, jobs=jobs_of(args), fresh=args.fresh)
+    except RunInterrupted as err:  # write what finished, then say so (main prints the line, exit 130)
+        with sigint_deferred():
+            written = _write_outputs(args, err.partial)
+        raise RunInterrupted(err.summary, f"{err.message}; wrote the finished runs to {', '.join(written) or 'nothing'}",
+                             partial=err.partial) from None
+    if result.summary is not None and result.summary.reused:
+        say(args, f"{result.summary.reuse_message()} ({len(result.summary.tasks)} (method, seed) runs)")
+    _report(args, result)
+    _write_outputs(args, result)
+    return 0 if all(r.n_diverged == 0 for r in result.results.values()) else 1
+
+
+def _report(args, result) -> None:
     for name, r in result.results.items():
         lo, hi = r.test_loss_ci[-1]
         interval = f" [{lo:.4g}, {hi:.4g}]" if lo == lo else ""
@@ -85,11 +103,22 @@ def run_command(args) -> int:
         for run in r.runs:
             if run.status != "completed":
                 say(args, f"  seed {run.seed}: {run.status}: {run.message}")
+
+
+def _write_outputs(args, result) -> list[str]:
+    """The JSON, CSV and figure of ``result`` (complete or partial); the files written."""
+    written = []
     emit_json(args.json, result.to_dict())
+    if args.json and args.json != "-":
+        written.append(args.json)
+    if not any(r.runs for r in result.results.values()):
+        return written  # nothing finished: no curve to write
     if args.csv:
         say(args, f"wrote {result.write_csv(args.csv)}")
+        written.append(args.csv)
     if args.plot:
         from analysis.training_plots import plot_loss_curves
 
         say(args, f"wrote {plot_loss_curves(result, args.plot)}")
-    return 0 if all(r.n_diverged == 0 for r in result.results.values()) else 1
+        written.append(args.plot)
+    return written

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import multiprocessing
-import os
 import signal
 import threading
 import time

@@ -32,6 +32,7 @@ import torch
 from .._validation import check_int, check_positive
 from ..errors import TPDynamicsError, TPDynamicsWarning
 from ..network import make_generator
+from ..runs.atomic import atomic_path
 from ..serialization import jsonable, write_json
 from .data import StudentTeacherProblem, derived_seed, mean_squared_error, student_teacher, toy_example
 from .diagnostics import sherman_morrison_summary
@@ -294,11 +295,22 @@ class ExperimentResult:
         Description of the problem of each seed.
     results : dict
         Method name -> :class:`TrainingResult`, in the order of ``config['methods']``.
+    missing : list of dict
+        ``{"method", "seed"}`` of the runs that did not finish (an interrupted run); empty when complete.
+    summary : tpdynamics.runs.RunSummary or None
+        How the runs were executed: how many were reused from a store (not written to JSON).
     """
 
     config: dict
     problems: list
     results: dict
+    missing: list = field(default_factory=list)
+    summary: object = field(default=None, repr=False, compare=False)
+
+    @property
+    def partial(self) -> bool:
+        """Whether some (method, seed) runs are missing (:attr:`missing`)."""
+        return bool(self.missing)
 
     @property
     def methods(self) -> list[str]:
@@ -310,6 +322,7 @@ class ExperimentResult:
     def to_dict(self) -> dict:
         """JSON-ready dict; for a single method its fields are also at the top level."""
         out = {"config": self.config, "problems": self.problems, "methods": self.methods,
+               "partial": self.partial, "missing_runs": self.missing,
                "results": [r.to_dict() for r in self.results.values()]}
         if len(self.results) == 1:
             out = {**out["results"][0], **out}
@@ -335,9 +348,8 @@ class ExperimentResult:
     def write_csv(self, path) -> Path:
         """One row per method and epoch: mean and 95% interval of train and test loss, number of runs."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         rows = self.csv_rows()
-        with path.open("w", newline="") as handle:
+        with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:  # never a truncated CSV
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             for row in rows:
@@ -544,14 +556,29 @@ def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, 
     return history
 
 
-def run_experiment(config: ExperimentConfig, *, progress: bool = False) -> ExperimentResult:
+def run_experiment(config: ExperimentConfig, *, progress: bool = False, store=None, jobs: int | None = 1,
+                   fresh: bool = False, threads: int | None = None, executor=None) -> ExperimentResult:
     """Train every method of ``config`` on identical data and initialisations, for every seed.
+
+    Each (method, seed) run is a task of :mod:`tpdynamics.runs` (:mod:`tpdynamics.training.tasks`):
+    with a ``store`` every finished run is written there at once and reused by later calls.
 
     Parameters
     ----------
     config : ExperimentConfig
     progress : bool
-        Show a tqdm progress bar (on stderr) over seeds x methods x epochs.
+        Show a tqdm progress bar (on stderr): over seeds x methods x epochs in this process, over
+        runs with worker processes.
+    store : tpdynamics.runs.ResultStore or path, optional
+        Keep every finished run there (``<store>/<key>.json``) and reuse the ones it has.
+    jobs : int, optional
+        Worker processes for the runs; 1 (default) trains in this process, ``None`` on every core.
+    fresh : bool
+        Retrain runs the store has.
+    threads : int, optional
+        Intra-op torch threads while training (workers: 1 unless given; ``None`` keeps this process's).
+    executor : str or tpdynamics.runs.Executor, optional
+        Where the runs execute (:data:`tpdynamics.runs.EXECUTORS`).
 
     Returns
     -------
@@ -562,36 +589,15 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = False) -> Exper
     ValueError, TypeError
         For an invalid configuration (unknown method or task, exact inverses on unequal layers,
         a batch size the method cannot use, ...), before anything is trained.
+    tpdynamics.runs.RunInterrupted
+        On Ctrl-C, with the finished runs as a partial :class:`ExperimentResult` in its ``partial``.
     """
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}.")
-    names, hyper, settings = _plan(config)
-    seeds = config.seed_list()
-    results = {name: TrainingResult(method=name, hyperparameters={**hyper[name], "preset": settings["preset"]},
-                                    epochs=settings["epochs"]) for name in names}
-    problems = []
-    progress_bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from .tasks import run_training  # the task machinery builds on this module
 
-        progress_bar = tqdm(total=len(seeds) * len(names) * settings["epochs"], unit="epoch", desc="training")
-    try:
-        for seed in seeds:
-            problem = _problem(config, settings, seed)
-            problems.append(problem.describe())
-            for name in names:
-                arguments = {k: v for k, v in hyper[name].items() if k not in ("batch_size", "batches_per_epoch")}
-                rule = LEARNING_RULES.get(name)(**arguments, trainable_layers=problem.trainable_layers,
-                                                generator=make_generator(derived_seed(seed, "rule")))
-                results[name].runs.append(_train_run(rule, problem, hyper[name], settings, config, seed,
-                                                     progress_bar))
-    finally:
-        if progress_bar is not None:
-            progress_bar.close()
-    config_dict = config.to_dict()
-    config_dict.update({"methods": names, "layers": list(settings["layers"]), "epochs": settings["epochs"],
-                        "n_train": settings["n_train"], "preset": settings["preset"]})
-    return ExperimentResult(config=config_dict, problems=problems, results=results)
+    return run_training(config, progress=progress, store=store, jobs=jobs, fresh=fresh, threads=threads,
+                        executor=executor)
 
 
 def train(method, *, progress: bool = False, **config) -> TrainingResult:
