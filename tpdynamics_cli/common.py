@@ -9,6 +9,7 @@ import torch
 
 import tpdynamics as tp
 from tpdynamics.serialization import write_json
+from tpdynamics.threads import check_threads
 
 
 def layer_sizes(text: str) -> list[int]:
@@ -77,24 +78,23 @@ def build_mixture(args, network: tp.LayeredNetwork) -> tp.MixtureDynamics:
     return tp.MixtureDynamics(network, h0, mu=args.mu, tau=args.tau, label=label, eta_hat=args.eta_hat)
 
 
-def _positive_or_auto(option: str, what: str):
+def _int_or_auto(option: str, what: str):
+    """argparse type: ``auto`` or an integer (its range is checked where it is used, naming the option)."""
     def parse(text: str):
         if text == "auto":
             return "auto"
         try:
-            value = int(text)
+            return int(text)
         except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{option} must be a positive integer ({what}) or 'auto', got {text!r}")
-        return value
+            raise argparse.ArgumentTypeError(f"{option} must be a positive integer ({what}) or 'auto', "
+                                             f"got {text!r}") from None
 
     return parse
 
 
 def add_thread_arguments(parser: argparse.ArgumentParser) -> None:
     """``--threads N|auto`` (every command has it: :func:`tpdynamics_cli.main.build_parser` adds it)."""
-    parser.add_argument("--threads", type=_positive_or_auto("--threads", "intra-op torch threads of this process"),
+    parser.add_argument("--threads", type=_int_or_auto("--threads", "intra-op torch threads of this process"),
                         default="auto", metavar="N",
                         help="intra-op torch threads of this process (default auto: 1 below 256-wide layers, "
                              "else the idle cores; worker processes always use 1)")
@@ -107,7 +107,7 @@ def apply_threads(args) -> int:
     if threads == "auto":
         layers = getattr(args, "layers", None)
         threads = tp.default_threads(max(layers) if layers else None)
-    tp.set_threads(threads)
+    tp.set_threads(check_threads(threads, name="--threads"))
     return threads
 
 
@@ -116,7 +116,7 @@ def add_run_arguments(parser, *, jobs_default, store: bool) -> None:
     their tasks' results (:mod:`tpdynamics.runs`)."""
     g = parser.add_argument_group("runs (results kept as they finish; Ctrl-C keeps them, a rerun resumes)")
     default_text = "the cores available" if jobs_default == "auto" else str(jobs_default)
-    g.add_argument("--jobs", type=_positive_or_auto("--jobs", "worker processes"), default=jobs_default, metavar="N",
+    g.add_argument("--jobs", type=_int_or_auto("--jobs", "worker processes"), default=jobs_default, metavar="N",
                    help=f"worker processes, one torch thread each; 1 runs in this process; auto = the cores "
                         f"available ({tp.available_cores()} here) (default {default_text})")
     g.add_argument("--fresh", action="store_true", help="redo every task even if its result is stored")
