@@ -8,7 +8,8 @@ Cases (float64), on the thesis's sizes and on 512-wide layers:
 * ``train 512-512-512 dtp-ai``: 3 steps, batch 32;
 * ``equilibrium 4 x 512``: ``tp.equilibrium``, exact inverses, batch 256, tol 1e-6.
 
-Each case is timed with 1, 2, ..., ``cores`` threads (best of ``--repeats`` interleaved rounds), once
+The table's ``busy`` column is :func:`tpdynamics.threads.busy_cores` when the default was read (the
+processes running besides this one). Each case is timed with 1, 2, ..., ``cores`` threads (best of ``--repeats`` interleaved rounds), once
 with the machine as it is ("idle") and once with a CPU-bound Python busy loop that this script starts
 beside it ("busy"). The default thread count is taken at the moment the case runs (it looks at the
 cores that are busy then). The check: the default's time is within ``--limit`` (1.5x) of the best
@@ -27,6 +28,7 @@ import time
 import torch
 
 import tpdynamics as tp
+from tpdynamics.threads import busy_cores
 from tpdynamics.training import get_learning_rule
 
 
@@ -81,7 +83,7 @@ def _time(run, threads: int) -> float:
 
 
 def measure(cases, counts, repeats: int):
-    """``{label: (default, {threads: best seconds})}``, the default read just before each case."""
+    """``{label: (default, busy cores, {threads: best seconds})}``, the default read after each case's timings."""
     table = {}
     for label, width, factory in cases:
         run = factory()
@@ -90,22 +92,23 @@ def measure(cases, counts, repeats: int):
         for _ in range(repeats):  # interleaved, so a change of load does not favour one count
             for n in counts:
                 best[n] = min(best[n], _time(run, n))
-        table[label] = (tp.default_threads(width), best)
+        table[label] = (tp.default_threads(width), busy_cores(), best)
     return table
 
 
 def report(scenario: str, table, limit: float) -> bool:
-    counts = sorted(next(iter(table.values()))[1])
+    counts = sorted(next(iter(table.values()))[2])
     print(f"\n{scenario}: seconds per case (best of the rounds) for each thread count; default = tp.default_threads")
-    head = f"  {'case':<40s} " + " ".join(f"{f'{n} thr':>9s}" for n in counts) + f" {'default':>8s} {'ratio':>6s}"
+    head = (f"  {'case':<40s} " + " ".join(f"{f'{n} thr':>9s}" for n in counts)
+            + f" {'default':>8s} {'busy':>5s} {'ratio':>6s}")
     print(head)
     ok = True
-    for label, (default, best) in table.items():
+    for label, (default, busy, best) in table.items():
         fastest = min(best.values())
         ratio = best[min(default, max(counts))] / fastest
         ok &= ratio <= limit
         print(f"  {label:<40s} " + " ".join(f"{best[n]:>9.4f}" for n in counts)
-              + f" {default:>8d} {ratio:>6.2f}" + ("" if ratio <= limit else "  MISSES the limit"))
+              + f" {default:>8d} {busy:>5d} {ratio:>6.2f}" + ("" if ratio <= limit else "  MISSES the limit"))
     return ok
 
 
