@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 import tpdynamics as tp
 from tpdynamics.runs import RunInterrupted
@@ -25,10 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     previous = tp.get_threads()
+    main_thread = threading.current_thread() is threading.main_thread()
+    on_term = signal.getsignal(signal.SIGTERM)
+    if main_thread:  # `kill PID` stops as Ctrl-C does: workers stopped, results kept
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         apply_threads(args)
         return int(args.run(args) or 0)
@@ -41,6 +51,8 @@ def main(argv=None) -> int:
         print(f"tpdynamics {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, on_term)
         tp.set_threads(previous)  # the caller's setting again (main() is also called in-process, e.g. by tests)
 
 
