@@ -28,12 +28,12 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 import tpdynamics as tp
-from tpdynamics._validation import check_int, check_positive
 from tpdynamics.continuous import get_model, integrate_weights, trainable_feedback
 from tpdynamics.serialization import write_json
 from tpdynamics.theory import layer_factor
 from tpdynamics.training import (get_learning_rule, mean_and_interval, mean_squared_error, student_teacher,
                                  tp_signal)
+from tpdynamics.validation import check_int, check_positive
 
 from .plotting import save
 

@@ -83,8 +83,8 @@ def stability_figure(report, *, pseudospectrum: bool = False, title: str | None 
         Draw pseudospectrum contours (needs the dense Jacobian, ``N <= pseudospectrum_limit``).
     title : str, optional
     pseudospectrum_limit : int
-        Largest ``N`` for the contours (:func:`analysis.pseudospectrum`: an SVD per grid point up to
-        ``N = 64``, inverse iteration with triangular solves above).
+        Largest ``N`` for the contours (``report.pseudospectrum``, i.e. :func:`analysis.pseudospectrum`:
+        an SVD per grid point up to ``N = 64``, inverse iteration with triangular solves above).
     resolution : int
         Grid points per axis of the pseudospectrum (halved above ``N = 64``).
 
@@ -93,8 +93,6 @@ def stability_figure(report, *, pseudospectrum: bool = False, title: str | None 
     matplotlib.figure.Figure
     """
     import numpy as np
-
-    from .stability import pseudospectrum as sigma_min_grid
 
     fig = Figure(figsize=(11, 4.3))
     ax, bx = fig.subplots(1, 2)
@@ -107,7 +105,7 @@ def stability_figure(report, *, pseudospectrum: bool = False, title: str | None 
     if pseudospectrum and report.matrix is not None and report.size <= pseudospectrum_limit:
         points = resolution if report.size <= 64 else max(24, resolution // 2)  # O(N^2) per point above 64
         xs, ys = np.linspace(x_lo, x_hi, points), np.linspace(y_lo, y_hi, points)
-        sigma = sigma_min_grid(report.matrix, xs, ys)
+        sigma = report.pseudospectrum(xs, ys)  # the report's own method: plotting imports nothing from stability
         scale = float(np.abs(values).max()) or 1.0
         levels = [scale * 10.0 ** e for e in (-3, -2, -1)]
         contours = ax.contour(xs, ys, sigma, levels=levels, colors=["#08519c", "#3182bd", "#9ecae1"], linewidths=1)

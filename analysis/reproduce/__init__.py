@@ -7,5 +7,5 @@ from . import experiments  # noqa: F401  (registers the experiments)
 from .base import EXPERIMENTS, Claim, Experiment, Summary, fmt_ci, mean_ci
 from .runner import ExperimentRecord, reproduce, resolve_names, write_report
 
-__all__ = ["EXPERIMENTS", "Claim", "Experiment", "Summary", "fmt_ci", "mean_ci", "ExperimentRecord", "reproduce",
-           "resolve_names", "write_report"]
+__all__ = ["experiments", "EXPERIMENTS", "Claim", "Experiment", "Summary", "fmt_ci", "mean_ci", "ExperimentRecord",
+           "reproduce", "resolve_names", "write_report"]

@@ -21,6 +21,7 @@ Rules for writing an experiment (subclass, register with ``@EXPERIMENTS.register
 """
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -83,8 +84,19 @@ class Summary:
     figure: Figure
 
 
-class Experiment:
-    """Base class of the reproduced experiments (see the module docstring for the contract)."""
+class Experiment(abc.ABC):
+    """Base class of the reproduced experiments.
+
+    Rules for writing one (subclass, register with ``@EXPERIMENTS.register(name)``; the module docstring
+    says more):
+
+    * class attributes ``title``, ``reference``, ``thesis_says``, ``quick`` and ``full`` (settings
+      dicts), ``default_seeds``, ``quick_seeds``;
+    * abstract hooks :meth:`run_task` (one picklable task dict in, one picklable result dict out; may run
+      in another process) and :meth:`summarize` (the task results, in order, into a :class:`Summary`);
+    * optional hook :meth:`tasks` (default: one task ``{"seed": s}`` per seed);
+    * only the public API of ``tpdynamics`` and ``analysis``.
+    """
 
     name = "abstract"
     title = ""
@@ -109,13 +121,13 @@ class Experiment:
         """Independent units of work (picklable dicts); default: one task ``{"seed": s}`` per seed."""
         return [{"seed": s} for s in range(seeds)]
 
+    @abc.abstractmethod
     def run_task(self, settings: dict, task: dict) -> dict:
         """Do one task (possibly in another process) and return a picklable dict."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def summarize(self, settings: dict, results: list[dict]) -> Summary:
         """Combine the results of :meth:`tasks`, in their order, into data, claims and a figure."""
-        raise NotImplementedError
 
 
 EXPERIMENTS: Registry[type[Experiment]] = Registry("experiment", Experiment, "names")

@@ -14,13 +14,15 @@ Across seeds the runner reports the mean and a 95% Student-t interval
 
 A run whose mini-batch loss or evaluated loss becomes non-finite stops with status
 ``'diverged'`` and keeps the history up to its last finite epoch; a numerical failure of the
-algorithm (singular weight, inverse outside its domain, ...) stops with ``'numerical-error'``.
+algorithm (singular weight, inverse outside its domain, ...) stops with ``'numerical_error'``
+(:class:`TrainingStatus`).
 Such runs are counted (``n_diverged``, ``runs_per_epoch``), never dropped: from the epoch a run
 stopped, the averages are over the runs still going, and ``runs_per_epoch`` says how many.
 """
 from __future__ import annotations
 
 import csv
+import enum
 import math
 import warnings
 from collections.abc import Sequence
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from .._validation import check_int, check_positive
+from ..validation import check_int, check_positive
 from ..errors import TPDynamicsError, TPDynamicsWarning
 from ..network import make_generator
 from ..serialization import jsonable, write_json
@@ -42,8 +44,26 @@ TASKS = ("student-teacher", "toy-linear", "toy-leaky-relu")
 _OVERRIDES = ("eta", "eta_hat", "eta_backward", "lambda_", "epsilon", "noise_std", "batch_size", "batches_per_epoch")
 
 
+class TrainingStatus(str, enum.Enum):
+    """How a training run ended (:attr:`RunHistory.status`, :attr:`TrainingResult.status`).
+
+    A ``str`` enum: members equal, print as and are written to JSON as their values (lower-case words
+    joined by underscores, as :class:`tpdynamics.EquilibriumStatus`).
+    """
+
+    COMPLETED = "completed"
+    """Every epoch ran."""
+    DIVERGED = "diverged"
+    """A loss became non-finite; the history is kept up to the last finite epoch."""
+    NUMERICAL_ERROR = "numerical_error"
+    """The algorithm failed numerically (singular weight, inverse outside its domain, ...)."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
 @dataclass
-class ExperimentConfig:
+class TrainingConfig:
     """Everything that defines an experiment.
 
     ``None`` means "the thesis's value": from ``preset`` (see :data:`~tpdynamics.training.THESIS_PRESETS`),
@@ -154,7 +174,8 @@ class RunHistory:
     Attributes
     ----------
     seed : int
-    status : {'completed', 'diverged', 'numerical-error'}
+    status : TrainingStatus
+        ``completed``, ``diverged`` or ``numerical_error``.
     message : str
     train_loss, test_loss : list of float
         Index 0 before training, index ``e`` after epoch ``e``; only finite epochs are kept.
@@ -173,7 +194,7 @@ class RunHistory:
     """
 
     seed: int
-    status: str = "completed"
+    status: TrainingStatus = TrainingStatus.COMPLETED
     message: str = ""
     train_loss: list = field(default_factory=list)
     test_loss: list = field(default_factory=list)
@@ -241,10 +262,19 @@ class TrainingResult:
     @property
     def n_diverged(self) -> int:
         """Runs that stopped early (non-finite loss or numerical failure)."""
-        return sum(r.status != "completed" for r in self.runs)
+        return sum(r.status != TrainingStatus.COMPLETED for r in self.runs)
 
     @property
-    def status(self) -> str:
+    def status(self) -> TrainingStatus:
+        """``completed`` when every run completed; else ``diverged`` if a run diverged, else ``numerical_error``."""
+        statuses = {r.status for r in self.runs}
+        for status in (TrainingStatus.DIVERGED, TrainingStatus.NUMERICAL_ERROR):
+            if status in statuses:
+                return status
+        return TrainingStatus.COMPLETED
+
+    @property
+    def message(self) -> str:
         """``'completed'``, or how many runs stopped early."""
         if self.n_diverged == 0:
             return "completed"
@@ -268,7 +298,7 @@ class TrainingResult:
     def to_dict(self) -> dict:
         return {
             "method": self.method, "hyperparameters": self.hyperparameters, "epochs": self.epochs,
-            "status": self.status, "n_runs": len(self.runs), "n_diverged": self.n_diverged,
+            "status": self.status, "message": self.message, "n_runs": len(self.runs), "n_diverged": self.n_diverged,
             "runs_per_epoch": self.runs_per_epoch,
             "train_loss": self.train_loss, "train_loss_ci": [list(c) for c in self.train_loss_ci],
             "test_loss": self.test_loss, "test_loss_ci": [list(c) for c in self.test_loss_ci],
@@ -347,7 +377,7 @@ class ExperimentResult:
 
 
 # ------------------------------------------------------------------------------------------------------
-def _plan(config: ExperimentConfig) -> tuple[list[str], dict, dict]:
+def _plan(config: TrainingConfig) -> tuple[list[str], dict, dict]:
     """Validate the configuration; return method names, per-method hyper-parameters and problem settings."""
     if config.task not in TASKS:
         raise ValueError(f"task={config.task!r} is not valid; use one of {', '.join(TASKS)}.")
@@ -399,7 +429,7 @@ def _plan(config: ExperimentConfig) -> tuple[list[str], dict, dict]:
     return names, hyper, settings
 
 
-def _problem(config: ExperimentConfig, settings: dict, seed: int) -> StudentTeacherProblem:
+def _problem(config: TrainingConfig, settings: dict, seed: int) -> StudentTeacherProblem:
     if config.task == "student-teacher":
         return student_teacher(settings["layers"], nonlinearity=config.nonlinearity,
                                output_nonlinearity=config.output_nonlinearity, n_train=settings["n_train"],
@@ -475,7 +505,7 @@ def _student_feedback(cls: type[LearningRule], layer_sizes) -> str | None:
 
 
 def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, settings: dict,
-               config: ExperimentConfig, seed: int, progress_bar) -> RunHistory:
+               config: TrainingConfig, seed: int, progress_bar) -> RunHistory:
     cls = type(rule)
     network = problem.student(_student_feedback(cls, problem.layer_sizes))
     history = RunHistory(seed=seed)
@@ -508,13 +538,13 @@ def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, 
                 record = rule.step(network, problem.train_inputs[index], problem.train_labels[index],
                                    diagnostics=record_diagnostics)
             except (TPDynamicsError, FloatingPointError) as err:
-                stop = ("numerical-error", f"{type(err).__name__} at epoch {epoch}, step {b + 1}: {err}")
+                stop = (TrainingStatus.NUMERICAL_ERROR, f"{type(err).__name__} at epoch {epoch}, step {b + 1}: {err}")
                 break
             history.steps += 1
             if config.record_steps:
                 history.step_loss.append(record.loss)
             if not record.finite:
-                stop = ("diverged", f"non-finite training loss ({record.loss}) at epoch {epoch}, step {b + 1} of "
+                stop = (TrainingStatus.DIVERGED, f"non-finite training loss ({record.loss}) at epoch {epoch}, step {b + 1} of "
                                     f"{cls.name}; history kept up to epoch {epoch - 1}.")
                 break
             accumulator.add(record)
@@ -522,7 +552,7 @@ def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, 
         if stop is None:
             train, test = evaluate()
             if not (math.isfinite(train) and math.isfinite(test)):
-                stop = ("diverged", f"non-finite loss after epoch {epoch} (train {train}, test {test}) of "
+                stop = (TrainingStatus.DIVERGED, f"non-finite loss after epoch {epoch} (train {train}, test {test}) of "
                                     f"{cls.name}; history kept up to epoch {epoch - 1}.")
         if stop is not None:
             history.status, history.message = stop
@@ -539,17 +569,17 @@ def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, 
         if progress_bar is not None:
             progress_bar.update(1)
             progress_bar.set_postfix(method=cls.name, seed=seed, test=f"{test:.3g}")
-    if history.status == "completed":
+    if history.status == TrainingStatus.COMPLETED:
         history.message = f"{epochs} epochs, {history.steps} steps"
     return history
 
 
-def run_experiment(config: ExperimentConfig, *, progress: bool = False) -> ExperimentResult:
+def run_experiment(config: TrainingConfig, *, progress: bool = False) -> ExperimentResult:
     """Train every method of ``config`` on identical data and initialisations, for every seed.
 
     Parameters
     ----------
-    config : ExperimentConfig
+    config : TrainingConfig
     progress : bool
         Show a tqdm progress bar (on stderr) over seeds x methods x epochs.
 
@@ -563,8 +593,8 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = False) -> Exper
         For an invalid configuration (unknown method or task, exact inverses on unequal layers,
         a batch size the method cannot use, ...), before anything is trained.
     """
-    if not isinstance(config, ExperimentConfig):
-        raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}.")
+    if not isinstance(config, TrainingConfig):
+        raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}.")
     names, hyper, settings = _plan(config)
     seeds = config.seed_list()
     results = {name: TrainingResult(method=name, hyperparameters={**hyper[name], "preset": settings["preset"]},
@@ -595,17 +625,17 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = False) -> Exper
 
 
 def train(method, *, progress: bool = False, **config) -> TrainingResult:
-    """Train one method; the keyword arguments are the fields of :class:`ExperimentConfig`.
+    """Train one method; the keyword arguments are the fields of :class:`TrainingConfig`.
 
     Examples
     --------
     >>> result = train("tp-ei", seeds=2, epochs=3)          # doctest: +SKIP
     >>> result.test_loss[0] > result.test_loss[-1]          # doctest: +SKIP
     """
-    return run_experiment(ExperimentConfig(methods=(method,), **config), progress=progress).results[
+    return run_experiment(TrainingConfig(methods=(method,), **config), progress=progress).results[
         LEARNING_RULES.get(method).name]
 
 
 def compare_methods(methods: Sequence, *, progress: bool = False, **config) -> ExperimentResult:
     """Train several methods side by side on identical data and initialisations (see :func:`run_experiment`)."""
-    return run_experiment(ExperimentConfig(methods=tuple(methods), **config), progress=progress)
+    return run_experiment(TrainingConfig(methods=tuple(methods), **config), progress=progress)

@@ -1,61 +1,21 @@
-"""The discrete learning rules of Appendix A, all acting in place on the same :class:`~tpdynamics.Layer` objects.
-
-Registry :data:`LEARNING_RULES` (name -> class):
-
-============ ====================================================== ================ ==========
-name         rule                                                   feedback g_i     algorithm
-============ ====================================================== ================ ==========
-bp           error backpropagation, SGD                             none             A.7
-bp-fixed     backpropagation training only ``W_L`` (control)        none             A.7
-tp-ei        TP, exact inverses, robust Sherman–Morrison            exact            A.4
-rtp-ei       randomized TP, exact inverses (one layer per step)     exact            A.5
-rmtp-ei      randomized modified TP (``D^-1``), exact inverses      exact            A.6
-mtp          modified TP with batch normalisation, all layers       exact or learned A.1
-rmtp         randomized modified TP with batch normalisation        exact or learned A.3
-tp-ai        TP, learned inverses ``Q s^-1``                         learned          A.10 + A.8
-rtp-ai       randomized TP, learned inverses                        learned          A.11 + A.8
-dtp-ai       difference TP, learned inverses                        learned          A.12 + A.8
-rdtp-ai      randomized DTP, learned inverses                       learned          A.13 + A.8
-tp-orig      original TP, ``g = s(Q h)``                             original         A.14 + A.9
-rtp-orig     randomized original TP                                 original         A.15 + A.9
-dtp-orig     original (simplified) DTP                              original         A.16 + A.9
-rdtp-orig    randomized original DTP                                original         A.17 + A.9
-fa           DTP with fixed random feedback (feedback alignment)    fixed            A.12, no A.8
-============ ====================================================== ================ ==========
-
-Conventions shared by every rule (so the discrete and the continuous models compare):
-
-* loss ``L = 1/2 ||h_L - y||^2`` per sample (eq. 4.40), ``e_L = h_L - y``, output target
-  ``hat h_L = h_L - eta_hat e_L`` (eq. 4.4);
-* the forward update of every TP rule is the gradient step on the local loss
-  ``1/2 ||h_i - hat h_i||^2`` (eq. 4.12), averaged over the mini-batch (Appendix A)::
-
-      Delta W_i = -(eta_i / B) sum_b D_{s_i}^(b) (h_i^(b) - hat h_i^(b)) h_{i-1}^(b)T
-
-  (the modified rules use ``D_{s_i}^{-1}``); backpropagation's is
-  ``Delta W_i = -(eta_i / B) sum_b delta_i^(b) h_{i-1}^(b)T`` (A.7);
-* all targets are computed from the weights before the step; then the forward weights change
-  (``L`` down to 1, as in A.4), then the backward weights (A.8/A.9).
-"""
+"""The contract of a learning rule, its registry and the helpers every rule shares."""
 from __future__ import annotations
 
+import abc
 import copy
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from .._validation import check_int, check_positive, check_tensor
-from ..errors import TPDynamicsWarning
-from ..layers import FEEDBACK_FORMS, ExactInverseFeedback, Layer, LearnedInverseFeedback, OriginalFeedback
-from ..network import LayeredNetwork, make_generator
-from ..registry import Registry
-from ..sherman_morrison import ShermanMorrisonRecord, robust_step
-from .data import NoiseSource, WhiteNoise
-from .diagnostics import StepDiagnostics, learning_signals, pseudo_inverse_distances, reconstruction_errors
-from .propagation import output_target, propagate_targets
+from ...errors import TPDynamicsWarning
+from ...layers import FEEDBACK_FORMS, Layer
+from ...network import LayeredNetwork, make_generator
+from ...registry import Registry
+from ...validation import check_positive, check_tensor
+from ..diagnostics import StepDiagnostics
 
 
 @dataclass
@@ -102,7 +62,7 @@ HYPERPARAMETERS = {
 }
 
 
-class LearningRule:
+class LearningRule(abc.ABC):
     """Base class of the learning rules: one mini-batch in, parameters updated in place, a record out.
 
     Parameters
@@ -119,18 +79,21 @@ class LearningRule:
 
     Notes
     -----
-    Contract for subclasses:
+    Rules for writing a learning rule (register it with ``@LEARNING_RULES.register(name)``):
 
-    * Class attributes: ``feedback`` (feedback form needed on layers ``2..L``, ``None`` if the
-      rule uses none), ``parameters`` (the hyper-parameters it reads, keys of
-      :data:`HYPERPARAMETERS`), ``defaults`` (the thesis's values for them), ``sherman_morrison``
-      (batch size must be 1), ``algorithm`` (Appendix A reference).
-    * :meth:`_step` receives validated ``h0`` (B, n_0) and ``y`` (B, n_L) under ``torch.no_grad()``,
-      changes ``layer.weight`` (and the feedback parameters) of ``network`` in place — never a
-      copy — and returns a :class:`StepRecord`.
-    * :meth:`predict` gives the network output the rule's model uses (the plain forward pass
-      except with batch normalisation).
-    * Hyper-parameters are attributes and may be changed between steps (learning-rate schedules).
+    * class attributes: ``feedback`` (feedback form needed on layers ``2..L``, ``None`` if the
+      rule uses none), ``other_feedback`` (further forms it accepts), ``parameters`` (the
+      hyper-parameters it reads, keys of :data:`HYPERPARAMETERS`), ``defaults`` (the thesis's values
+      for them), ``sherman_morrison`` (batch size must be 1), ``algorithm`` (Appendix A reference),
+      ``default_trainable_layers``;
+    * the one abstract hook, :meth:`_step`, receives validated ``h0`` (B, n_0) and ``y`` (B, n_L)
+      under ``torch.no_grad()`` (the public :meth:`step` checks them), changes ``layer.weight`` (and
+      the feedback parameters) of ``network`` in place — never a copy — and returns a
+      :class:`StepRecord`;
+    * optional hooks: :meth:`predict` (the network output the rule's model uses: the plain forward
+      pass except with batch normalisation), :meth:`check_batch_size` (a batch size the rule cannot
+      use), :meth:`_choose_layers` (which trainable layers one step updates);
+    * hyper-parameters are attributes and may be changed between steps (learning-rate schedules).
     """
 
     name = "abstract"
@@ -276,8 +239,9 @@ class LearningRule:
         with torch.no_grad():
             return self._step(network, h0, y, diagnostics)
 
+    @abc.abstractmethod
     def _step(self, network, h0, y, diagnostics) -> StepRecord:
-        raise NotImplementedError
+        """The update itself, on validated inputs under ``torch.no_grad()`` (class docstring)."""
 
     def weight_updates(self, network: LayeredNetwork, h0: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """The forward-weight changes ``Delta W_i`` that :meth:`step` would make, without making them.
@@ -331,11 +295,12 @@ def forward_pass(network: LayeredNetwork, h0: torch.Tensor) -> tuple[list, list]
     return activations, derivatives
 
 
-def _batch_loss(error: torch.Tensor) -> float:
+def batch_loss(error: torch.Tensor) -> float:
+    """Mini-batch loss of an output error ``e_L`` (B, n_L): the mean over the batch of ``||e_L||^2``."""
     return float((error ** 2).sum(-1).mean())
 
 
-def _add_outer_products(layer: Layer, left: torch.Tensor, right: torch.Tensor, alpha: float) -> None:
+def add_outer_products(layer: Layer, left: torch.Tensor, right: torch.Tensor, alpha: float) -> None:
     """``W_i <- W_i + alpha sum_b left_b right_b^T`` in place (``addmm_``: no temporary matrix).
 
     An exact inverse is recomputed afterwards: a sum of outer products is not a rank-one change.
@@ -347,497 +312,6 @@ def _add_outer_products(layer: Layer, left: torch.Tensor, right: torch.Tensor, a
 LEARNING_RULES: Registry[type[LearningRule]] = Registry("learning rule", LearningRule, "method")
 
 
-# ------------------------------------------------------------------------------------------------------
-# Error backpropagation (Alg. A.7)
-# ------------------------------------------------------------------------------------------------------
-@LEARNING_RULES.register("bp")
-class Backpropagation(LearningRule):
-    """Error backpropagation with mini-batch SGD (Algorithm A.7).
-
-    ``delta_L = D_{s_L} e_L``, ``delta_i = D_{s_i} W_{i+1}^T delta_{i+1}`` (A.7 writes ``W^T a``
-    for ``W^T delta``), ``Delta W_i = -(eta_i / B) sum_b delta_i h_{i-1}^T``: exactly SGD on the mean
-    of ``1/2 ||h_L - y||^2`` over the batch. The feedback mappings, if any, are not used.
-
-    Thesis defaults: ``eta = 0.001`` with batch size 1 (fig. 5.7); 0.01 with batch size 32 (figs 5.14-5.15).
-    """
-
-    parameters = ("eta",)
-    defaults = {"eta": 0.001}
-    algorithm = "A.7"
-
-    def _step(self, network, h0, y, diagnostics):
-        activations, derivatives = forward_pass(network, h0)
-        L = network.depth
-        error = activations[L] - y
-        layers = self._choose_layers(L)
-        deltas = {L: derivatives[L] * error}
-        for i in range(L - 1, min(layers) - 1, -1):  # all deltas from the weights before the step
-            deltas[i] = derivatives[i] * (deltas[i + 1] @ network.layer(i + 1).weight)
-        batch = h0.shape[0]
-        for i in sorted(layers, reverse=True):
-            _add_outer_products(network.layer(i), deltas[i], activations[i - 1], -self._eta(i) / batch)
-        return StepRecord(loss=_batch_loss(error), updated_layers=tuple(sorted(layers)),
-                          diagnostics=StepDiagnostics() if diagnostics else None)
-
-
-@LEARNING_RULES.register("bp-fixed")
-class BackpropagationFixedHidden(Backpropagation):
-    """Backpropagation that trains only the output weights ``W_L`` (the control of sections 5.1.3 and 5.2.2).
-
-    A method that beats it propagates useful learning signals to its hidden layers.
-    """
-
-    default_trainable_layers = "output"
-
-
-# ------------------------------------------------------------------------------------------------------
-# Target propagation family
-# ------------------------------------------------------------------------------------------------------
-class TargetPropagationRule(LearningRule):
-    """Shared machinery of the target-propagation rules.
-
-    Subclasses set ``difference`` (DTP correction, eq. 4.101), ``modified`` (``D^-1`` instead of
-    ``D`` in the forward update, section 5.1.1), ``randomized`` (one random trainable layer per
-    step, section 5.1.2) and ``backward`` (``'A.8'``: learned ``Q`` on white noise; ``'A.9'``: original
-    ``Q`` on the batch activations; ``None``: no backward training).
-    """
-
-    difference = False
-    modified = False
-    randomized = False
-    backward: str | None = None
-
-    def _choose_layers(self, depth):
-        layers = self._trainable(depth)
-        if not self.randomized:
-            return layers
-        return (layers[int(torch.randint(len(layers), (1,), generator=self.generator))],)
-
-    def _forward_factor(self, derivative, h, h_hat) -> torch.Tensor:
-        """``D_{s_i} (h_i - hat h_i)`` or, for modified TP, ``D_{s_i}^{-1} (h_i - hat h_i)``, shape ``(B, n_i)``."""
-        return (h - h_hat) / derivative if self.modified else derivative * (h - h_hat)
-
-    def _update_forward(self, network, layers, inputs, activations, targets, derivatives) -> dict:
-        """Local-loss gradient steps of eq. (4.12) for ``layers`` (top to bottom, as in A.4).
-
-        ``inputs[i - 1]`` is the input of ``W_i`` and ``derivatives[i]`` the slope of ``s_i`` at ``W_i inputs[i - 1]``.
-        """
-        batch = activations[0].shape[0]
-        records = {}
-        for i in sorted(layers, reverse=True):
-            layer = network.layer(i)
-            factor = self._forward_factor(derivatives[i], activations[i], targets[i])
-            if self.sherman_morrison and isinstance(layer.feedback, ExactInverseFeedback):
-                records[i] = self._rank_one(layer, -self._eta(i) * factor[0], inputs[i - 1][0])
-            else:
-                _add_outer_products(layer, factor, inputs[i - 1], -self._eta(i) / batch)
-        return records
-
-    def _rank_one(self, layer: Layer, u: torch.Tensor, v: torch.Tensor) -> ShermanMorrisonRecord:
-        """Robust Sherman–Morrison step of Alg. 4.1 (or the same step with the inverse recomputed)."""
-        if self.inverse_update != "recompute":
-            return layer.rank_one_update(u, v, self.epsilon)
-        feedback = layer.feedback
-        feedback.check_synced(layer.weight)
-        record = robust_step(float(v @ (feedback.weight_inverse @ u)), self.epsilon)
-        layer.weight.addr_(u, v, alpha=record.beta)
-        feedback.weight_inverse.copy_(torch.linalg.inv(layer.weight))  # the O(n^3) baseline of the benchmark
-        feedback.mark_synced(layer.weight)
-        return record
-
-    def _train_backward(self, network, activations) -> dict:
-        if self.backward is None or not self.eta_backward:
-            return {}
-        if self.backward == "A.8":
-            return train_backward_weights(network, eta_backward=self.eta_backward, lambda_=self.lambda_,
-                                          batch_size=activations[0].shape[0], noise_std=self.noise_std,
-                                          generator=self.generator)
-        return train_original_backward_weights(network, activations, eta_backward=self.eta_backward,
-                                               lambda_=self.lambda_)
-
-    def _diagnose(self, network, activations, targets, error) -> StepDiagnostics:
-        signals = learning_signals(network, activations, targets, error, self.eta_hat)
-        return StepDiagnostics(signals=signals.summary(),
-                               reconstruction_error=reconstruction_errors(network, activations),
-                               pseudo_inverse_distance=pseudo_inverse_distances(network))
-
-    def _step(self, network, h0, y, diagnostics):
-        activations, derivatives = forward_pass(network, h0)
-        L = network.depth
-        error = activations[L] - y
-        layers = self._choose_layers(L)
-        top = output_target(activations[L], y, self.eta_hat)
-        # randomized rules need targets down to the chosen layer only; diagnostics look at every hidden layer
-        lowest = 1 if diagnostics else min(layers)
-        targets = propagate_targets(network, activations, top, difference=self.difference, lowest=lowest)
-        diag = self._diagnose(network, activations, targets, error) if diagnostics else None
-        records = self._update_forward(network, layers, activations, activations, targets, derivatives)
-        backward = self._train_backward(network, activations)
-        return StepRecord(loss=_batch_loss(error), updated_layers=tuple(sorted(layers)), sherman_morrison=records,
-                          backward_loss=backward, diagnostics=diag)
-
-
-_EI_PARAMETERS = ("eta", "eta_hat", "epsilon", "inverse_update")
-
-
-@LEARNING_RULES.register("tp-ei")
-class TargetPropagationExactInverse(TargetPropagationRule):
-    """Target propagation with exact inverses (Algorithm A.4, section 4.1).
-
-    ``hat h_i = W_{i+1}^{-1} s_{i+1}^{-1}(hat h_{i+1})``; ``W_i`` and ``W_i^{-1}`` (``i >= 2``) change together
-    by the robust Sherman–Morrison update (Alg. 4.1) with ``u_i = -eta_i D_{s_i}(h_i - hat h_i)`` and
-    ``v_i = h_{i-1}`` (eqs. 4.17-4.19), hence batch size 1; ``W_1`` has no inverse and takes the plain step.
-
-    Thesis defaults (fig. 5.7): ``eta = 0.01``, ``eta_hat = 0.1``, ``epsilon = 0.5``, batch size 1.
-
-    Notes
-    -----
-    Thm 4.1 claims ``cos(Delta W_i^TP, Delta W_i^BP) > 0`` for ``eta_hat -> 0``. Its proof treats
-    ``J D_{s_i}^2 J^{-1}`` (similar to ``D_{s_i}^2``, so with positive eigenvalues) as positive definite,
-    which a non-symmetric matrix need not be: the claim holds when ``D_{s_i}`` is a multiple of the
-    identity (e.g. a linear layer, or all units on one side of a leaky ReLU) and on average, but
-    single samples with a negative cosine exist (roughly 10-15% of samples of random 6-6-6 leaky-ReLU(0.35)
-    networks in layer 1; see ``tests/test_training_theory.py``).
-    """
-
-    feedback = "exact"
-    parameters = _EI_PARAMETERS
-    defaults = {"eta": 0.01, "eta_hat": 0.1, "epsilon": 0.5, "inverse_update": "sherman-morrison"}
-    sherman_morrison = True
-    algorithm = "A.4"
-
-
-@LEARNING_RULES.register("rtp-ei")
-class RandomizedTargetPropagationExactInverse(TargetPropagationExactInverse):
-    """Randomized TP with exact inverses (Algorithm A.5): one random layer ``k`` (and ``W_k^{-1}``) per step.
-
-    Thesis defaults (fig. 5.7): ``eta = 0.01``, ``eta_hat = 0.1``, ``epsilon = 0.5``, batch size 1.
-    """
-
-    randomized = True
-    algorithm = "A.5"
-
-
-@LEARNING_RULES.register("rmtp-ei")
-class RandomizedModifiedTargetPropagationExactInverse(TargetPropagationExactInverse):
-    """Randomized modified TP with exact inverses (Algorithm A.6): A.5 with ``D_{s_k}^{-1}`` in ``u_k``.
-
-    No batch normalisation: it needs a batch, and Sherman–Morrison needs batch size 1 (section 5.1.3).
-    Thesis defaults (fig. 5.7): ``eta = 0.0005``, ``eta_hat = 0.1``, ``epsilon = 0.5``.
-    """
-
-    randomized = True
-    modified = True
-    defaults = {**TargetPropagationExactInverse.defaults, "eta": 0.0005}
-    algorithm = "A.6"
-
-
-_AI_PARAMETERS = ("eta", "eta_hat", "eta_backward", "lambda_", "noise_std")
-
-
-@LEARNING_RULES.register("tp-ai")
-class TargetPropagationApproximateInverse(TargetPropagationRule):
-    """TP with learned inverses ``g_i = Q_i s_{i+1}^{-1}`` (Algorithm A.10, eq. 4.90), ``Q`` trained by A.8.
-
-    Thesis defaults (fig. 5.15 and the thesis's toolbox): ``eta = 0.09``, ``eta_backward = 0.08``,
-    ``eta_hat = 0.1``, ``lambda = 0``, batch size 32.
-    """
-
-    feedback = "learned"
-    parameters = _AI_PARAMETERS
-    defaults = {"eta": 0.09, "eta_hat": 0.1, "eta_backward": 0.08, "lambda_": 0.0, "noise_std": 1.0}
-    backward = "A.8"
-    algorithm = "A.10"
-
-
-@LEARNING_RULES.register("rtp-ai")
-class RandomizedTargetPropagationApproximateInverse(TargetPropagationApproximateInverse):
-    """Randomized TP with learned inverses (Algorithm A.11): one random ``W_k``, every ``Q_i``, per step."""
-
-    randomized = True
-    algorithm = "A.11"
-
-
-@LEARNING_RULES.register("dtp-ai")
-class DifferenceTargetPropagationApproximateInverse(TargetPropagationApproximateInverse):
-    """Difference TP with learned inverses (Algorithm A.12, eq. 5.53), ``Q`` trained by A.8.
-
-    Thesis defaults (fig. 5.15 and toolbox): ``eta = 0.1``, ``eta_backward = 0.05``, ``eta_hat = 0.1``, ``lambda = 0``.
-    """
-
-    difference = True
-    defaults = {**TargetPropagationApproximateInverse.defaults, "eta": 0.1, "eta_backward": 0.05}
-    algorithm = "A.12"
-
-
-@LEARNING_RULES.register("rdtp-ai")
-class RandomizedDifferenceTargetPropagationApproximateInverse(DifferenceTargetPropagationApproximateInverse):
-    """Randomized difference TP with learned inverses (Algorithm A.13)."""
-
-    randomized = True
-    algorithm = "A.13"
-
-
-_ORIG_PARAMETERS = ("eta", "eta_hat", "eta_backward", "lambda_")
-
-
-@LEARNING_RULES.register("tp-orig")
-class OriginalTargetPropagation(TargetPropagationRule):
-    """Original TP of Lee et al.: ``g_i(h) = s_i(Q_i h)`` (Algorithm A.14, eq. 5.54), ``Q`` trained by A.9.
-
-    (A.14 writes ``Q_i s_{i+1}^{-1}`` in its target line, a typo for the form of eq. 5.54.)
-    Thesis defaults (fig. 5.15 and toolbox): ``eta = 0.01``, ``eta_backward = 0.01``, ``eta_hat = 0.1``.
-    """
-
-    feedback = "original"
-    parameters = _ORIG_PARAMETERS
-    defaults = {"eta": 0.01, "eta_hat": 0.1, "eta_backward": 0.01, "lambda_": 0.0}
-    backward = "A.9"
-    algorithm = "A.14"
-
-
-@LEARNING_RULES.register("rtp-orig")
-class RandomizedOriginalTargetPropagation(OriginalTargetPropagation):
-    """Randomized original TP (Algorithm A.15)."""
-
-    randomized = True
-    algorithm = "A.15"
-
-
-@LEARNING_RULES.register("dtp-orig")
-class OriginalDifferenceTargetPropagation(OriginalTargetPropagation):
-    """Original difference TP (Algorithm A.16, eq. 5.56) without the backpropagated last step (i.e. simplified DTP).
-
-    Thesis defaults (fig. 5.15 and toolbox): ``eta = 0.1``, ``eta_backward = 0.01``, ``eta_hat = 0.1``.
-    """
-
-    difference = True
-    defaults = {**OriginalTargetPropagation.defaults, "eta": 0.1}
-    algorithm = "A.16"
-
-
-@LEARNING_RULES.register("rdtp-orig")
-class RandomizedOriginalDifferenceTargetPropagation(OriginalDifferenceTargetPropagation):
-    """Randomized original difference TP (Algorithm A.17)."""
-
-    randomized = True
-    algorithm = "A.17"
-
-
-@LEARNING_RULES.register("fa")
-class FeedbackAlignmentTargetPropagation(TargetPropagationRule):
-    """Difference TP through fixed random feedback ``g_i = B_i s_{i+1}^{-1}`` (the feedback-alignment limit).
-
-    The limit of DTP-AI whose backward weights never learn (discussion after Thm 4.9): the
-    difference correction removes the reconstruction errors, so ``hat h_i - h_i`` is about
-    ``-eta_hat [prod B_k D_{s_{k+1}}^{-1}] e_L``. The thesis gives no rates for it; the defaults
-    are DTP-AI's (``eta = 0.1``, ``eta_hat = 0.1``).
-    """
-
-    feedback = "fixed"
-    parameters = ("eta", "eta_hat")
-    defaults = {"eta": 0.1, "eta_hat": 0.1}
-    difference = True
-    algorithm = "A.12 with fixed Q"
-
-
-# ------------------------------------------------------------------------------------------------------
-# Modified TP with batch normalisation (Alg. A.1 / A.3)
-# ------------------------------------------------------------------------------------------------------
-@LEARNING_RULES.register("mtp")
-class ModifiedTargetPropagation(TargetPropagationRule):
-    """Modified TP with batch normalisation (Algorithm A.1 applied to every trainable layer).
-
-    Forward: ``tilde h_{i-1} = (h_{i-1} - mu_{i-1}) / sigma_{i-1}`` (batch statistics, per neuron, no
-    affine parameters), ``h_i = f_i(tilde h_{i-1})``. Targets: ``hat h_i = sigma_i * g_i(hat h_{i+1}) + mu_i``
-    ("counter batch normalisation"). Update: ``Delta W_k = -(eta_k / B) sum_b D_{s_k}^{-1} (h_k - hat h_k)
-    tilde h_{k-1}^T`` — the input of ``W_k`` is the normalised ``tilde h_{k-1}`` (the local-loss gradient).
-
-    Prediction uses running statistics (exponential average with :attr:`momentum`, initialised to
-    before the first step the model is the plain network). Exact feedback is
-    recomputed after each (not rank-one) mini-batch update; learned feedback is trained by A.8.
-    The thesis reports no rates for it (it found the modified rules unstable); the default ``eta``
-    is RMTP-EI's 0.0005 (fig. 5.7).
-    """
-
-    feedback = "exact"
-    other_feedback = ("learned",)
-    parameters = ("eta", "eta_hat", "eta_backward", "lambda_", "noise_std", "momentum")
-    defaults = {"eta": 0.0005, "eta_hat": 0.1, "eta_backward": 0.0, "lambda_": 0.0, "noise_std": 1.0,
-                "momentum": 0.1}
-    modified = True
-    backward = "A.8"
-    algorithm = "A.1"
-    #: ``sigma = sqrt(var + bn_epsilon)``, as in common batch-normalisation layers.
-    bn_epsilon = 1e-5
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.running_mean: dict[int, torch.Tensor] = {}
-        self.running_var: dict[int, torch.Tensor] = {}
-
-    @classmethod
-    def check_batch_size(cls, batch_size):
-        if batch_size < 2:
-            raise ValueError(f"method {cls.name!r} normalises each neuron over the mini-batch (Alg. A.1), which "
-                             f"needs at least 2 samples; got batch_size={batch_size}. The thesis uses 32.")
-
-    def _normalised_forward(self, network, h0, statistics=None):
-        """Forward pass with batch normalisation of ``h_0..h_{L-1}``: activations, normalised inputs, stats, slopes."""
-        activations, inputs, stats, derivatives = [h0], [], [], [None]
-        for i in range(1, network.depth + 1):
-            h = activations[-1]
-            if statistics is None:
-                mean, var = h.mean(0), h.var(0, unbiased=False)
-            else:
-                mean, var = statistics[i - 1]
-            sigma = torch.sqrt(var + self.bn_epsilon)
-            inputs.append((h - mean) / sigma)
-            stats.append((mean, var, sigma))
-            layer = network.layer(i)
-            a = layer.preactivation(inputs[-1])
-            activations.append(layer.nonlinearity(a))
-            derivatives.append(layer.nonlinearity.derivative(a))
-        return activations, inputs, stats, derivatives
-
-    def predict(self, network, h0):
-        if not self.running_mean:  # untrained: no statistics yet, the model is the plain network
-            return super().predict(network, h0)
-        with torch.no_grad():
-            statistics = [(self.running_mean.get(i, torch.zeros(n, dtype=h0.dtype)),
-                           self.running_var.get(i, torch.ones(n, dtype=h0.dtype)))
-                          for i, n in enumerate(network.layer_sizes[:-1])]
-            return self._normalised_forward(network, h0, statistics)[0][-1]
-
-    def _step(self, network, h0, y, diagnostics):
-        activations, inputs, stats, derivatives = self._normalised_forward(network, h0)
-        L = network.depth
-        error = activations[L] - y
-        layers = self._choose_layers(L)
-        targets = [None] * (L + 1)
-        targets[L] = output_target(activations[L], y, self.eta_hat)
-        for i in range(L - 1, min(layers) - 1, -1):
-            mean, _, sigma = stats[i]  # statistics of h_i
-            targets[i] = sigma * network.layer(i + 1).feedback_forward(targets[i + 1]) + mean
-        diag = StepDiagnostics(pseudo_inverse_distance=pseudo_inverse_distances(network)) if diagnostics else None
-        records = self._update_forward(network, layers, inputs, activations, targets, derivatives)
-        for i, (mean, var, _) in enumerate(stats):
-            m = self.momentum
-            self.running_mean[i] = (1 - m) * self.running_mean.get(i, torch.zeros_like(mean)) + m * mean
-            self.running_var[i] = (1 - m) * self.running_var.get(i, torch.ones_like(var)) + m * var
-        backward = self._train_backward(network, activations)  # A.8 skips exact feedback
-        return StepRecord(loss=_batch_loss(error), updated_layers=tuple(sorted(layers)), sherman_morrison=records,
-                          backward_loss=backward, diagnostics=diag)
-
-
-@LEARNING_RULES.register("rmtp")
-class RandomizedModifiedTargetPropagation(ModifiedTargetPropagation):
-    """Randomized modified TP with batch normalisation (Algorithm A.3): A.1 for one random layer per step."""
-
-    randomized = True
-    algorithm = "A.3"
-
-
-# ------------------------------------------------------------------------------------------------------
-# Backward weights (Alg. A.8 / A.9)
-# ------------------------------------------------------------------------------------------------------
-def train_backward_weights(network: LayeredNetwork, *, eta_backward: float, lambda_: float = 0.0,
-                           batch_size: int = 1, noise_std: float = 1.0, noise: Mapping[int, NoiseSource] | None = None,
-                           generator: torch.Generator | None = None) -> dict[int, float]:
-    """One gradient step of Algorithm A.8 on every learned feedback ``Q_i`` (``i = 1..L-1``).
-
-    For each ``i``: draw ``h_i`` from white noise ``N(0, sigma^2 I)`` (or ``noise[i]``), propagate
-    ``h_{i+1} = f_{i+1}(h_i)`` and ``tilde h_i = g_i(h_{i+1}) = Q_i s_{i+1}^{-1}(h_{i+1})``, then
-
-    .. math:: Q_i \\leftarrow (1 - \\eta^b \\lambda) Q_i - \\frac{\\eta^b}{B} \\sum_b
-              (\\tilde h_i - h_i)\\, s_{i+1}^{-1}(h_{i+1})^T,
-
-    the gradient step on ``1/2 ||g_i(f_{i+1}(h_i)) - h_i||^2 + lambda/2 ||Q_i||_F^2`` (eq. 4.97 up to a
-    factor 2). Its fixed point in expectation is ``Q_i = W^T (W W^T + lambda / sigma^2 I)^{-1}`` with
-    ``W = W_{i+1}`` (Thm 4.7): ``W^{-1}`` for square ``W`` and ``W^+`` for contracting layers at
-    ``lambda = 0`` (Thm 4.6).
-
-    Parameters
-    ----------
-    network : LayeredNetwork
-        Layers with :class:`~tpdynamics.LearnedInverseFeedback` are trained; others are skipped.
-    eta_backward : float
-        Backward learning rate ``eta^b``.
-    lambda_ : float
-        Weight decay ``lambda``.
-    batch_size : int
-        Number of noise samples ``B`` per step.
-    noise_std : float
-        ``sigma`` of the white noise.
-    noise : mapping, optional
-        ``{i: NoiseSource}`` replacing the white noise of layer ``i`` (e.g. :class:`ColouredNoise`).
-    generator : torch.Generator, optional
-
-    Returns
-    -------
-    dict
-        ``i -> `` mean ``||tilde h_i - h_i||^2`` over the noise batch, before the step.
-    """
-    eta_backward = check_positive("eta_backward", eta_backward, allow_zero=True)
-    lambda_ = check_positive("lambda_", lambda_, allow_zero=True)
-    check_int("batch_size", batch_size, minimum=1)
-    losses = {}
-    with torch.no_grad():
-        for i in range(1, network.depth):
-            layer = network.layer(i + 1)
-            feedback = layer.feedback
-            if not isinstance(feedback, LearnedInverseFeedback):
-                continue
-            source = (noise or {}).get(i) or WhiteNoise(layer.in_features, noise_std)
-            if source.dim != layer.in_features:
-                raise ValueError(f"noise[{i}] has dimension {source.dim}, but h_{i} has {layer.in_features} units.")
-            h = source.sample(batch_size, generator=generator, dtype=network.dtype)
-            pre = layer.nonlinearity.inverse(layer(h))  # s_{i+1}^{-1}(h_{i+1})
-            reconstruction = pre @ feedback.weight.T
-            residual = reconstruction - h
-            losses[i] = float((residual ** 2).sum(-1).mean())
-            feedback.weight.mul_(1.0 - eta_backward * lambda_).sub_((eta_backward / batch_size) * residual.T @ pre)
-    return losses
-
-
-def train_original_backward_weights(network: LayeredNetwork, activations, *, eta_backward: float,
-                                    lambda_: float = 0.0) -> dict[int, float]:
-    """One gradient step of Algorithm A.9 on every original feedback ``g_i(h) = t_i(Q_i h)``.
-
-    With the activations of the forward pass (not white noise):
-    ``tilde h_i = t_i(Q_i h_{i+1})``, ``D = t_i'(Q_i h_{i+1})`` and
-
-    .. math:: Q_i \\leftarrow (1 - \\eta^b \\lambda) Q_i - \\frac{\\eta^b}{B}
-              \\sum_b D (\\tilde h_i - h_i)\\, h_{i+1}^T,
-
-    the gradient step on ``1/2 ||g_i(h_{i+1}) - h_i||^2`` (eq. 4.91; A.9 adds the weight decay).
-
-    Parameters
-    ----------
-    activations : list of Tensor
-        ``[h_0, ..., h_L]`` of the forward pass of this iteration.
-
-    Returns
-    -------
-    dict
-        ``i -> `` mean ``||tilde h_i - h_i||^2`` before the step.
-    """
-    eta_backward = check_positive("eta_backward", eta_backward, allow_zero=True)
-    lambda_ = check_positive("lambda_", lambda_, allow_zero=True)
-    losses = {}
-    batch = activations[0].shape[0]
-    with torch.no_grad():
-        for i in range(1, network.depth):
-            feedback = network.layer(i + 1).feedback
-            if not isinstance(feedback, OriginalFeedback):
-                continue
-            pre = feedback.preactivation(activations[i + 1])
-            residual = feedback.nonlinearity(pre) - activations[i]
-            losses[i] = float((residual ** 2).sum(-1).mean())
-            gradient = (feedback.nonlinearity.derivative(pre) * residual).T @ activations[i + 1]
-            feedback.weight.mul_(1.0 - eta_backward * lambda_).sub_((eta_backward / batch) * gradient)
-    return losses
-
 
 def get_learning_rule(method, **hyperparameters) -> LearningRule:
     """Instantiate a rule from a registered name or a :class:`LearningRule` subclass.
@@ -847,4 +321,4 @@ def get_learning_rule(method, **hyperparameters) -> LearningRule:
     ValueError
         For an unknown name; the message lists the valid names.
     """
-    return LEARNING_RULES.get(method)(**hyperparameters)
+    return LEARNING_RULES.create(method, **hyperparameters)
