@@ -58,7 +58,8 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
         Convergence tolerance on each sample's ``||dh/dt||_inf``.
     solver : {'auto', 'anderson', 'newton', 'ode'}, EquilibriumSolver subclass or instance
         ``auto`` (default): Anderson, then Newton, then integration; ``anderson``, ``newton``, ``ode`` alone
-        (registry :data:`EQUILIBRIUM_SOLVERS`). A configured instance such as ``AndersonSolver(memory=3)`` is used as is.
+        (registry :data:`EQUILIBRIUM_SOLVERS`). A configured instance such as ``AndersonSolver(memory=3)``
+        is used as is.
     initial_state : Tensor, shape (B, N), optional
         Starting state; default ``dynamics.initial_state('forward')`` (the forward pass).
     method, rtol, atol, options

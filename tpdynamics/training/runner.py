@@ -22,7 +22,6 @@ stopped, the averages are over the runs still going, and ``runs_per_epoch`` says
 from __future__ import annotations
 
 import csv
-import enum
 import math
 import warnings
 from collections.abc import Sequence
@@ -39,32 +38,15 @@ from .data import StudentTeacherProblem, derived_seed, mean_squared_error, stude
 from .diagnostics import sherman_morrison_summary
 from .presets import THESIS_PRESETS, home_preset, resolve_hyperparameters
 from .rules import LEARNING_RULES, LearningRule
+from .status import TrainingStatus
 
 TASKS = ("student-teacher", "toy-linear", "toy-leaky-relu")
 _OVERRIDES = ("eta", "eta_hat", "eta_backward", "lambda_", "epsilon", "noise_std", "batch_size", "batches_per_epoch")
 
 
-class TrainingStatus(str, enum.Enum):
-    """How a training run ended (:attr:`RunHistory.status`, :attr:`TrainingResult.status`).
-
-    A ``str`` enum: members equal, print as and are written to JSON as their values (lower-case words
-    joined by underscores, as :class:`tpdynamics.EquilibriumStatus`).
-    """
-
-    COMPLETED = "completed"
-    """Every epoch ran."""
-    DIVERGED = "diverged"
-    """A loss became non-finite; the history is kept up to the last finite epoch."""
-    NUMERICAL_ERROR = "numerical_error"
-    """The algorithm failed numerically (singular weight, inverse outside its domain, ...)."""
-
-    __str__ = str.__str__
-    __format__ = str.__format__
-
-
 @dataclass
 class TrainingConfig:
-    """Everything that defines an experiment.
+    """Everything that defines a training run: one or several methods trained side by side over seeds.
 
     ``None`` means "the thesis's value": from ``preset`` (see :data:`~tpdynamics.training.THESIS_PRESETS`),
     or, without a preset, from each method's home experiment (section 5.1.3 for the exact-inverse
