@@ -38,9 +38,11 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from tpdynamics.statistics import NONNEGATIVE, POSITIVE, SIGNED, curve_intervals
 from tpdynamics.training import THESIS_PRESETS, ExperimentConfig, run_experiment, student_teacher
 
-from ..base import EXPERIMENTS, Claim, Experiment, Summary, fmt_ci, mean_ci
+from ...training_plots import legend_outside, loss_panel, one_minus_cosine
+from ..base import EXPERIMENTS, Claim, Experiment, Summary, fmt_ci
 
 #: Thesis names of the learning rules (figure legends).
 METHOD_LABELS = {
@@ -65,6 +67,16 @@ _CONVENTION = ("Convention: the package's e_L = h_L - y is the gradient of 1/2 |
 
 # ----------------------------------------------------------------------------------------------------------
 # helpers (pure functions of the per-seed task results)
+def fmt_positive(values, digits: int = 3) -> str:
+    """:func:`fmt_ci` of a positive quantity (losses, norms, ratios): geometric mean and 95 % log-t interval."""
+    return fmt_ci(values, digits, POSITIVE)
+
+
+def fmt_nonnegative(values, digits: int = 3) -> str:
+    """:func:`fmt_ci` of a non-negative quantity that can be 0: mean and 95 % percentile-bootstrap interval."""
+    return fmt_ci(values, digits, NONNEGATIVE)
+
+
 def final_values(results: list[dict], method: str, key: str = "test_loss") -> list[float]:
     """Per seed, the last value of a loss curve; ``nan`` for a run that did not complete (diverged)."""
     out = []
@@ -130,18 +142,24 @@ def early_mean(per_epoch: list, epochs: int = 1, layer: int = 1) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def curve_mean(results: list[dict], method: str, key: str) -> tuple[list[float], list[float], list[float]]:
-    """Per epoch, mean and 95 % interval over the runs still going of a loss curve (``key``: train/test loss)."""
-    curves = [r["methods"][method][key] for r in results]
-    length = max(len(c) for c in curves)
-    mean, low, high = [], [], []
-    for e in range(length):
-        with np.errstate(over="ignore", invalid="ignore"):
-            m, h = mean_ci([c[e] for c in curves if len(c) > e])
-        mean.append(m)
-        low.append(m - h)
-        high.append(m + h)
-    return mean, low, high
+def curve_mean(results: list[dict], method: str, key: str,
+               interval: str = POSITIVE) -> tuple[list[float], list[float], list[float]]:
+    """Per epoch, centre and 95 % interval over the runs still going of a loss curve (``key``: train/test loss).
+
+    Default: the geometric mean and its log-scale interval (a loss is positive; :mod:`tpdynamics.statistics`);
+    ``interval="t"`` gives the arithmetic mean and the t interval.
+    """
+    stats = curve_intervals([r["methods"][method][key] for r in results], interval)
+    return [s.centre for s in stats], [s.low for s in stats], [s.high for s in stats]
+
+
+def curve_band(results: list[dict], method: str, key: str) -> dict:
+    """:func:`curve_mean` as ``{"centre", "low", "high", "interval", "runs"}`` (the curve, band and per-seed curves of
+    the figures)."""
+    stats = curve_intervals([r["methods"][method][key] for r in results], POSITIVE)
+    return {"centre": [s.centre for s in stats], "low": [s.low for s in stats], "high": [s.high for s in stats],
+            "interval": stats[0].describe() if stats else None,
+            "runs": [list(r["methods"][method][key]) for r in results]}
 
 
 def diagnostic_mean(results: list[dict], method: str, key: str, layer: int = 1) -> list[float]:
@@ -234,7 +252,8 @@ def _comparison_text(table, a: str, b: str) -> tuple[str, float, tuple]:
     low, high = bootstrap_ratio_interval(fa, fb)
     wins = sum(1 for x, y in zip(fa, fb) if math.isfinite(x) and math.isfinite(y) and x < y)
     both = sum(1 for x, y in zip(fa, fb) if math.isfinite(x) and math.isfinite(y))
-    text = (f"final test MSE {_label(a)} {fmt_ci(fa)} vs {_label(b)} {fmt_ci(fb)}; ratio of means over the {both} "
+    text = (f"final test MSE {_label(a)} {fmt_positive(fa)} vs {_label(b)} {fmt_positive(fb)}; "
+            f"ratio of means over the {both} "
             f"seeds where both completed {ratio:.3g} (paired bootstrap 95 % CI {low:.3g}-{high:.3g}); "
             f"{_label(a)} lower on {wins} of {both}; "
             f"diverged {_label(a)} {table[a]['n_diverged']}/{table[a]['n_runs']}, "
@@ -283,8 +302,8 @@ class StudentTeacherTraining(Experiment):
         table = {}
         for method in settings["methods"]:
             runs = [r["methods"][method] for r in results]
-            train_mean, train_low, train_high = curve_mean(results, method, "train_loss")
-            test_mean, test_low, test_high = curve_mean(results, method, "test_loss")
+            train_mean = curve_mean(results, method, "train_loss", SIGNED)[0]  # arithmetic: the claims' statistic
+            test_mean = curve_mean(results, method, "test_loss", SIGNED)[0]
             table[method] = {
                 "label": _label(method), "hyperparameters": runs[0]["hyperparameters"],
                 "n_runs": len(runs), "n_diverged": sum(r["status"] != "completed" for r in runs),
@@ -292,8 +311,10 @@ class StudentTeacherTraining(Experiment):
                 "final_train_loss": final_values(results, method, "train_loss"),
                 "final_test_loss": final_values(results, method, "test_loss"),
                 "runs_per_epoch": [sum(len(r["test_loss"]) > e for r in runs) for e in range(len(test_mean))],
-                "train_loss_mean": train_mean, "train_loss_ci": [train_low, train_high],
-                "test_loss_mean": test_mean, "test_loss_ci": [test_low, test_high],
+                "train_loss_mean": train_mean, "test_loss_mean": test_mean,
+                # the figures' curves: geometric mean and its 95 % log-t band
+                "train_loss_interval": curve_band(results, method, "train_loss"),
+                "test_loss_interval": curve_band(results, method, "test_loss"),
             }
         return table
 
@@ -327,28 +348,15 @@ class StudentTeacherTraining(Experiment):
     # -- figure helpers ---------------------------------------------------------------------------------
     @staticmethod
     def plot_losses(ax, table, methods, key: str, title: str) -> None:
-        """Mean loss curve with its 95 % band, log scale; randomized methods dashed.
-
-        The axis spans from 0.3x the lowest mean to 10x the initial loss; runs heading to overflow leave it.
-        """
-        means = [np.asarray(table[m][f"{key}_mean"], dtype=float) for m in methods]
-        positive = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in means])
-        if positive.size == 0:
-            return
-        floor, top = 0.3 * positive.min(), 10.0 * max(v[0] for v in means if v.size and np.isfinite(v[0]))
-        for method, mean in zip(methods, means):
+        """Geometric mean loss curve with its 95 % log-t band (``table[m][KEY_interval]``), log scale, limits
+        following the curves (:func:`analysis.training_plots.loss_panel`); randomized methods dashed."""
+        curves = []
+        for method in methods:
             row = table[method]
-            epochs = np.arange(len(mean))
-            low, high = (np.clip(np.nan_to_num(np.asarray(v, dtype=float), nan=floor, posinf=top), floor, top)
-                         for v in row[f"{key}_ci"])
             label = row["label"] + (f" ({row['n_diverged']}/{row['n_runs']} diverged)" if row["n_diverged"] else "")
-            style = "--" if _is_randomized(method) else "-"
-            ax.plot(epochs, np.clip(mean, floor, top), style, color=_COLOURS.get(method), label=label, lw=1.4)
-            ax.fill_between(epochs, low, high, color=_COLOURS.get(method), alpha=0.12, lw=0)
-        ax.set_yscale("log")
-        ax.set_ylim(floor, top)
-        ax.set_xlabel("epoch")
-        ax.set_title(title, fontsize=10)
+            curves.append({**row[f"{key}_interval"], "label": label, "color": _COLOURS.get(method),
+                           "style": "--" if _is_randomized(method) else "-"})
+        loss_panel(ax, curves, title=f"{title}\n(geometric mean over seeds, 95 % log-t band)")
 
     @staticmethod
     def plot_diagnostic(ax, results, methods, key: str, title: str, *, log: bool = False, layer: int = 1) -> None:
@@ -464,7 +472,8 @@ class StudentTeacherExactInverses(StudentTeacherTraining):
         claims.append(Claim(
             "\"RTP-EI is stuck in a local minimum from around epoch 30\" while TP-EI and BP go on (figure 5.7).",
             f"ratio of mean final test MSE RTP-EI / TP-EI {above['tp-ei']:.3g}, RTP-EI / BP {above['bp']:.3g} "
-            f"(RTP-EI {fmt_ci(table['rtp-ei']['final_test_loss'])}); mean test MSE drop from epoch {half} to {epochs}: "
+            f"(RTP-EI {fmt_positive(table['rtp-ei']['final_test_loss'])}); "
+            f"mean test MSE drop from epoch {half} to {epochs}: "
             + ", ".join(f"{_label(m)} x{v:.3g}" for m, v in drop.items())
             + " (criterion: RTP-EI ends above TP-EI and BP, and drops less than TP-EI over the second half; "
               "a drop well above x1 means a slowdown rather than a hard plateau).",
@@ -480,7 +489,7 @@ class StudentTeacherExactInverses(StudentTeacherTraining):
             "RMTP-EI is \"much worse compared to BP, TP-EI and RTP-EI\".",
             "ratio of mean final test MSE (method / RMTP-EI): "
             + ", ".join(f"{_label(m)} {v:.3g}" for m, v in worse.items())
-            + f"; RMTP-EI {fmt_ci(table['rmtp-ei']['final_test_loss'])} (criterion: every ratio < 0.2).",
+            + f"; RMTP-EI {fmt_positive(table['rmtp-ei']['final_test_loss'])} (criterion: every ratio < 0.2).",
             holds=bool(all(v < 0.2 for v in worse.values())), robust=True, values=worse))
         beat = {m: ratio_of_means(table[m]["final_test_loss"], table["bp-fixed"]["final_test_loss"])
                 for m in ("tp-ei", "rtp-ei")}
@@ -490,7 +499,7 @@ class StudentTeacherExactInverses(StudentTeacherTraining):
             "propagate useful learning signals towards its hidden layers\").",
             "ratio of mean final test MSE (method / BP-fixed): "
             + ", ".join(f"{_label(m)} {v:.3g}" for m, v in beat.items())
-            + f"; BP-fixed {fmt_ci(table['bp-fixed']['final_test_loss'])}.",
+            + f"; BP-fixed {fmt_positive(table['bp-fixed']['final_test_loss'])}.",
             holds=bool(all(v < 1 for v in beat.values())), robust=False, values=beat))
 
         # (4) stability: the thesis removed 3 of 10 runs
@@ -518,8 +527,8 @@ class StudentTeacherExactInverses(StudentTeacherTraining):
             "The approximation error of TP-EI and RTP-EI is numerical inverse error, far below the useful signal: "
             "e_Taylor ~ 0 so e_approx = e_rec (section 5.1.3).",
             "float64, last third of training, ||e_approx_1|| "
-            + ", ".join(f"{_label(m)} {fmt_ci(v)}" for m, v in e64.items())
-            + " vs ||e_TP_1|| " + ", ".join(f"{_label(m)} {fmt_ci(v)}" for m, v in etp64.items())
+            + ", ".join(f"{_label(m)} {fmt_positive(v)}" for m, v in e64.items())
+            + " vs ||e_TP_1|| " + ", ".join(f"{_label(m)} {fmt_positive(v)}" for m, v in etp64.items())
             + "; mean ||e_approx_1|| / mean ||g_1(h_2) - h_1|| (reconstruction error): "
             + ", ".join(f"{_label(m)} {v:.3g}" for m, v in rec_ratio.items())
             + " (criterion: e_approx < 1e-6 ||e_TP||).",
@@ -564,7 +573,8 @@ class StudentTeacherExactInverses(StudentTeacherTraining):
                   for late, first in zip(rm["e_approx_norm_late"], rm["e_approx_norm_first"])]
         claims.append(Claim(
             "For RMTP-EI \"e_approx_1 grows while the angle alpha stays equal to zero\" (figure 5.8).",
-            f"float64 ||e_approx_1|| last third / first epoch: {fmt_ci(growth)}; cos(h_hat_1 - h_1, e_TP_1) last third "
+            f"float64 ||e_approx_1|| last third / first epoch: {fmt_positive(growth)}; "
+            "cos(h_hat_1 - h_1, e_TP_1) last third "
             f"{fmt_ci(rm['cos_signal_tp_late'], 8)} (criterion: growth > 1 on average and cos > 0.999).",
             holds=bool(np.nanmean(growth) > 1 and np.nanmin(rm["cos_signal_tp_late"]) > 0.999), robust=True,
             values={"growth": growth, "cos_late": rm["cos_signal_tp_late"]}))
@@ -577,15 +587,16 @@ class StudentTeacherExactInverses(StudentTeacherTraining):
             for m, row in signals.get(p, {}).items():
                 x = np.arange(1, len(row["e_approx_norm_curve"]) + 1)
                 axes[1, 0].plot(x, row["e_approx_norm_curve"], style, color=_COLOURS[m], label=f"{_label(m)} {p}")
-                axes[1, 1].plot(x, row["cos_signal_tp_curve"], style, color=_COLOURS[m], label=f"{_label(m)} {p}")
+                axes[1, 1].plot(x, one_minus_cosine(row["cos_signal_tp_curve"]), style, color=_COLOURS[m],
+                                label=f"{_label(m)} {p}")
         axes[1, 0].set_yscale("log")
         axes[1, 0].set_title(r"(5.8a) $\|e^{approx}_1\|$ (solid float64, dotted float32)", fontsize=10)
-        axes[1, 1].set_ylim(min(0.9, axes[1, 1].get_ylim()[0]), 1.005)
-        axes[1, 1].set_title(r"(5.8b) $\cos(\hat h_1 - h_1, e^{TP}_1)$", fontsize=10)
+        axes[1, 1].set_yscale("log")  # the cosines are 1 - 1e-12 (float64), 1 - 1e-6 (float32): 1 - cos shows them
+        axes[1, 1].set_title(r"(5.8b) $1 - \cos(\hat h_1 - h_1, e^{TP}_1)$ (0: aligned; shown from 1e-16)", fontsize=10)
         for ax in axes[1]:
             ax.set_xlabel("epoch")
-        axes[0, 1].legend(fontsize=8)
-        axes[1, 0].legend(fontsize=7, ncols=2)
+        legend_outside(axes[0, 1])
+        legend_outside(axes[1, 1])
         return Summary(data=data, claims=claims, figure=fig)
 
 
@@ -650,7 +661,8 @@ class StudentTeacherDeepApproximateInverses(StudentTeacherTraining):
             "diverged runs TP-AI " + f"{table['tp-ai']['n_diverged']}/{table['tp-ai']['n_runs']}, RTP-AI "
             f"{table['rtp-ai']['n_diverged']}/{table['rtp-ai']['n_runs']}; unstable (diverged or final > 10x minimum) "
             f"TP-AI {unstable['tp-ai']}, RTP-AI {unstable['rtp-ai']}; total upward movement of log10 test MSE per run "
-            f"(0 = monotone) TP-AI {fmt_ci(rough['tp-ai'])}, RTP-AI {fmt_ci(rough['rtp-ai'])} (criterion: RTP-AI has "
+            f"(0 = monotone) TP-AI {fmt_nonnegative(rough['tp-ai'])}, RTP-AI {fmt_nonnegative(rough['rtp-ai'])} "
+            "(criterion: RTP-AI has "
             "fewer unstable runs, or as few and a smaller mean upward movement). With eta_backward = 1e-4; the "
             f"one-hidden-layer value 0.08 diverged within {settings.get('preset_check_epochs')} epoch(s) in TP-AI {check['tp-ai']}/"
             f"{n_check}, RTP-AI {check['rtp-ai']}/{n_check} runs.",
@@ -669,7 +681,7 @@ class StudentTeacherDeepApproximateInverses(StudentTeacherTraining):
         axes = fig.subplots(1, 2, sharey=True)
         self.plot_losses(axes[0], table, methods, "train_loss", "(a) train MSE")
         self.plot_losses(axes[1], table, methods, "test_loss", "(b) test MSE")
-        axes[1].legend(fontsize=8)
+        legend_outside(axes[1])
         fig.suptitle(f"4 hidden layers, eta_backward = {settings.get('eta_backward')}, {len(results)} seeds, "
                      f"{epochs} epochs", fontsize=10)
         return Summary(data=data, claims=claims, figure=fig)
@@ -820,8 +832,9 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
             "original-RTP's approximation errors \"are high compared to the other methods\" (figure 5.16a).",
             "||e_approx_1||, last third, mean over seeds: "
             + ", ".join(f"{_label(m)} {_f(e_approx[m], '.3g')}" for m in randomized)
-            + "; per seed RTP-AI " + fmt_ci(signals["rtp-ai"]["e_approx_norm_late"]) + ", original-RTP "
-            + fmt_ci(signals["rtp-orig"]["e_approx_norm_late"]) + " (criterion: original-RTP has the largest mean; "
+            + "; per seed RTP-AI " + fmt_positive(signals["rtp-ai"]["e_approx_norm_late"]) + ", original-RTP "
+            + fmt_positive(signals["rtp-orig"]["e_approx_norm_late"])
+            + " (criterion: original-RTP has the largest mean; "
               "RTP-AI's mean is driven by its runs close to diverging).",
             holds=_all([e_approx["rtp-orig"]], lambda v: v >= _extreme([e_approx[m] for m in randomized], max)),
             robust=False, values={m: e_approx[m] for m in randomized}))
@@ -864,7 +877,8 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
         claims.append(Claim(
             "RTP-AI's e_approx starts at zero (Q = W^-1), rises while the forward weights move fast, then decreases "
             "as the backward weights catch up, never fully (figure 5.16a).",
-            f"||e_approx_1|| of RTP-AI: first-epoch mean {fmt_ci(first)}, last-third mean {fmt_ci(last)} (runs that "
+            f"||e_approx_1|| of RTP-AI: first-epoch mean {fmt_positive(first)}, last-third mean {fmt_positive(last)} "
+            "(runs that "
             "completed those epochs) (criterion: last third below the first epoch).",
             holds=bool(first and last and np.mean(last) < np.mean(first)), robust=False,
             values={"first_epoch": first, "last_third": last}))
@@ -896,9 +910,9 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
         tp_methods = [m for m in settings["methods"] if m not in ("bp", "bp-fixed")]
         for ax, (key, title, log), label in zip(axes[1], self.SIGNAL_PANELS, self.FIGURES[4:]):
             self.plot_diagnostic(ax, results, tp_methods, key, f"({label}) {title}", log=log)
-        axes[0, 1].legend(fontsize=7)
-        axes[0, 3].legend(fontsize=7)
-        axes[1, 3].legend(fontsize=7, ncols=2)
+        legend_outside(axes[0, 1], "below", fontsize=7)
+        legend_outside(axes[0, 3], "below", fontsize=7)
+        legend_outside(axes[1, 3], fontsize=7)
         return fig
 
 
