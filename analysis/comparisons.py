@@ -377,7 +377,7 @@ class PredictionsResult(_Comparison):
         b.set_title(f"approximate inverses (relative noise {self.settings['feedback_noise']})", fontsize=9)
         b.set_xlabel("layer $i$")
         b.set_ylabel(r"$\cos(\mathrm{signal}_i, e^{TP}_i)$")
-        b.legend(fontsize=6)
+        legend_outside(b, "below", ncols=3, fontsize=6)
         c.plot(layers, self.multiplexed["ratio"], "o-")
         c.axhline(1.0, color="k", lw=0.5)
         c.set_ylim(0, 1.5)

@@ -21,7 +21,7 @@ def legend_outside(ax, where: str = "right", **kwargs):
     if where == "right":
         options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0)}
     elif where == "below":
-        options = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.16), "ncols": 2}
+        options = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncols": 2}
     else:
         raise ValueError(f"where={where!r} must be 'right' or 'below'.")
     options.update({"borderaxespad": 0.0, "fontsize": 8, **kwargs})

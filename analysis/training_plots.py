@@ -213,6 +213,8 @@ def plot_learning_signals(result, path, *, layer: int = 1, title: str | None = N
     ValueError
         If the result has no learning-signal diagnostics.
     """
+    from matplotlib.ticker import MaxNLocator
+
     results = _results(result)
     panels = (("e_approx_norm", r"$\|e^{approx}_%d\|$" % layer, True),
               ("cos_signal_tp", r"$\cos(\hat h - h, e^{TP})$", False),
@@ -231,6 +233,7 @@ def plot_learning_signals(result, path, *, layer: int = 1, title: str | None = N
             ax.plot(range(1, len(values) + 1), values, label=name)
             ax.set_title(label)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if log:
                 ax.set_yscale("log")
             plotted = True
