@@ -261,8 +261,11 @@ def interval(values: Iterable, method: str = SIGNED, confidence: float = 0.95) -
     strategy = INTERVAL_METHODS.get(method)()
     x, excluded = finite_values(values)
     strategy.check(x)
-    make = lambda c, lo, hi: Interval(float(c), float(lo), float(hi), int(x.size), excluded, strategy.name,  # noqa: E731
-                                      float(confidence), strategy.centre_name)
+
+    def make(centre, low, high) -> Interval:
+        return Interval(float(centre), float(low), float(high), int(x.size), excluded, strategy.name,
+                        float(confidence), strategy.centre_name)
+
     if x.size == 0:
         return make(math.nan, math.nan, math.nan)
     if x.size == 1:

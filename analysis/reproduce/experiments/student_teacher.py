@@ -298,7 +298,9 @@ class StudentTeacherTraining(Experiment):
     # -- summary helpers ------------------------------------------------------------------------------
     @staticmethod
     def method_table(settings, results) -> dict:
-        """Per method: hyper-parameters, diverged runs, per-seed and mean final losses, mean curves."""
+        """Per method: hyper-parameters, diverged runs, per-seed final losses, the arithmetic mean curves
+        ``*_loss_mean`` (the claims' statistic) and the figures' ``*_loss_interval`` (geometric mean, 95 % log-t
+        band and the per-seed curves; :func:`curve_band`)."""
         table = {}
         for method in settings["methods"]:
             runs = [r["methods"][method] for r in results]
