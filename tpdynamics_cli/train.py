@@ -79,8 +79,9 @@ def run_command(args) -> int:
     result = run_experiment(config, progress=not args.quiet)
     for name, r in result.results.items():
         lo, hi = r.test_loss_ci[-1]
-        interval = f" [{lo:.4g}, {hi:.4g}]" if lo == lo else ""
-        say(args, f"{name:10s} test MSE {r.test_loss[0]:.4g} -> {r.test_loss[-1]:.4g}{interval} after "
+        interval = f" (95% log-t interval [{lo:.4g}, {hi:.4g}])" if lo == lo else ""
+        say(args, f"{name:10s} test MSE (geometric mean over seeds) {r.test_loss[0]:.4g} -> {r.test_loss[-1]:.4g}"
+                  f"{interval} after "
                   f"{r.epochs} epochs; {r.message}")
         for run in r.runs:
             if run.status != "completed":

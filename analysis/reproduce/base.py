@@ -22,13 +22,12 @@ Rules for writing an experiment (subclass, register with ``@EXPERIMENTS.register
 from __future__ import annotations
 
 import abc
-import math
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from tpdynamics.registry import Registry
+from tpdynamics.statistics import SIGNED, interval
 
 
 @dataclass
@@ -40,7 +39,9 @@ class Claim:
     statement : str
         What the thesis states (quoted numbers where the text gives them).
     measured : str
-        What we measured, with seeds and 95 % intervals where they apply.
+        What we measured, with seeds and 95 % intervals where they apply (:func:`fmt_ci`: the t interval
+        around the mean for signed quantities, the log-scale interval around the geometric mean for
+        positive ones; the text names which).
     holds : bool or None
         Whether the thesis's qualitative claim holds in this run (``None``: not decidable here,
         e.g. a quantity the thesis does not state).
@@ -134,11 +135,12 @@ EXPERIMENTS: Registry[type[Experiment]] = Registry("experiment", Experiment, "na
 
 
 def mean_ci(values) -> tuple[float, float]:
-    """Mean and half-width of the 95 % Student-t interval of the finite values.
+    """Arithmetic mean and half-width of the 95 % Student-t interval of the finite values (signed quantities).
 
-    ``None``, NaN and inf (diverged runs) are left out; the half-width is 0 for one value, and both are NaN
-    for none. (:func:`tpdynamics.training.mean_and_interval` gives the interval's ends instead, NaN for one
-    value.)
+    A thin use of :func:`tpdynamics.statistics.interval` with method ``"t"``: ``None``, NaN and inf
+    (diverged runs) are left out; the half-width is NaN for fewer than two values, and both are NaN for
+    none. Positive quantities (losses, norms, ratios) take the log-scale interval instead:
+    ``interval(values, "log-t")`` or ``fmt_ci(values, method="log-t")``.
 
     Parameters
     ----------
@@ -148,19 +150,16 @@ def mean_ci(values) -> tuple[float, float]:
     -------
     (mean, half_width) : (float, float)
     """
-    from scipy import stats
-
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if x.size == 0:
-        return math.nan, math.nan
-    if x.size == 1:
-        return float(x[0]), 0.0
-    half = float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return float(x.mean()), half
+    iv = interval(values, SIGNED)
+    return iv.centre, iv.high - iv.centre
 
 
-def fmt_ci(values, digits: int = 3) -> str:
-    """``"m +- h (95 % CI, n = k)"`` (:func:`mean_ci`) for a list of per-seed values, ``m`` to ``digits`` digits."""
-    m, h = mean_ci(values)
-    n = sum(1 for v in values if v is not None and math.isfinite(v))
-    return f"{m:.{digits}g} +- {h:.2g} (95 % CI, n = {n})"
+def fmt_ci(values, digits: int = 3, method: str = SIGNED) -> str:
+    """One line for a list of per-seed values, centre to ``digits`` digits (:meth:`Interval.format`).
+
+    ``method="t"`` (signed quantities, e.g. cosines): ``"m +- h (arithmetic mean, 95 % t interval, n = k)"``;
+    ``method="log-t"`` (positive quantities: losses, norms, ratios):
+    ``"g [low, high] (geometric mean, 95 % log-t interval, n = k)"``; ``method="bootstrap"`` (non-negative
+    quantities that can be 0). Diverged runs (None, NaN, inf) are left out of ``n``.
+    """
+    return interval(values, method).format(digits)

@@ -19,8 +19,9 @@ from .presets import THESIS_PRESETS, ThesisPreset, home_preset, resolve_hyperpar
 from .propagation import output_target, propagate_targets
 from .rules import (LEARNING_RULES, LearningRule, StepRecord, TargetPropagationRule, get_learning_rule,
                     train_backward_weights, train_original_backward_weights)
-from .runner import (ExperimentResult, RunHistory, TrainingConfig, TrainingResult, compare_methods, mean_and_interval,
-                     rate_schedule, run_experiment, train)
+from ..statistics import mean_and_interval
+from .runner import (ExperimentResult, RunHistory, TrainingConfig, TrainingResult, compare_methods, rate_schedule,
+                     run_experiment, train)
 from .status import TrainingStatus
 
 __all__ = [

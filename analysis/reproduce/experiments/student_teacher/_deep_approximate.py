@@ -6,8 +6,9 @@ from matplotlib.figure import Figure
 
 from tpdynamics.training import TrainingStatus
 
-from ...base import EXPERIMENTS, Claim, Summary, fmt_ci
-from ._statistics import unstable_runs, upward_movement
+from ...base import EXPERIMENTS, Claim, Summary
+from ....training_plots import legend_outside
+from ._statistics import fmt_nonnegative, unstable_runs, upward_movement
 from ._training import _CONVENTION, StudentTeacherTraining
 
 
@@ -70,7 +71,8 @@ class StudentTeacherDeepApproximateInverses(StudentTeacherTraining):
             "diverged runs TP-AI " + f"{table['tp-ai']['n_diverged']}/{table['tp-ai']['n_runs']}, RTP-AI "
             f"{table['rtp-ai']['n_diverged']}/{table['rtp-ai']['n_runs']}; unstable (diverged or final > 10x minimum) "
             f"TP-AI {unstable['tp-ai']}, RTP-AI {unstable['rtp-ai']}; total upward movement of log10 test MSE per run "
-            f"(0 = monotone) TP-AI {fmt_ci(rough['tp-ai'])}, RTP-AI {fmt_ci(rough['rtp-ai'])} (criterion: RTP-AI has "
+            f"(0 = monotone) TP-AI {fmt_nonnegative(rough['tp-ai'])}, RTP-AI {fmt_nonnegative(rough['rtp-ai'])} "
+            "(criterion: RTP-AI has "
             "fewer unstable runs, or as few and a smaller mean upward movement). With eta_backward = 1e-4; the "
             f"one-hidden-layer value 0.08 diverged within {settings.get('preset_check_epochs')} epoch(s) in TP-AI {check['tp-ai']}/"
             f"{n_check}, RTP-AI {check['rtp-ai']}/{n_check} runs.",
@@ -89,7 +91,7 @@ class StudentTeacherDeepApproximateInverses(StudentTeacherTraining):
         axes = fig.subplots(1, 2, sharey=True)
         self.plot_losses(axes[0], table, methods, "train_loss", "(a) train MSE")
         self.plot_losses(axes[1], table, methods, "test_loss", "(b) test MSE")
-        axes[1].legend(fontsize=8)
+        legend_outside(axes[1])
         fig.suptitle(f"4 hidden layers, eta_backward = {settings.get('eta_backward')}, {len(results)} seeds, "
                      f"{epochs} epochs", fontsize=10)
         return Summary(data=data, claims=claims, figure=fig)

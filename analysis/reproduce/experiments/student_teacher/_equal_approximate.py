@@ -6,8 +6,9 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
+from ....training_plots import legend_outside
 from ...base import EXPERIMENTS, Claim, Summary, fmt_ci
-from ._statistics import _all, _both, _extreme, _f, signal_row
+from ._statistics import _all, _both, _extreme, _f, fmt_positive, signal_row
 from ._training import _CONVENTION, StudentTeacherTraining, _comparison_text, _label
 
 
@@ -158,8 +159,9 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
             "original-RTP's approximation errors \"are high compared to the other methods\" (figure 5.16a).",
             "||e_approx_1||, last third, mean over seeds: "
             + ", ".join(f"{_label(m)} {_f(e_approx[m], '.3g')}" for m in randomized)
-            + "; per seed RTP-AI " + fmt_ci(signals["rtp-ai"]["e_approx_norm_late"]) + ", original-RTP "
-            + fmt_ci(signals["rtp-orig"]["e_approx_norm_late"]) + " (criterion: original-RTP has the largest mean; "
+            + "; per seed RTP-AI " + fmt_positive(signals["rtp-ai"]["e_approx_norm_late"]) + ", original-RTP "
+            + fmt_positive(signals["rtp-orig"]["e_approx_norm_late"])
+            + " (criterion: original-RTP has the largest mean; "
               "RTP-AI's mean is driven by its runs close to diverging).",
             holds=_all([e_approx["rtp-orig"]], lambda v: v >= _extreme([e_approx[m] for m in randomized], max)),
             robust=False, values={m: e_approx[m] for m in randomized}))
@@ -202,7 +204,8 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
         claims.append(Claim(
             "RTP-AI's e_approx starts at zero (Q = W^-1), rises while the forward weights move fast, then decreases "
             "as the backward weights catch up, never fully (figure 5.16a).",
-            f"||e_approx_1|| of RTP-AI: first-epoch mean {fmt_ci(first)}, last-third mean {fmt_ci(last)} (runs that "
+            f"||e_approx_1|| of RTP-AI: first-epoch mean {fmt_positive(first)}, last-third mean {fmt_positive(last)} "
+            "(runs that "
             "completed those epochs) (criterion: last third below the first epoch).",
             holds=bool(first and last and np.mean(last) < np.mean(first)), robust=False,
             values={"first_epoch": first, "last_third": last}))
@@ -234,7 +237,7 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
         tp_methods = [m for m in settings["methods"] if m not in ("bp", "bp-fixed")]
         for ax, (key, title, log), label in zip(axes[1], self.SIGNAL_PANELS, self.FIGURES[4:]):
             self.plot_diagnostic(ax, results, tp_methods, key, f"({label}) {title}", log=log)
-        axes[0, 1].legend(fontsize=7)
-        axes[0, 3].legend(fontsize=7)
-        axes[1, 3].legend(fontsize=7, ncols=2)
+        legend_outside(axes[0, 1], "below", fontsize=7)
+        legend_outside(axes[0, 3], "below", fontsize=7)
+        legend_outside(axes[1, 3], fontsize=7)
         return fig

@@ -10,9 +10,20 @@ import math
 
 import numpy as np
 
+from tpdynamics.statistics import NONNEGATIVE, POSITIVE, curve_intervals
 from tpdynamics.training import TrainingStatus
 
-from ...base import mean_ci
+from ...base import fmt_ci
+
+
+def fmt_positive(values, digits: int = 3) -> str:
+    """:func:`fmt_ci` of a positive quantity (losses, norms, ratios): geometric mean and 95 % log-t interval."""
+    return fmt_ci(values, digits, POSITIVE)
+
+
+def fmt_nonnegative(values, digits: int = 3) -> str:
+    """:func:`fmt_ci` of a non-negative quantity that can be 0: mean and 95 % percentile-bootstrap interval."""
+    return fmt_ci(values, digits, NONNEGATIVE)
 
 
 def final_values(results: list[dict], method: str, key: str = "test_loss") -> list[float]:
@@ -80,18 +91,24 @@ def early_mean(per_epoch: list, epochs: int = 1, layer: int = 1) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def curve_mean(results: list[dict], method: str, key: str) -> tuple[list[float], list[float], list[float]]:
-    """Per epoch, mean and 95 % interval over the runs still going of a loss curve (``key``: train/test loss)."""
-    curves = [r["methods"][method][key] for r in results]
-    length = max(len(c) for c in curves)
-    mean, low, high = [], [], []
-    for e in range(length):
-        with np.errstate(over="ignore", invalid="ignore"):
-            m, h = mean_ci([c[e] for c in curves if len(c) > e])
-        mean.append(m)
-        low.append(m - h)
-        high.append(m + h)
-    return mean, low, high
+def curve_mean(results: list[dict], method: str, key: str,
+               interval: str = POSITIVE) -> tuple[list[float], list[float], list[float]]:
+    """Per epoch, centre and 95 % interval over the runs still going of a loss curve (``key``: train/test loss).
+
+    Default: the geometric mean and its log-scale interval (a loss is positive; :mod:`tpdynamics.statistics`);
+    ``interval="t"`` gives the arithmetic mean and the t interval.
+    """
+    stats = curve_intervals([r["methods"][method][key] for r in results], interval)
+    return [s.centre for s in stats], [s.low for s in stats], [s.high for s in stats]
+
+
+def curve_band(results: list[dict], method: str, key: str) -> dict:
+    """:func:`curve_mean` as ``{"centre", "low", "high", "interval", "runs"}`` (the curve, band and per-seed curves of
+    the figures)."""
+    stats = curve_intervals([r["methods"][method][key] for r in results], POSITIVE)
+    return {"centre": [s.centre for s in stats], "low": [s.low for s in stats], "high": [s.high for s in stats],
+            "interval": stats[0].describe() if stats else None,
+            "runs": [list(r["methods"][method][key]) for r in results]}
 
 
 def diagnostic_mean(results: list[dict], method: str, key: str, layer: int = 1) -> list[float]:

@@ -8,9 +8,12 @@ import torch
 
 from tpdynamics.training import THESIS_PRESETS, TrainingConfig, TrainingStatus, run_experiment, student_teacher
 
-from ...base import Claim, Experiment, fmt_ci
-from ._statistics import _both, _decided, bootstrap_ratio_interval, curve_mean, diagnostic_mean, final_values, \
-    ratio_of_means
+from tpdynamics.statistics import SIGNED
+
+from ...base import Claim, Experiment
+from ....training_plots import loss_panel
+from ._statistics import (_both, _decided, bootstrap_ratio_interval, curve_band, curve_mean, diagnostic_mean,
+                          final_values, fmt_positive, ratio_of_means)
 
 #: Thesis names of the learning rules (figure legends).
 METHOD_LABELS = {
@@ -47,7 +50,8 @@ def _comparison_text(table, a: str, b: str) -> tuple[str, float, tuple]:
     low, high = bootstrap_ratio_interval(fa, fb)
     wins = sum(1 for x, y in zip(fa, fb) if math.isfinite(x) and math.isfinite(y) and x < y)
     both = sum(1 for x, y in zip(fa, fb) if math.isfinite(x) and math.isfinite(y))
-    text = (f"final test MSE {_label(a)} {fmt_ci(fa)} vs {_label(b)} {fmt_ci(fb)}; ratio of means over the {both} "
+    text = (f"final test MSE {_label(a)} {fmt_positive(fa)} vs {_label(b)} {fmt_positive(fb)}; "
+            f"ratio of means over the {both} "
             f"seeds where both completed {ratio:.3g} (paired bootstrap 95 % CI {low:.3g}-{high:.3g}); "
             f"{_label(a)} lower on {wins} of {both}; "
             f"diverged {_label(a)} {table[a]['n_diverged']}/{table[a]['n_runs']}, "
@@ -92,12 +96,14 @@ class StudentTeacherTraining(Experiment):
     # -- summary helpers ------------------------------------------------------------------------------
     @staticmethod
     def method_table(settings, results) -> dict:
-        """Per method: hyper-parameters, diverged runs, per-seed and mean final losses, mean curves."""
+        """Per method: hyper-parameters, diverged runs, per-seed final losses, the arithmetic mean curves
+        ``*_loss_mean`` (the claims' statistic) and the figures' ``*_loss_interval`` (geometric mean, 95 % log-t
+        band and the per-seed curves; :func:`curve_band`)."""
         table = {}
         for method in settings["methods"]:
             runs = [r["methods"][method] for r in results]
-            train_mean, train_low, train_high = curve_mean(results, method, "train_loss")
-            test_mean, test_low, test_high = curve_mean(results, method, "test_loss")
+            train_mean = curve_mean(results, method, "train_loss", SIGNED)[0]  # arithmetic: the claims' statistic
+            test_mean = curve_mean(results, method, "test_loss", SIGNED)[0]
             table[method] = {
                 "label": _label(method), "hyperparameters": runs[0]["hyperparameters"],
                 "n_runs": len(runs), "n_diverged": sum(r["status"] != TrainingStatus.COMPLETED for r in runs),
@@ -105,8 +111,10 @@ class StudentTeacherTraining(Experiment):
                 "final_train_loss": final_values(results, method, "train_loss"),
                 "final_test_loss": final_values(results, method, "test_loss"),
                 "runs_per_epoch": [sum(len(r["test_loss"]) > e for r in runs) for e in range(len(test_mean))],
-                "train_loss_mean": train_mean, "train_loss_ci": [train_low, train_high],
-                "test_loss_mean": test_mean, "test_loss_ci": [test_low, test_high],
+                "train_loss_mean": train_mean, "test_loss_mean": test_mean,
+                # the figures' curves: geometric mean and its 95 % log-t band
+                "train_loss_interval": curve_band(results, method, "train_loss"),
+                "test_loss_interval": curve_band(results, method, "test_loss"),
             }
         return table
 
@@ -140,28 +148,15 @@ class StudentTeacherTraining(Experiment):
     # -- figure helpers ---------------------------------------------------------------------------------
     @staticmethod
     def plot_losses(ax, table, methods, key: str, title: str) -> None:
-        """Mean loss curve with its 95 % band, log scale; randomized methods dashed.
-
-        The axis spans from 0.3x the lowest mean to 10x the initial loss; runs heading to overflow leave it.
-        """
-        means = [np.asarray(table[m][f"{key}_mean"], dtype=float) for m in methods]
-        positive = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in means])
-        if positive.size == 0:
-            return
-        floor, top = 0.3 * positive.min(), 10.0 * max(v[0] for v in means if v.size and np.isfinite(v[0]))
-        for method, mean in zip(methods, means):
+        """Geometric mean loss curve with its 95 % log-t band (``table[m][KEY_interval]``), log scale, limits
+        following the curves (:func:`analysis.training_plots.loss_panel`); randomized methods dashed."""
+        curves = []
+        for method in methods:
             row = table[method]
-            epochs = np.arange(len(mean))
-            low, high = (np.clip(np.nan_to_num(np.asarray(v, dtype=float), nan=floor, posinf=top), floor, top)
-                         for v in row[f"{key}_ci"])
             label = row["label"] + (f" ({row['n_diverged']}/{row['n_runs']} diverged)" if row["n_diverged"] else "")
-            style = "--" if _is_randomized(method) else "-"
-            ax.plot(epochs, np.clip(mean, floor, top), style, color=_COLOURS.get(method), label=label, lw=1.4)
-            ax.fill_between(epochs, low, high, color=_COLOURS.get(method), alpha=0.12, lw=0)
-        ax.set_yscale("log")
-        ax.set_ylim(floor, top)
-        ax.set_xlabel("epoch")
-        ax.set_title(title, fontsize=10)
+            curves.append({**row[f"{key}_interval"], "label": label, "color": _COLOURS.get(method),
+                           "style": "--" if _is_randomized(method) else "-"})
+        loss_panel(ax, curves, title=f"{title}\n(geometric mean over seeds, 95 % log-t band)")
 
     @staticmethod
     def plot_diagnostic(ax, results, methods, key: str, title: str, *, log: bool = False, layer: int = 1) -> None:
