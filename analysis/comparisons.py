@@ -28,14 +28,15 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 import tpdynamics as tp
-from tpdynamics._validation import check_int, check_positive
 from tpdynamics.continuous import get_model, integrate_weights, trainable_feedback
 from tpdynamics.serialization import write_json
 from tpdynamics.theory import layer_factor
-from tpdynamics.training import (get_learning_rule, mean_and_interval, mean_squared_error, student_teacher,
-                                 tp_signal)
+from tpdynamics.statistics import POSITIVE, curve_intervals
+from tpdynamics.training import get_learning_rule, mean_squared_error, student_teacher, tp_signal
+from tpdynamics.validation import check_int, check_positive
 
 from .plotting import save
+from .training_plots import band_label, legend_outside, loss_panel
 
 #: Discrete rule each continuous model is the limit of (issue 5; sections 6.4, 6.6, 6.9.2).
 DISCRETE_COUNTERPART = {"single_phase": "tp-ei", "two_phase": "dtp-ai", "multiplexed": "dtp-ai"}
@@ -126,26 +127,48 @@ class AlignmentResult(_Comparison):
         return {"comparison": "alignment", "rows": self.rows, "slopes": self.slopes, "settings": self.settings}
 
     def figure(self) -> Figure:
-        fig = Figure(figsize=(10, 3.6), layout="constrained")
+        """Left: relative error of each layer's update against ``mu`` (log-log); right: ``1 - cos`` of the same
+        updates. The multiplexed network has no ``mu``: its layers' mean is a dotted horizontal line of the
+        quantity of each panel. ``1 - cos`` below round-off (1e-15) is drawn at 1e-15."""
+        from matplotlib.ticker import FixedLocator, NullLocator
+
+        fig = Figure(figsize=(11, 3.8), layout="constrained")
         axes = fig.subplots(1, 2)
+        floor = 1e-15  # 1 - cos is at round-off level (or exactly 0) where the updates coincide
+        mus = sorted({r["mu"] for r in self.rows if r["mu"] is not None})
+        styles = {"single_phase": "o-", "two_phase": "s--"}
         for mode in sorted({r["mode"] for r in self.rows}):
             rows = [r for r in self.rows if r["mode"] == mode]
+            rule = rows[0].get("discrete_rule", DISCRETE_COUNTERPART.get(mode))
             if rows[0]["mu"] is None:
-                for ax, key in zip(axes, ("relative_error", "cosine")):
-                    ax.axhline(np.mean([r[key] for r in rows]), ls=":", label=f"{mode} (no mu)")
+                error = float(np.mean([r["relative_error"] for r in rows]))
+                gap = float(np.mean([max(1.0 - r["cosine"], floor) for r in rows]))
+                label = f"{mode} vs {rule} (no mu; mean of {len(rows)} layers)"
+                line = axes[0].axhline(max(error, floor), ls=":", color="gray", label=label)
+                axes[1].axhline(gap, ls=":", color=line.get_color())
                 continue
             for layer in sorted({r["layer"] for r in rows}):
                 pts = sorted((r["mu"], r["relative_error"], r["cosine"]) for r in rows if r["layer"] == layer)
-                mus = [p[0] for p in pts]
-                axes[0].loglog(mus, [p[1] for p in pts], "o-", ms=3, label=f"{mode}, layer {layer}")
-                axes[1].semilogx(mus, [1 - p[2] for p in pts], "o-", ms=3)
-        axes[0].set_xlabel(r"$\mu$")
-        axes[0].set_ylabel("relative error vs discrete update")
-        axes[1].set_xlabel(r"$\mu$")
-        axes[1].set_ylabel(r"$1 - \cos$")
-        axes[1].set_yscale("symlog", linthresh=1e-8)
-        axes[0].legend(fontsize=6)
-        fig.suptitle("continuous update / layer factor vs discrete update")
+                x = [p[0] for p in pts]
+                line, = axes[0].plot(x, [max(p[1], floor) for p in pts], styles.get(mode, "o-"), ms=3,
+                                     label=f"{mode} vs {rule}, layer {layer}")
+                axes[1].plot(x, [max(1.0 - p[2], floor) for p in pts], styles.get(mode, "o-"), ms=3,
+                             color=line.get_color())
+        labels = (r"relative error $\|\dot W_i / c_i - \Delta W_i\| / \|\Delta W_i\|$",
+                  r"$1 - \cos(\dot W_i, \Delta W_i)$")
+        for ax, label in zip(axes, labels):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(r"$\mu$")
+            ax.set_ylabel(label)
+            if mus:  # one tick per swept mu, no minor labels (they overlapped)
+                ax.xaxis.set_major_locator(FixedLocator(mus))
+                ax.xaxis.set_minor_locator(NullLocator())
+                ax.set_xticklabels([f"{m:g}" for m in mus], rotation=30 if len(mus) > 4 else 0)
+        handles, labels = axes[0].get_legend_handles_labels()
+        legend_outside(axes[1], handles=handles, labels=labels)
+        fig.suptitle(r"continuous update / layer factor $c_i$ vs the discrete update (one step, same network and data)",
+                     fontsize=10)
         return fig
 
 
@@ -207,7 +230,9 @@ class TrajectoryComparison(_Comparison):
     budget : list of float
         Learning rate x steps (= integrated slow time) at each record point.
     curves : dict
-        ``{"continuous" | "discrete": {"mean": [...], "ci": [...], "runs": [[...], ...]}}``.
+        ``{"continuous" | "discrete": {"centre": [...], "ci": [[low, high], ...], "interval": {...},
+        "runs": [[...], ...]}}``: per record point the geometric mean over seeds of the test loss and its 95 %
+        log-scale interval (:mod:`tpdynamics.statistics`, ``"log-t"``; NaN for one seed); ``interval`` says so.
     """
 
     budget: list
@@ -220,24 +245,25 @@ class TrajectoryComparison(_Comparison):
                 "diverged": self.diverged, "settings": self.settings}
 
     def figure(self) -> Figure:
-        fig = Figure(figsize=(6, 4), layout="constrained")
+        fig = Figure(figsize=(7.5, 4), layout="constrained")
         ax = fig.subplots()
-        for name, curve in self.curves.items():
-            mean, ci = np.array(curve["mean"]), np.array(curve["ci"])
-            ax.plot(self.budget, mean, label=name)
-            ax.fill_between(self.budget, mean - ci, mean + ci, alpha=0.25)
-        ax.set_yscale("log")
-        ax.set_xlabel(r"budget: learning rate $\times$ steps = integrated time")
-        ax.set_ylabel("test loss (mean over samples of $||h_L - y||^2$)")
-        ax.set_title(f"continuous {self.settings['model']} vs discrete {self.settings['method']}")
-        ax.legend()
+        curves = [{"centre": c["centre"], "low": [lo for lo, _ in c["ci"]], "high": [hi for _, hi in c["ci"]],
+                   "label": f"{name} ({len(c['runs'])} seeds, {self.diverged.get(name, 0)} diverged)",
+                   "runs": c["runs"]}
+                  for name, c in self.curves.items()]
+        loss_panel(ax, curves, x=self.budget, xlabel=r"budget: learning rate $\times$ steps = integrated time",
+                   ylabel=r"test MSE $\langle\|h_L - y\|^2\rangle$ over samples",
+                   title=f"continuous {self.settings['model']} vs discrete {self.settings['method']}\n"
+                         + band_label(next(iter(self.curves.values()))["interval"]))
+        legend_outside(ax)
         return fig
 
 
-def _mean_ci(runs: np.ndarray) -> tuple[list, list]:
-    """Per column of ``runs`` (seeds x record points): the mean and the 95 % half-width (0 for one seed)."""
-    stats = [mean_and_interval(column.tolist()) for column in runs.T]
-    return [m for m, _, _ in stats], [0.0 if runs.shape[0] < 2 else high - m for m, _, high in stats]
+def _curve_summary(runs: np.ndarray) -> dict:
+    """Per column of ``runs`` (seeds x record points): geometric mean and 95 % log-t interval (a loss is positive)."""
+    stats = curve_intervals(runs.tolist(), POSITIVE)
+    return {"centre": [s.centre for s in stats], "ci": [[s.low, s.high] for s in stats],
+            "interval": stats[0].describe()}
 
 
 def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seeds=3, steps: int = 400,
@@ -297,8 +323,7 @@ def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seed
     curves = {}
     for name, rs in runs.items():
         arr = np.array(rs, dtype=float)
-        mean, ci = _mean_ci(arr)
-        curves[name] = {"mean": mean, "ci": ci, "runs": arr.tolist()}
+        curves[name] = {**_curve_summary(arr), "runs": arr.tolist()}
     settings = {"model": model, "method": "tp-ei", "layers": list(layers), "seeds": seed_list, "steps": steps, "eta": eta,
                 "eta_hat": eta_hat, "mu": mu, "record_every": record_every, "n_test": n_test,
                 "continuous_integrator": "rk4, one step of length eta per sample"}
@@ -341,6 +366,8 @@ class PredictionsResult(_Comparison):
             a.semilogy(layers, [layer_factor(float(mu), L, i) for i in layers], "--",
                        color=line.get_color(), lw=0.8)
         a.set_title("single phase, exact inverses\n(dashed: $(\\mu/(1-\\mu))^{L+1-i}$)", fontsize=9)
+        for ax in (a, b, c):
+            ax.set_xticks(layers)
         a.set_xlabel("layer $i$")
         a.set_ylabel(r"$\|h^*_i - f_i\| / \|e^{TP}_i\|$")
         a.legend(fontsize=7)
@@ -350,7 +377,7 @@ class PredictionsResult(_Comparison):
         b.set_title(f"approximate inverses (relative noise {self.settings['feedback_noise']})", fontsize=9)
         b.set_xlabel("layer $i$")
         b.set_ylabel(r"$\cos(\mathrm{signal}_i, e^{TP}_i)$")
-        b.legend(fontsize=6)
+        legend_outside(b, "below", ncols=3, fontsize=6)
         c.plot(layers, self.multiplexed["ratio"], "o-")
         c.axhline(1.0, color="k", lw=0.5)
         c.set_ylim(0, 1.5)

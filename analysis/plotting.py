@@ -24,7 +24,21 @@ def save(figure: Figure, path) -> Path:
     return path
 
 
-def plot_trajectory(trajectory, dynamics, path, *, sample: int = 0, title: str | None = None) -> Path:
+def legend_outside(ax, where: str = "right", **kwargs):
+    """The legend of ``ax`` off the data: to the right of the panel (``where="right"``) or below it
+    (``"below"``, for panels with a neighbour on the right); ``kwargs`` go to ``ax.legend``."""
+    if where == "right":
+        options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0)}
+    elif where == "below":
+        options = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncols": 2}
+    else:
+        raise ValueError(f"where={where!r} must be 'right' or 'below'.")
+    options.update({"borderaxespad": 0.0, "fontsize": 8, **kwargs})
+    return ax.legend(**options)
+
+
+def plot_trajectory(trajectory, dynamics, path, *, sample: int = 0, title: str | None = None, reference=None,
+                    reference_name: str = "ref", reference_label: str | None = None) -> Path:
     """Activities of every layer over time for one sample, and the residual ``||dh/dt||_inf`` (log scale).
 
     Parameters
@@ -35,21 +49,44 @@ def plot_trajectory(trajectory, dynamics, path, *, sample: int = 0, title: str |
         Used for the residual and the block names.
     path : str or Path
         PNG file to write.
+    sample : int
+        Which sample of the batch is drawn (named in the title).
+    reference : Tensor, shape (B, N), optional
+        Draw ``h(t) - reference`` instead of ``h(t)``: a teaching signal moves the units by
+        ``O(eta_hat (mu/(1-mu))^(L+1-i))`` (eq. 6.16), invisible at the scale of the activities themselves.
+    reference_name : str
+        Superscript of the reference in the axis labels (``h_i - h_i^{name}``), e.g. ``"fw"``.
+    reference_label : str, optional
+        What the reference is, in words, for the title (e.g. ``"the forward pass"``); default ``reference_name``.
     """
     times = trajectory.times.numpy()
     blocks = len(trajectory.state_sizes)
-    fig = Figure(figsize=(7, 1.9 * (blocks + 1)))
+    batch = trajectory.states.shape[1]
+    if not 0 <= sample < batch:
+        raise ValueError(f"sample={sample} is not in the batch of {batch}; pass 0..{batch - 1}.")
+    offsets = None
+    if reference is not None:
+        offsets = torch.split(torch.as_tensor(reference)[sample], tuple(trajectory.state_sizes), dim=-1)
+    fig = Figure(figsize=(7, 1.9 * (blocks + 1)), layout="constrained")
     axes = fig.subplots(blocks + 1, 1, sharex=True)
     for k in range(blocks):
-        values = trajectory.layer(k)[:, sample, :].detach().numpy()
-        axes[k].plot(times, values, lw=1)
-        axes[k].set_ylabel(f"${dynamics.block_name(k)}$")
+        values = trajectory.layer(k)[:, sample, :].detach()
+        name = dynamics.block_name(k)
+        if offsets is None:
+            axes[k].plot(times, values.numpy(), lw=1)
+            axes[k].set_ylabel(f"${name}$")
+        else:
+            axes[k].plot(times, (values - offsets[k].detach()).numpy(), lw=1)
+            axes[k].axhline(0.0, color="k", lw=0.5)
+            axes[k].set_ylabel(f"${name} - {name}^{{{reference_name}}}$")
     with torch.no_grad():
         residual = torch.stack([dynamics.residual(s)[sample] for s in trajectory.states]).numpy()
     axes[-1].semilogy(times, residual, color="k")
     axes[-1].set_ylabel(r"$\|dh/dt\|_\infty$")
-    axes[-1].set_xlabel(r"time $t$")
-    axes[0].set_title(title or f"approach to equilibrium (sample {sample})")
+    axes[-1].set_xlabel(rf"time $t$ (units of $\tau$ = {dynamics.tau:g})")
+    what = "" if offsets is None else f"; deviation from {reference_label or reference_name}"
+    axes[0].set_title((title + "\n" if title else "approach to equilibrium\n")
+                      + f"sample {sample} of {batch}, one line per unit{what}", fontsize=10)
     return save(fig, path)
 
 
@@ -68,7 +105,7 @@ def plot_layer_signals(measured, predicted, path, *, title: str = "") -> Path:
     ax.semilogy(layers, predicted, "x--", label="first-order prediction")
     ax.set_xlabel("layer $i$")
     ax.set_xticks(layers)
-    ax.set_ylabel("mean norm")
+    ax.set_ylabel("norm, mean over the batch")
     ax.legend()
     ax.set_title(title)
     return save(fig, path)
@@ -92,8 +129,8 @@ def stability_figure(report, *, pseudospectrum: bool = False, title: str | None 
         Draw pseudospectrum contours (needs the dense Jacobian, ``N <= pseudospectrum_limit``).
     title : str, optional
     pseudospectrum_limit : int
-        Largest ``N`` for the contours (:func:`analysis.pseudospectrum`: an SVD per grid point up to
-        ``N = 64``, inverse iteration with triangular solves above).
+        Largest ``N`` for the contours (``report.pseudospectrum``, i.e. :func:`analysis.pseudospectrum`:
+        an SVD per grid point up to ``N = 64``, inverse iteration with triangular solves above).
     resolution : int
         Grid points per axis of the pseudospectrum (halved above ``N = 64``).
 
@@ -102,8 +139,6 @@ def stability_figure(report, *, pseudospectrum: bool = False, title: str | None 
     matplotlib.figure.Figure
     """
     import numpy as np
-
-    from .stability import pseudospectrum as sigma_min_grid
 
     fig = Figure(figsize=(11, 4.3))
     ax, bx = fig.subplots(1, 2)
@@ -116,7 +151,7 @@ def stability_figure(report, *, pseudospectrum: bool = False, title: str | None 
     if pseudospectrum and report.matrix is not None and report.size <= pseudospectrum_limit:
         points = resolution if report.size <= 64 else max(24, resolution // 2)  # O(N^2) per point above 64
         xs, ys = np.linspace(x_lo, x_hi, points), np.linspace(y_lo, y_hi, points)
-        sigma = sigma_min_grid(report.matrix, xs, ys)
+        sigma = report.pseudospectrum(xs, ys)  # the report's own method: plotting imports nothing from stability
         scale = float(np.abs(values).max()) or 1.0
         levels = [scale * 10.0 ** e for e in (-3, -2, -1)]
         contours = ax.contour(xs, ys, sigma, levels=levels, colors=["#08519c", "#3182bd", "#9ecae1"], linewidths=1)
@@ -204,7 +239,10 @@ def scan_figure(scan, approximate=None) -> Figure:
     a.set_ylabel(r"numerical $\alpha = \max\,\mathrm{Re}\,\lambda$")
     a.set_title(f"{scan.cases} cases: {100 * scan.fraction_stable:.3f}% stable")
     b = axes[1]
-    b.scatter(scan.abscissa[show], scan.numerical_abscissa[show], s=2, alpha=0.4, c=scan.depth[show], cmap="viridis")
+    points = b.scatter(scan.abscissa[show], scan.numerical_abscissa[show], s=2, alpha=0.4, c=scan.depth[show],
+                       cmap="viridis")
+    depths = sorted({int(d) for d in np.unique(scan.depth)})
+    fig.colorbar(points, ax=b, label="depth $L$ (colour of panels 1-2)", ticks=depths)
     b.axhline(0.0, color="crimson", lw=0.8)
     b.axvline(0.0, color="crimson", lw=0.8)
     b.set_yscale("symlog", linthresh=1.0)
@@ -232,8 +270,7 @@ def scan_figure(scan, approximate=None) -> Figure:
                label=rf"$\delta^*$ (level {approximate.level})")
         d.set_xlabel(r"$\log_{10}\delta$ (relative error of $J_g = J_f^{-1} + E$)")
         d.set_ylabel(r"$\mu$")
-        d.set_title("approximate inverses")
-        d.legend(fontsize=8, loc="lower left")
+        d.set_title(rf"approximate inverses (line: $\delta^*$, stable fraction {approximate.level})", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -37,15 +37,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tpdynamics._validation import check_int, check_positive
-from tpdynamics.serialization import write_json
+from tpdynamics import stability_tolerance
+from tpdynamics.serialization import jsonable, write_json
+from tpdynamics.validation import check_int, check_positive
 
-from .stability import _finite_or_none, transient_growth
+from .stability import transient_growth
 
 __all__ = ["ScanResult", "stability_scan", "InverseApproximationMap", "approximate_inverse_map",
            "random_jacobians"]
 
-_EPS = float(np.finfo(np.float64).eps)
 _TIMES = 2.0 ** (np.arange(25) / 2.0) / 32.0
 
 
@@ -238,7 +238,7 @@ class ScanResult:
             "fraction_stable": self.fraction_stable,
             "fraction_negative_definite": self.fraction_negative_definite,
             "worst_abscissa": self.worst_abscissa,
-            "max_transient_growth": _finite_or_none(self.max_transient_growth),
+            "max_transient_growth": jsonable(self.max_transient_growth),
             "fraction_transient_growth_above_1": float((self.transient_growth > 1.0).mean()),
             "median_transient_growth": float(np.median(self.transient_growth)),
             "closed_form": {
@@ -288,7 +288,7 @@ class ScanResult:
 def _evaluate(J: torch.Tensor, *, transient: bool) -> dict:
     values = torch.linalg.eigvals(J)
     alpha = values.real.amax(-1)
-    tol = math.sqrt(_EPS) * values.abs().amax(-1).clamp_min(1e-300)
+    tol = stability_tolerance(values)
     omega = torch.linalg.eigvalsh(0.5 * (J + J.mT))[:, -1]
     growth = torch.ones_like(alpha)
     if transient:
@@ -527,7 +527,7 @@ class InverseApproximationMap:
         return {"mu": self.mu.tolist(), "delta": self.delta.tolist(),
                 "fraction_stable": self.fraction_stable.tolist(), "worst_abscissa": self.worst_abscissa.tolist(),
                 "median_abscissa": self.median_abscissa.tolist(), "cases_per_cell": self.cases_per_cell,
-                "boundary_level": self.level, "boundary_delta": [_finite_or_none(x) for x in self.boundary],
+                "boundary_level": self.level, "boundary_delta": jsonable(self.boundary),
                 "settings": self.settings, "runtime_s": self.runtime,
                 "perturbation": "J_g = J_f^-1 + E, ||E||_F = delta ||J_f^-1||_F, E Gaussian"}
 

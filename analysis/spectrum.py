@@ -42,9 +42,9 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from tpdynamics._validation import check_int, check_mu, check_positive
+from tpdynamics.validation import check_int, check_mu, check_positive, check_sample
 
-from .jacobian import BlockJacobian, _check_sample
+from ._jacobian import BlockJacobian
 
 __all__ = ["THESIS_FORMULA", "exact_inverse_eigenvalues", "reduced_tridiagonal", "exact_inverse_spectrum",
            "ExactInverseSpectrum", "StructuredSpectrum", "structured_spectrum"]
@@ -242,7 +242,7 @@ def structured_spectrum(jacobian, sample: int = 0, *, tol: float = 1e-9, probes:
                         seed: int = 0) -> StructuredSpectrum:
     """The spectrum of a block-tridiagonal Jacobian through the exact-inverse similarity, if it applies.
 
-    Tests, for one sample of an :class:`analysis.jacobian.BlockJacobian` with equal square blocks, that
+    Tests, for one sample of an :class:`analysis.BlockJacobian` with equal square blocks, that
     every diagonal block is ``d_k I`` and every product ``U_k L_k`` of the upper block ``(k, k+1)`` and
     the lower block ``(k+1, k)`` is ``gamma_k I`` (with exact inverses, ``U_k L_k = mu (1-mu)/tau^2
     J_{g_{k+1}} J_{f_{k+2}} = mu(1-mu)/tau^2 I``, eq. 6.42). The products are probed with ``probes``
@@ -271,7 +271,7 @@ def structured_spectrum(jacobian, sample: int = 0, *, tol: float = 1e-9, probes:
     if not isinstance(jacobian, BlockJacobian):
         raise TypeError(f"jacobian must be an analysis.BlockJacobian (from analysis.jacobian(dynamics, state)), "
                         f"got {type(jacobian).__name__}.")
-    sample = _check_sample(sample, jacobian.batch_size)
+    sample = check_sample(sample, jacobian.batch_size)
     tol = check_positive("tol", tol)
     probes = check_int("probes", probes, minimum=1)
     sizes = jacobian.block_sizes

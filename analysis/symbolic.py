@@ -31,7 +31,7 @@ import sympy
 import torch
 
 import tpdynamics as tp
-from tpdynamics._validation import check_int
+from tpdynamics.validation import check_int
 
 __all__ = ["MAX_STATE_SIZE", "SymbolicDynamics", "symbolic_dynamics", "symbolic_jacobian",
            "ExactInverseDerivation", "derive_exact_inverse_spectrum", "exact_inverse_similarity_residual"]

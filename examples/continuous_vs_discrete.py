@@ -30,6 +30,8 @@ for mu in (0.2, 0.05):
 # 2. Learning curves with matched budgets (learning rate x steps = integrated time).
 result = learning_trajectories(seeds=2, steps=100, record_every=20, n_test=200)
 for name, curve in result.curves.items():
-    print(f"{name:>10s}: test loss {curve['mean'][0]:.1f} -> {curve['mean'][-1]:.1f}")
+    low, high = curve["ci"][-1]  # 95 % interval of the geometric mean, computed on the log scale: positive
+    print(f"{name:>10s}: test loss {curve['centre'][0]:.1f} -> {curve['centre'][-1]:.1f} "
+          f"(geometric mean of 2 seeds, 95 % interval [{low:.3g}, {high:.3g}])")
 result.to_json(out / "continuous_vs_discrete.json")
 print("wrote", result.save_figure(out / "continuous_vs_discrete.png"))

@@ -1,6 +1,9 @@
 """Shared test problems with exact answers."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 import tpdynamics as tp
@@ -59,3 +62,57 @@ def linear_fixed_point(dynamics: tp.MixtureDynamics) -> torch.Tensor:
         out.append(torch.linalg.solve(A, rhs))
     return torch.stack(out)
 
+
+
+# -- matrices with exact spectra and transient growth (stability tests) ---------------------------------------------
+def jordan_block(a: float = 10.0) -> np.ndarray:
+    """``J = [[-1, a], [0, -1]]``: the double eigenvalue -1 (defective), abscissa -1."""
+    return np.array([[-1.0, a], [0.0, -1.0]])
+
+
+def jordan_block_transient_growth(a: float) -> tuple[float, float]:
+    """``(G, t*)`` of :func:`jordan_block` for ``a > 2``, in closed form.
+
+    ``||exp(tJ)|| = e^-t (s + sqrt(1 + s^2))`` with ``s = a t / 2``, maximal where ``sqrt(1 + s^2) = a/2``:
+    ``G = exp(-2 s*/a) (s* + a/2)`` at ``t* = 2 s*/a``, ``s* = sqrt(a^2/4 - 1)``.
+    """
+    s_star = math.sqrt(a * a / 4 - 1)
+    return math.exp(-2 * s_star / a) * (s_star + a / 2), 2 * s_star / a
+
+
+def normal_matrices(seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stable normal matrices with their exact eigenvalues: ``Q diag(-d) Q^T`` (symmetric) and a spiral sink.
+
+    Normal: ``||exp(tJ)|| = exp(alpha t)``, so the transient growth is exactly 1.
+    """
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    d = rng.uniform(0.1, 3.0, 6)
+    return [(q @ np.diag(-d) @ q.T, -d.astype(complex)),
+            (np.array([[-1.0, 3.0], [-3.0, -1.0]]), np.array([-1 + 3j, -1 - 3j]))]
+
+
+#: Hand-made 2 x 2 Jacobians with their verdict, Hurwitz property and negative definiteness.
+VERDICT_CASES = [
+    (np.diag([-1.0, -2.0]), "stable", True, True),
+    (np.array([[-1.0, 10.0], [0.0, -2.0]]), "stable", True, False),       # Hurwitz, not negative definite
+    (np.array([[0.1, 0.0], [0.0, -1.0]]), "unstable", False, False),
+    (np.array([[-0.5, 2.0], [-2.0, -0.5]]), "stable", True, True),          # spiral sink, normal
+    (np.array([[0.0, 1.0], [-1.0, 0.0]]), "marginal", False, False),       # centre
+    (np.diag([0.0, -1.0]), "marginal", False, False),
+    (np.diag([1e-12, -1.0]), "marginal", False, False),                    # within the tolerance
+]
+
+
+def exact_inverse_problem(sizes=(4, 8, 8, 8, 8), mu: float = 0.4, seed: int = 0):
+    """Exact inverses at the free forward pass (a matched point): dynamics, state and the closed-form abscissa.
+
+    With exact inverses and a free output (``c = 1``) the spectrum is that of the reduced tridiagonal matrix,
+    whatever the (Gaussian) weights (section 6.7).
+    """
+    from analysis import exact_inverse_spectrum
+
+    _, _, _, dyn = make_problem(sizes, weight_init="gaussian", batch=1, free=True, mu=mu, seed=seed)
+    state = dyn.initial_state().detach()
+    exact = exact_inverse_spectrum(len(sizes) - 1, mu, dyn.tau, 1.0, sizes[1]).abscissa
+    return dyn, state, exact

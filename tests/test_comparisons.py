@@ -52,8 +52,10 @@ def test_section_6_8_predictions_hold():
 
 def test_learning_trajectories_match_over_a_short_budget():
     result = learning_trajectories(seeds=2, steps=40, record_every=10, n_test=100)
-    cont, disc = result.curves["continuous"]["mean"], result.curves["discrete"]["mean"]
+    cont, disc = result.curves["continuous"]["centre"], result.curves["discrete"]["centre"]  # geometric means
     assert cont[0] == disc[0] and cont[-1] < cont[0] and disc[-1] < disc[0]
+    assert result.curves["discrete"]["interval"] == {"method": "log-t", "confidence": 0.95, "centre": "geometric mean"}
+    assert all(0 < low <= c <= high for c, (low, high) in zip(disc, result.curves["discrete"]["ci"]))
     assert abs(cont[-1] - disc[-1]) / disc[-1] < 0.2
     assert result.budget[-1] == pytest.approx(40 * 0.01)
 

@@ -30,7 +30,7 @@ def perturb_feedback(net, size=0.3, seed=0):
 
 # -- multiplexed network ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("form", ["exact", "learned", "original", "fixed"])
+@pytest.mark.parametrize("form", tp.FEEDBACK_FORMS.names())
 @pytest.mark.parametrize("nonlinearity", ["leaky_relu:0.35", "tanh"])
 def test_multiplexed_equilibria_are_the_forward_pass_and_the_backward_target(form, nonlinearity):
     """Eqs. 6.47-6.50: h*_i = f_i(h*_(i-1)) and hat h*_i = g_i(hat h*_(i+1)) with hat h_L = h_L^trgt."""
@@ -49,7 +49,7 @@ def test_multiplexed_equilibria_are_the_forward_pass_and_the_backward_target(for
             torch.testing.assert_close(bursts[i - 1], net.layer(i + 1).feedback_forward(bursts[i]), rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("form", ["exact", "original"])
+@pytest.mark.parametrize("form", tp.FEEDBACK_FORMS.names())
 def test_multiplexed_jacobian_matches_autograd(form):
     net, h0, y = problem(form, "tanh")
     dyn = tp.MultiplexedDynamics(net, h0, label=y, eta_hat=0.1, tau=1.3)
@@ -61,7 +61,7 @@ def test_multiplexed_jacobian_matches_autograd(form):
 
 
 def test_feedback_mappings_split_into_voltage_and_rate():
-    for form in ["exact", "learned", "original", "fixed"]:
+    for form in tp.FEEDBACK_FORMS.names():
         net, h0, y = problem(form, "tanh")
         layer, h = net.layer(3), 0.3 * torch.randn(5, 4, dtype=DT)
         fb = layer.feedback
@@ -109,6 +109,25 @@ def test_multiplexed_signal_does_not_decay_with_depth():
         expected = propagate_error(net, acts, -0.01 * (acts[-1] - y))
     for s, e in zip(signal.signal, expected):  # hat h^l - hat h^f = -eta_hat [prod J_g] e_L, layer factor 1
         torch.testing.assert_close(s, e, rtol=1e-2, atol=1e-8)
+
+
+def check_continuous_model(name):
+    """The check every registered continuous model must pass: with exact inverses and the label equal to the
+    free output (no error) no forward weight moves (section 6.4); with an output error some weight does."""
+    net, h0, y = problem("exact", "tanh")
+    model = get_model(name, mu=0.2, tol=1e-12)
+    with torch.no_grad():
+        free_output = net(h0)[-1]
+    still = model.weight_velocities(net, h0, free_output)
+    assert max(float(v.abs().max()) for v in still) < 1e-9, [float(v.abs().max()) for v in still]
+    moving = model.weight_velocities(net, h0, y)
+    assert len(moving) == net.depth and all(v.shape == layer.weight.shape for v, layer in zip(moving, net.layers))
+    assert max(float(v.abs().max()) for v in moving) > 1e-4
+
+
+@pytest.mark.parametrize("name", CONTINUOUS_MODELS.names())
+def test_every_continuous_model_is_still_without_an_output_error(name):
+    check_continuous_model(name)
 
 
 # -- weight flows --------------------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+import inspect
+
 import pytest
 import torch
 import torchdiffeq
@@ -24,8 +26,8 @@ def test_rate_is_equation_6_1():
     torch.testing.assert_close(dyn(torch.tensor(0.0), state), torch.cat(expected, -1))
 
 
-@pytest.mark.parametrize("form", ["exact", "learned", "original", "fixed"])
-@pytest.mark.parametrize("nonlinearity", ["leaky_relu:0.35", "tanh", "identity"])
+@pytest.mark.parametrize("form", tp.FEEDBACK_FORMS.names())
+@pytest.mark.parametrize("nonlinearity", tp.NONLINEARITIES.names())
 @pytest.mark.parametrize("teaching", ["free", "fixed", "loss"])
 def test_block_jacobian_matches_autograd(form, nonlinearity, teaching):
     kwargs = {"free": dict(free=True), "fixed": dict(target=lambda out: out + 0.1), "loss": {}}[teaching]
@@ -36,6 +38,37 @@ def test_block_jacobian_matches_autograd(form, nonlinearity, teaching):
     autograd = torch.stack([torch.autograd.functional.jacobian(lambda x: dyn.select([b]).rate(x[None])[0], state[b])
                             for b in range(5)])
     torch.testing.assert_close(assembled, autograd, rtol=1e-10, atol=1e-12)
+
+
+def build_dynamics(name, network, h0, label):
+    """The registered dynamics model ``name`` on ``network`` with an L2 teaching signal (the keywords it takes)."""
+    cls = tp.DYNAMICS.get(name)
+    accepted = inspect.signature(cls.__init__).parameters
+    kwargs = {"mu": 0.3, "tau": 1.3, "label": label, "eta_hat": 0.1}
+    return cls(network, h0, **{k: v for k, v in kwargs.items() if k in accepted})
+
+
+def check_dynamics(name):
+    """The check every registered dynamics model must pass: its Jacobian hook equals autograd of its drive,
+    one ``forward`` is one counted evaluation, and the flow settles (ODE) from the initial state."""
+    net, h0, label, _ = make_problem((3, 4, 4, 4), nonlinearity="tanh", output="identity")
+    dyn = build_dynamics(name, net, h0, label)
+    state = dyn.initial_state() + 0.01 * torch.randn(dyn.batch_size, dyn.state_size, dtype=DT,
+                                                     generator=torch.Generator().manual_seed(2))
+    assembled = dyn.jacobian_blocks(state).to_dense()
+    autograd = torch.stack([torch.autograd.functional.jacobian(lambda x: dyn.select([b]).rate(x[None])[0], state[b])
+                            for b in range(dyn.batch_size)])
+    torch.testing.assert_close(assembled, autograd, rtol=1e-10, atol=1e-12)
+    dyn.reset_counters()
+    torch.testing.assert_close(dyn(torch.tensor(0.0), state), dyn.drive(state) / dyn.tau)
+    assert dyn.nfev == 1
+    result = tp.equilibrium(dyn, solver="ode", tol=1e-8)
+    assert result.success, result.message
+
+
+@pytest.mark.parametrize("name", tp.DYNAMICS.names())
+def test_every_dynamics_model_passes_the_contract_checks(name):
+    check_dynamics(name)
 
 
 def test_module_works_directly_with_odeint_and_odeint_adjoint():

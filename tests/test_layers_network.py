@@ -6,10 +6,10 @@ import tpdynamics as tp
 from tpdynamics.errors import SingularWeightError, StaleInverseError
 
 DT = torch.float64
-FORMS = ["exact", "learned", "original", "fixed"]
+FORMS = tp.FEEDBACK_FORMS.names()
 
 
-@pytest.mark.parametrize("nonlinearity", ["leaky_relu:0.35", "tanh", "identity"])
+@pytest.mark.parametrize("nonlinearity", tp.NONLINEARITIES.names())
 def test_exact_feedback_inverts_the_forward_mapping(nonlinearity):
     net = tp.LayeredNetwork.build([3, 5, 5, 5], nonlinearity=nonlinearity, feedback="exact", seed=1)
     h = torch.randn(7, 5, dtype=DT, generator=torch.Generator().manual_seed(0)) * 0.5

@@ -6,6 +6,8 @@ import pytest
 from analysis.reproduce import EXPERIMENTS, Claim, Experiment, Summary, reproduce
 from tpdynamics_cli.main import main
 
+pytestmark = pytest.mark.slow  # runs every experiment at quick size (deselect with -m "not slow")
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
@@ -59,6 +61,9 @@ class _Broken(Experiment):
 
     def run_task(self, settings, task):
         raise RuntimeError("deliberate failure")
+
+    def summarize(self, settings, results):  # never reached (Experiment is abstract: both hooks are required)
+        raise AssertionError("summarize of a failed experiment")
 
 
 class _Fine(Experiment):

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from analysis.reproduce import EXPERIMENTS
-from analysis.reproduce.experiments import student_teacher as st
+from analysis.reproduce.experiments.student_teacher import _statistics as st  # the helpers and their private verdicts
 
 NAMES = ("fig5.7-5.8-student-teacher-ei", "fig5.13-deep-ai", "fig5.14-5.17-equal-ai", "fig5.18-5.19-contracting-ai")
 
@@ -78,6 +78,7 @@ def test_undecidable_verdicts_are_none():
     assert st._both(True, None) is None and st._both(None, False) is False and st._both(True, True) is True
 
 
+@pytest.mark.slow
 def test_summarize_runs_on_a_tiny_equal_layer_run():
     experiment = EXPERIMENTS.get(NAMES[2])()
     settings = {**experiment.settings(True), "epochs": 1, "batches_per_epoch": 2, "n_train": 64, "n_test": 50,

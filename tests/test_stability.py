@@ -19,7 +19,8 @@ from analysis import (ABSCISSA_METHODS, MARGINAL, STABLE, UNSTABLE, BlockJacobia
                       spectral_abscissa, stability_report, structured_spectrum, transient_growth)
 from tpdynamics.errors import TPDynamicsWarning
 
-from .problems import make_problem
+from .problems import (VERDICT_CASES, exact_inverse_problem, jordan_block, jordan_block_transient_growth, make_problem,
+                       normal_matrices)
 
 DT = torch.float64
 
@@ -88,18 +89,10 @@ def test_structured_spectrum_detects_a_mismatch():
 
 
 # -- verdicts on hand-made matrices ------------------------------------------------------------------
-@pytest.mark.parametrize("matrix, verdict, hurwitz, negative_definite", [
-    (np.diag([-1.0, -2.0]), STABLE, True, True),
-    (np.array([[-1.0, 10.0], [0.0, -2.0]]), STABLE, True, False),       # Hurwitz, not negative definite
-    (np.array([[0.1, 0.0], [0.0, -1.0]]), UNSTABLE, False, False),
-    (np.array([[-0.5, 2.0], [-2.0, -0.5]]), STABLE, True, True),          # spiral sink, normal
-    (np.array([[0.0, 1.0], [-1.0, 0.0]]), MARGINAL, False, False),       # centre
-    (np.diag([0.0, -1.0]), MARGINAL, False, False),
-    (np.diag([1e-12, -1.0]), MARGINAL, False, False),                    # within the tolerance
-])
+@pytest.mark.parametrize("matrix, verdict, hurwitz, negative_definite", VERDICT_CASES)
 def test_verdicts(matrix, verdict, hurwitz, negative_definite):
     report = stability_report(jacobian=matrix)
-    assert report.verdict == verdict
+    assert report.verdict == verdict and report.verdict in (STABLE, UNSTABLE, MARGINAL)
     assert report.hurwitz is hurwitz and report.negative_definite is negative_definite
     assert report.tolerance == pytest.approx(math.sqrt(np.finfo(float).eps) * np.abs(np.linalg.eigvals(matrix)).max())
     np.testing.assert_allclose(report.numerical_abscissa, np.linalg.eigvalsh(0.5 * (matrix + matrix.T)).max())
@@ -125,23 +118,19 @@ def test_map_spectral_radius_is_a_separate_criterion():
 
 # -- transient growth -------------------------------------------------------------------------------
 def test_transient_growth_of_normal_matrices_is_one():
-    rng = np.random.default_rng(0)
-    q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
-    symmetric = q @ np.diag(-rng.uniform(0.1, 3.0, 6)) @ q.T
-    for matrix in (symmetric, np.array([[-1.0, 3.0], [-3.0, -1.0]])):
+    for matrix, _ in normal_matrices():
         growth = transient_growth(matrix)
         assert growth.value == 1.0 and growth.time == 0.0 and growth.bounded
         np.testing.assert_array_less(growth.norms, 1.0 + 1e-12)  # the curve is exp(alpha t)
 
 
 def test_transient_growth_of_a_jordan_block():
-    """J = [[-1, a], [0, -1]]: ||exp(tJ)|| = e^-t (s + sqrt(1 + s^2)), s = a t / 2, maximal where
-    sqrt(1 + s^2) = a/2, i.e. G = exp(-2 s*/a) (s* + a/2) with s* = sqrt(a^2/4 - 1) (a > 2)."""
+    """J = [[-1, a], [0, -1]]: the closed form of :func:`tests.problems.jordan_block_transient_growth`."""
     a = 10.0
-    s_star = math.sqrt(a * a / 4 - 1)
-    growth = transient_growth(np.array([[-1.0, a], [0.0, -1.0]]))
-    assert growth.value == pytest.approx(math.exp(-2 * s_star / a) * (s_star + a / 2), rel=1e-9)
-    assert growth.time == pytest.approx(2 * s_star / a, rel=1e-4)
+    value, time = jordan_block_transient_growth(a)
+    growth = transient_growth(jordan_block(a))
+    assert growth.value == pytest.approx(value, rel=1e-9)
+    assert growth.time == pytest.approx(time, rel=1e-4)
 
 
 @pytest.mark.parametrize("a", [3.0, 10.0, 100.0])
@@ -174,15 +163,56 @@ def _non_matched_dynamics(seed=4):
     return dyn
 
 
-@pytest.mark.parametrize("method", ["arnoldi", "shift_invert"])
+def check_abscissa_method(method):
+    """The check every registered abscissa method must pass, on problems with known abscissae.
+
+    Exact inverses at a matched point (closed form), a non-matched block-sparse Jacobian (dense reference),
+    normal matrices and a Jordan block (exact eigenvalues): the abscissa agrees, or the method says it does not
+    apply (``ValueError`` naming the method to use instead).
+    """
+    dyn, state, exact = exact_inverse_problem()
+    problems = [(jacobian(dyn, state), exact, 1e-8)]
+    other = _non_matched_dynamics()
+    J = jacobian(other, other.initial_state().detach())
+    problems.append((J, float(np.max(np.linalg.eigvals(J.to_numpy(0)).real)), 1e-9))
+    problems += [(matrix, float(np.max(values.real)), 1e-10) for matrix, values in normal_matrices()]
+    problems.append((jordan_block(), -1.0, 1e-6))  # a defective eigenvalue moves by ~ sqrt(eps ||J||)
+    for matrix, expected, tol in problems:
+        try:
+            alpha, used = spectral_abscissa(matrix, method=method)
+        except ValueError as err:
+            assert f"method='{method}'" in str(err) and "method='auto'" in str(err), err
+            continue
+        assert alpha == pytest.approx(expected, abs=tol), (method, used, alpha, expected)
+
+
+@pytest.mark.parametrize("method", ABSCISSA_METHODS.names())
+def test_every_abscissa_method_finds_the_exact_abscissa(method):
+    check_abscissa_method(method)
+
+
+@pytest.mark.parametrize("method", ABSCISSA_METHODS.names())
 def test_sparse_paths_agree_with_the_dense_path(method):
     dyn = _non_matched_dynamics()
     state = dyn.initial_state().detach()
     dense = stability_report(dyn, state, method="dense", integrate=False, fixed_point_tol=1.0)
-    sparse = stability_report(dyn, state, method=method, integrate=False, fixed_point_tol=1.0, transient=False)
-    assert sparse.method == method and not sparse.eigenvalues_complete and dense.eigenvalues_complete
+    try:
+        sparse = stability_report(dyn, state, method=method, integrate=False, fixed_point_tol=1.0, transient=False)
+    except ValueError as err:  # a method that needs structure this Jacobian lacks says so
+        assert f"method='{method}' needs" in str(err)
+        return
     assert sparse.spectral_abscissa == pytest.approx(dense.spectral_abscissa, abs=1e-9)
     assert sparse.map_spectral_radius == pytest.approx(dense.map_spectral_radius, abs=1e-9)
+    if sparse.eigenvalues_complete:  # a dense method: the whole spectrum
+        np.testing.assert_allclose(np.sort_complex(sparse.eigenvalues), np.sort_complex(dense.eigenvalues), atol=1e-9)
+    else:  # an iterative method: the rightmost eigenvalues only
+        assert sparse.method == method and dense.eigenvalues_complete
+
+
+def test_auto_takes_the_sparse_path_for_large_jacobians():
+    dyn = _non_matched_dynamics()
+    state = dyn.initial_state().detach()
+    dense = stability_report(dyn, state, method="dense", integrate=False, fixed_point_tol=1.0)
     # a large matrix goes the sparse way in 'auto' (dense_limit below N), also for a plain SciPy matrix
     auto = stability_report(dyn, state, integrate=False, fixed_point_tol=1.0, dense_limit=20, transient=False)
     assert auto.method == "arnoldi"
@@ -194,8 +224,7 @@ def test_sparse_paths_agree_with_the_dense_path(method):
 
 
 def test_closed_form_path_agrees_with_the_dense_path():
-    net, h0, label, dyn = make_problem((4, 10, 10, 10, 10), weight_init="gaussian", batch=1, free=True, mu=0.4)
-    state = dyn.initial_state().detach()
+    dyn, state, _ = exact_inverse_problem((4, 10, 10, 10, 10))
     dense = stability_report(dyn, state, method="dense", integrate=False, transient=False)
     closed = stability_report(dyn, state, method="closed_form", integrate=False, transient=False)
     auto_large = stability_report(dyn, state, dense_limit=10, integrate=False, transient=False)

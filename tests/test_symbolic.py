@@ -20,8 +20,8 @@ def _random_state(dyn, seed, nonlinearity):
     return 0.9 * torch.tanh(state) if nonlinearity == "tanh" else state
 
 
-@pytest.mark.parametrize("form", ["exact", "learned", "original", "fixed"])
-@pytest.mark.parametrize("nonlinearity", ["leaky_relu:0.35", "tanh", "identity"])
+@pytest.mark.parametrize("form", tp.FEEDBACK_FORMS.names())
+@pytest.mark.parametrize("nonlinearity", tp.NONLINEARITIES.names())
 def test_symbolic_equals_assembled_equals_autograd(form, nonlinearity):
     net, h0, label, dyn = make_problem((2, 3, 3, 3), feedback=form, nonlinearity=nonlinearity, output=nonlinearity,
                                        mu=0.35, tau=0.8, batch=4, seed=3)

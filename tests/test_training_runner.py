@@ -8,7 +8,7 @@ import torch
 
 import tpdynamics as tp
 from tpdynamics.errors import TPDynamicsWarning
-from tpdynamics.training import (THESIS_PRESETS, ExperimentConfig, compare_methods, mean_and_interval,
+from tpdynamics.training import (THESIS_PRESETS, TrainingConfig, TrainingStatus, compare_methods, mean_and_interval,
                                  rate_schedule, resolve_hyperparameters, run_experiment, student_teacher,
                                  toy_example, train)
 from tpdynamics_cli.main import main
@@ -101,7 +101,7 @@ def test_non_finite_loss_stops_with_a_status_and_keeps_the_history():
     result = compare_methods(["bp", "tp-ai"], seeds=2, eta=1e6, **SMALL)
     for name in ("bp", "tp-ai"):
         r = result[name]
-        assert r.n_diverged == 2 and r.status == "2 of 2 runs stopped early"
+        assert r.n_diverged == 2 and r.status == TrainingStatus.DIVERGED and r.message == "2 of 2 runs stopped early"
         for run in r.runs:
             assert run.status == "diverged"
             assert "non-finite" in run.message and "history kept up to epoch" in run.message
@@ -137,7 +137,7 @@ def test_json_and_csv_writers(tmp_path):
 
 def test_bad_configurations():
     with pytest.raises(ValueError, match=r"task='mnist' is not valid"):
-        run_experiment(ExperimentConfig(methods=("bp",), task="mnist"))
+        run_experiment(TrainingConfig(methods=("bp",), task="mnist"))
     with pytest.raises(ValueError, match=r"Unknown learning rule method='backprop'. Valid names: bp, bp-fixed"):
         compare_methods(["backprop"])
     with pytest.raises(ValueError, match=r"preset='5.2.2' belongs to task 'student-teacher', not 'toy-linear'"):
@@ -164,8 +164,8 @@ def test_bad_data_and_preset_arguments():
     with pytest.raises(ValueError, match=r"preset='5.9' is not valid; use one of 5.1.3"):
         resolve_hyperparameters("bp", "5.9")
     with pytest.raises(ValueError, match=r"seeds must be a positive count or a non-empty list"):
-        ExperimentConfig(seeds=[]).seed_list()
-    with pytest.raises(TypeError, match=r"config must be an ExperimentConfig, got dict"):
+        TrainingConfig(seeds=[]).seed_list()
+    with pytest.raises(TypeError, match=r"config must be a TrainingConfig, got dict"):
         run_experiment({"methods": ("bp",)})
     with pytest.raises(ValueError, match=r"the toy example has layers \(1, 2, 2\); got layers=\[1, 3, 2\]"):
         compare_methods(["bp"], task="toy-linear", layers=(1, 3, 2))

@@ -5,12 +5,20 @@ Public API (thesis notation):
 * nonlinearities ``s`` — :func:`get_nonlinearity`, :data:`NONLINEARITIES`;
 * layers ``f_i``/``g_i`` — :class:`Layer`, :data:`FEEDBACK_FORMS`; network — :class:`LayeredNetwork`;
 * dynamics (eq. 6.1) — :class:`MixtureDynamics`, :data:`DYNAMICS`;
-* equilibria — :func:`equilibrium`, :class:`EquilibriumResult`, :func:`integrate`;
-* robust Sherman–Morrison (Alg. 4.1) — :func:`robust_sherman_morrison`.
+* equilibria — :func:`equilibrium`, :class:`EquilibriumResult` (:class:`EquilibriumStatus`),
+  :func:`integrate`; solvers :data:`EQUILIBRIUM_SOLVERS` (contract :class:`EquilibriumSolver`);
+* robust Sherman–Morrison (Alg. 4.1) — :func:`robust_sherman_morrison`;
+* input checks — :mod:`tpdynamics.validation`; JSON — :mod:`tpdynamics.serialization`.
+
+``tpdynamics.equilibrium`` is the function; its implementation lives in the private
+``tpdynamics._equilibrium`` package.
 """
 from .blocktridiagonal import BlockTridiagonal
 from .dynamics import DYNAMICS, MixtureDynamics, MultiplexedDynamics, NetworkDynamics
-from .equilibrium import EQUILIBRIUM_SOLVERS, EquilibriumResult, Trajectory, equilibrium, integrate
+from ._equilibrium import (EQUILIBRIUM_SOLVERS, STABILITY_TOLERANCE_RULE, STATUSES, AndersonSolver, AutoSolver,
+                           EquilibriumOptions, EquilibriumResult, EquilibriumSolver, EquilibriumStatus, NewtonSolver,
+                           ODESolver, Trajectory, attach_implicit_gradient, check_fixed_point_stability, equilibrium,
+                           integrate, is_adaptive, iterative_result, make_result, ode_methods, stability_tolerance)
 from .errors import (DivergenceError, EquilibriumNotReachedError, InverseDomainError, SingularMatrixError,
                      SingularWeightError, StaleInverseError, TPDynamicsError, TPDynamicsWarning)
 from .layers import (FEEDBACK_FORMS, ExactInverseFeedback, FeedbackMapping, FixedRandomFeedback, Layer,
@@ -26,7 +34,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BlockTridiagonal", "DYNAMICS", "MixtureDynamics", "MultiplexedDynamics", "NetworkDynamics", "EQUILIBRIUM_SOLVERS",
-    "EquilibriumResult", "Trajectory", "equilibrium", "integrate", "DivergenceError",
+    "STABILITY_TOLERANCE_RULE", "STATUSES", "AndersonSolver", "AutoSolver", "EquilibriumOptions", "EquilibriumResult",
+    "EquilibriumSolver", "EquilibriumStatus", "NewtonSolver", "ODESolver", "Trajectory", "attach_implicit_gradient",
+    "check_fixed_point_stability", "equilibrium", "integrate", "is_adaptive", "iterative_result", "make_result",
+    "ode_methods", "stability_tolerance",
+    "DivergenceError",
     "EquilibriumNotReachedError", "InverseDomainError", "SingularMatrixError", "SingularWeightError",
     "StaleInverseError", "TPDynamicsError", "TPDynamicsWarning", "FEEDBACK_FORMS", "ExactInverseFeedback",
     "FeedbackMapping", "FixedRandomFeedback", "Layer", "LearnedInverseFeedback", "OriginalFeedback",
@@ -39,5 +51,6 @@ __all__ = [
 # Discrete TP / DTP learning rules of Appendix A (issue 4): ``tpdynamics.training``.
 from . import training  # noqa: E402  (imported last: it builds on everything above)
 from . import runs  # noqa: E402  (tasks, result store, executors)
+from . import errors, registry, serialization, threads, validation  # noqa: E402  (public modules)
 
-__all__ += ["training", "runs"]
+__all__ += ["training", "runs", "errors", "registry", "serialization", "threads", "validation"]

@@ -25,7 +25,7 @@ import networkx as nx
 import torch
 from torch import nn
 
-from ._validation import check_int, check_positive, check_tensor
+from .validation import check_int, check_positive, check_tensor
 from .layers import FEEDBACK_FORMS, Layer
 from .nonlinearities import get_nonlinearity
 from .sherman_morrison import robust_gaussian_matrix

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validation import check_int, check_positive
+from .validation import check_int, check_positive
 from .errors import SingularWeightError
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validation import check_positive, check_tensor
+from .validation import check_positive, check_tensor
 
 
 def l2_loss(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validation import check_mu, check_positive
+from .validation import check_mu, check_positive
 from .network import LayeredNetwork
 from .targets import l2_loss_gradient
 

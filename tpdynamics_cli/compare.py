@@ -56,8 +56,9 @@ def run(args) -> int:
                                                    steps=args.steps, eta=args.eta, eta_hat=eta_hat,
                                                    mu=args.mu, progress=True)
         for name, curve in result.curves.items():
-            say(args, f"{name}: test loss {curve['mean'][0]:.4g} -> {curve['mean'][-1]:.4g} "
-                      f"(+- {curve['ci'][-1]:.2g}, {args.seeds} seeds)")
+            low, high = curve["ci"][-1]
+            say(args, f"{name}: test loss {curve['centre'][0]:.4g} -> {curve['centre'][-1]:.4g} (geometric mean of "
+                      f"{args.seeds} seeds; 95% log-t interval [{low:.4g}, {high:.4g}])")
     else:
         result = comparisons.section_6_8_predictions(mus=mus[:3], eta_hat=eta_hat, seed=args.seed)
         for mu in result.depth_decay["ratio"]:

@@ -72,8 +72,12 @@ def run(args) -> int:
         for name, dyn, res in (("free", free, free_result), ("taught", taught, taught_result)):
             times = torch.linspace(0.0, max(res.t or 1.0, 1.0), 200, dtype=torch.float64)
             start = dyn.initial_state("zeros" if name == "free" else "forward")
-            plot_trajectory(tp.integrate(dyn, times, initial_state=start, rtol=1e-11, atol=1e-13), dyn, out / f"trajectory_{name}.png",
-                            title=f"{name} equilibrium, mu={args.mu}")
+            # the teaching signal moves the units by O(eta_hat c_i): drawn as the deviation from the forward pass
+            # (the free equilibrium), at whose scale the approach shows
+            plot_trajectory(tp.integrate(dyn, times, initial_state=start, rtol=1e-11, atol=1e-13), dyn,
+                            out / f"trajectory_{name}.png", title=f"{name} equilibrium, mu={args.mu}",
+                            reference=None if name == "free" else free.initial_state("forward"),
+                            reference_name="free", reference_label="the free equilibrium (the forward pass)")
     plot_layer_signals([r["measured_norm"] for r in rows], [r["predicted_norm"] for r in rows],
                        out / "learning_signal.png", title=r"$\|h^*_i - f_i(h^*_{i-1})\|$ vs eq. (6.16)")
 

@@ -49,7 +49,11 @@ def run(args) -> int:
         horizon = result.t if result.t else _relaxation_horizon(dynamics, args)
         with torch.no_grad():
             trajectory = tp.integrate(dynamics, torch.linspace(0.0, horizon, 200, dtype=torch.float64))
-        say(args, f"wrote {plot_trajectory(trajectory, dynamics, args.plot)}")
+        # with a teaching signal the units move by O(eta_hat c_i) from the forward pass: draw the deviation
+        reference = None if args.free else trajectory.states[0]
+        written = plot_trajectory(trajectory, dynamics, args.plot, reference=reference, reference_name="fw",
+                                  reference_label="the forward pass (t = 0)")
+        say(args, f"wrote {written}")
     return 0 if result.success else 1
 
 

@@ -5,7 +5,7 @@ import argparse
 
 import torch
 
-from tpdynamics.training import LEARNING_RULES, THESIS_PRESETS, ExperimentConfig, run_experiment
+from tpdynamics.training import LEARNING_RULES, THESIS_PRESETS, TrainingConfig, run_experiment
 from tpdynamics.training.runner import TASKS
 
 from tpdynamics.runs import RunInterrupted, sigint_deferred
@@ -71,7 +71,7 @@ def add_parser(subparsers) -> None:
 
 
 def run_command(args) -> int:
-    config = ExperimentConfig(
+    config = TrainingConfig(
         methods=tuple(args.method), task=args.task, layers=args.layers, nonlinearity=args.nonlinearity,
         output_nonlinearity=args.output_nonlinearity, seeds=args.seeds, epochs=args.epochs, preset=args.preset,
         eta=args.eta, eta_hat=args.eta_hat, eta_backward=args.eta_backward, lambda_=args.lambda_,
@@ -97,9 +97,10 @@ def run_command(args) -> int:
 def _report(args, result) -> None:
     for name, r in result.results.items():
         lo, hi = r.test_loss_ci[-1]
-        interval = f" [{lo:.4g}, {hi:.4g}]" if lo == lo else ""
-        say(args, f"{name:10s} test MSE {r.test_loss[0]:.4g} -> {r.test_loss[-1]:.4g}{interval} after "
-                  f"{r.epochs} epochs; {r.status}")
+        interval = f" (95% log-t interval [{lo:.4g}, {hi:.4g}])" if lo == lo else ""
+        say(args, f"{name:10s} test MSE (geometric mean over seeds) {r.test_loss[0]:.4g} -> {r.test_loss[-1]:.4g}"
+                  f"{interval} after "
+                  f"{r.epochs} epochs; {r.message}")
         for run in r.runs:
             if run.status != "completed":
                 say(args, f"  seed {run.seed}: {run.status}: {run.message}")

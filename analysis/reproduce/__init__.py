@@ -9,5 +9,5 @@ from .base import EXPERIMENTS, Claim, Experiment, Summary, fmt_ci, mean_ci
 from .report import ExperimentRecord, load_records, write_report
 from .runner import ReproduceResult, reproduce, resolve_names
 
-__all__ = ["EXPERIMENTS", "Claim", "Experiment", "Summary", "fmt_ci", "mean_ci", "ExperimentRecord", "load_records",
-           "ReproduceResult", "reproduce", "resolve_names", "write_report"]
+__all__ = ["experiments", "EXPERIMENTS", "Claim", "Experiment", "Summary", "fmt_ci", "mean_ci", "ExperimentRecord",
+           "load_records", "ReproduceResult", "reproduce", "resolve_names", "write_report"]

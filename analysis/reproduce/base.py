@@ -21,13 +21,13 @@ Rules for writing an experiment (subclass, register with ``@EXPERIMENTS.register
 """
 from __future__ import annotations
 
-import math
+import abc
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from tpdynamics.registry import Registry
+from tpdynamics.statistics import SIGNED, interval
 
 
 @dataclass
@@ -39,7 +39,9 @@ class Claim:
     statement : str
         What the thesis states (quoted numbers where the text gives them).
     measured : str
-        What we measured, with seeds and 95 % intervals where they apply.
+        What we measured, with seeds and 95 % intervals where they apply (:func:`fmt_ci`: the t interval
+        around the mean for signed quantities, the log-scale interval around the geometric mean for
+        positive ones; the text names which).
     holds : bool or None
         Whether the thesis's qualitative claim holds in this run (``None``: not decidable here,
         e.g. a quantity the thesis does not state).
@@ -83,8 +85,19 @@ class Summary:
     figure: Figure
 
 
-class Experiment:
-    """Base class of the reproduced experiments (see the module docstring for the contract)."""
+class Experiment(abc.ABC):
+    """Base class of the reproduced experiments.
+
+    Rules for writing one (subclass, register with ``@EXPERIMENTS.register(name)``; the module docstring
+    says more):
+
+    * class attributes ``title``, ``reference``, ``thesis_says``, ``quick`` and ``full`` (settings
+      dicts), ``default_seeds``, ``quick_seeds``;
+    * abstract hooks :meth:`run_task` (one picklable task dict in, one picklable result dict out; may run
+      in another process) and :meth:`summarize` (the task results, in order, into a :class:`Summary`);
+    * optional hook :meth:`tasks` (default: one task ``{"seed": s}`` per seed);
+    * only the public API of ``tpdynamics`` and ``analysis``.
+    """
 
     name = "abstract"
     title = ""
@@ -109,24 +122,25 @@ class Experiment:
         """Independent units of work (picklable dicts); default: one task ``{"seed": s}`` per seed."""
         return [{"seed": s} for s in range(seeds)]
 
+    @abc.abstractmethod
     def run_task(self, settings: dict, task: dict) -> dict:
         """Do one task (possibly in another process) and return a picklable dict."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def summarize(self, settings: dict, results: list[dict]) -> Summary:
         """Combine the results of :meth:`tasks`, in their order, into data, claims and a figure."""
-        raise NotImplementedError
 
 
 EXPERIMENTS: Registry[type[Experiment]] = Registry("experiment", Experiment, "names")
 
 
 def mean_ci(values) -> tuple[float, float]:
-    """Mean and half-width of the 95 % Student-t interval of the finite values.
+    """Arithmetic mean and half-width of the 95 % Student-t interval of the finite values (signed quantities).
 
-    ``None``, NaN and inf (diverged runs) are left out; the half-width is 0 for one value, and both are NaN
-    for none. (:func:`tpdynamics.training.mean_and_interval` gives the interval's ends instead, NaN for one
-    value.)
+    A thin use of :func:`tpdynamics.statistics.interval` with method ``"t"``: ``None``, NaN and inf
+    (diverged runs) are left out; the half-width is NaN for fewer than two values, and both are NaN for
+    none. Positive quantities (losses, norms, ratios) take the log-scale interval instead:
+    ``interval(values, "log-t")`` or ``fmt_ci(values, method="log-t")``.
 
     Parameters
     ----------
@@ -136,19 +150,16 @@ def mean_ci(values) -> tuple[float, float]:
     -------
     (mean, half_width) : (float, float)
     """
-    from scipy import stats
-
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if x.size == 0:
-        return math.nan, math.nan
-    if x.size == 1:
-        return float(x[0]), 0.0
-    half = float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-    return float(x.mean()), half
+    iv = interval(values, SIGNED)
+    return iv.centre, iv.high - iv.centre
 
 
-def fmt_ci(values, digits: int = 3) -> str:
-    """``"m +- h (95 % CI, n = k)"`` (:func:`mean_ci`) for a list of per-seed values, ``m`` to ``digits`` digits."""
-    m, h = mean_ci(values)
-    n = sum(1 for v in values if v is not None and math.isfinite(v))
-    return f"{m:.{digits}g} +- {h:.2g} (95 % CI, n = {n})"
+def fmt_ci(values, digits: int = 3, method: str = SIGNED) -> str:
+    """One line for a list of per-seed values, centre to ``digits`` digits (:meth:`Interval.format`).
+
+    ``method="t"`` (signed quantities, e.g. cosines): ``"m +- h (arithmetic mean, 95 % t interval, n = k)"``;
+    ``method="log-t"`` (positive quantities: losses, norms, ratios):
+    ``"g [low, high] (geometric mean, 95 % log-t interval, n = k)"``; ``method="bootstrap"`` (non-negative
+    quantities that can be 0). Diverged runs (None, NaN, inf) are left out of ``n``.
+    """
+    return interval(values, method).format(digits)

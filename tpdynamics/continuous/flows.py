@@ -27,7 +27,7 @@ import torch
 import torchdiffeq
 from torch import nn
 
-from .._validation import check_int, check_positive, check_tensor
+from ..validation import check_int, check_positive, check_tensor
 from ..errors import TPDynamicsWarning
 from ..layers import ExactInverseFeedback
 from ..network import LayeredNetwork

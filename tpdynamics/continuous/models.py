@@ -34,9 +34,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validation import check_mu, check_positive
+from ..validation import check_mu, check_positive
 from ..dynamics import MixtureDynamics, MultiplexedDynamics
-from ..equilibrium import equilibrium
+from .._equilibrium import equilibrium
 from ..errors import EquilibriumNotReachedError
 from ..layers import ExactInverseFeedback, FixedRandomFeedback
 from ..network import LayeredNetwork

@@ -5,30 +5,40 @@ A dynamics module is a ``torch.nn.Module`` whose ``forward(t, state)`` returns
 ``torchdiffeq.odeint_adjoint``. States are batch-first, shape ``(B, N)``: the
 activities of the non-clamped layers stacked along the feature axis.
 
-Subclasses fill two hooks (the contract):
-
-* :meth:`drive` — ``tau d state / dt`` as a function of the state (``(B, N) -> (B, N)``);
-* :meth:`jacobian_blocks` — ``d (d state / dt) / d state`` as a :class:`BlockTridiagonal`.
-
-Everything else — finiteness checks that name the layer and time of a divergence,
-function-evaluation and step counters, residuals, batch selection — lives here.
+The contract is :class:`NetworkDynamics` (its docstring lists the hooks a subclass fills); everything
+else — the one counted evaluation of the right-hand side, finiteness checks that name the layer and
+time of a divergence, step counters, residuals, batch selection — lives here.
 """
 from __future__ import annotations
 
+import abc
 import copy
 
 import torch
 from torch import nn
 
-from .._validation import check_positive, check_tensor
+from ..validation import check_positive, check_tensor
 from ..blocktridiagonal import BlockTridiagonal
 from ..errors import DivergenceError
 from ..network import FEEDBACK, FORWARD, TEACHING, LayeredNetwork
 from ..registry import Registry
 
 
-class NetworkDynamics(nn.Module):
+class NetworkDynamics(nn.Module, abc.ABC):
     """Abstract ``tau d state/dt = drive(state)`` over a :class:`LayeredNetwork` with clamped input.
+
+    Rules for writing a dynamics model (register it with ``@DYNAMICS.register(name)``). A subclass
+    fills three hooks:
+
+    * :meth:`drive` — ``tau d state / dt`` as a function of the state (``(B, N) -> (B, N)``), with
+      ``check`` validating inverse-nonlinearity domains;
+    * :meth:`jacobian_blocks` — ``d (d state / dt) / d state`` as a :class:`BlockTridiagonal`;
+    * :meth:`initial_state` — the state to start from (``'forward'``: the forward pass; ``'zeros'``).
+
+    It may override :attr:`state_sizes` (default ``(n_1, ..., n_L)``), :meth:`block_name`,
+    :meth:`inputs` (tensors that ``adjoint_params`` must see) and :meth:`describe`. The right-hand side
+    is evaluated only through :meth:`evaluate` (and :meth:`rate` / :meth:`forward`, which call it), so
+    :attr:`nfev` counts every evaluation; :meth:`residual` is an uncounted diagnostic.
 
     Parameters
     ----------
@@ -41,7 +51,8 @@ class NetworkDynamics(nn.Module):
     Attributes
     ----------
     nfev : int
-        Number of calls of :meth:`forward` since construction or :meth:`reset_counters`.
+        Right-hand-side evaluations (calls of :meth:`evaluate`, also through :meth:`rate` and
+        :meth:`forward`) since construction or :meth:`reset_counters`.
     n_accepted_steps, n_rejected_steps : int
         Adaptive-solver steps, counted through torchdiffeq's step callbacks.
     """
@@ -111,24 +122,32 @@ class NetworkDynamics(nn.Module):
             edges.append(incoming)
         return edges
 
-    # -- the two hooks --------------------------------------------------------------------------
+    # -- the three hooks ------------------------------------------------------------------------
+    @abc.abstractmethod
     def drive(self, state: torch.Tensor, *, check: bool = True) -> torch.Tensor:
         """``tau d state / dt``, shape ``(B, N)``. ``check`` validates inverse-nonlinearity domains."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def jacobian_blocks(self, state: torch.Tensor) -> BlockTridiagonal:
         """Jacobian of ``d state / dt`` with respect to ``state``, block tridiagonal."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def initial_state(self, kind: str = "forward") -> torch.Tensor:
         """Initial state: ``'forward'`` (the forward pass) or ``'zeros'``."""
-        raise NotImplementedError
 
     # -- derived ----------------------------------------------------------------------------------
-    def forward(self, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """``d state / dt`` at time ``t`` (autonomous: ``t`` is unused except in error messages)."""
+    def evaluate(self, state: torch.Tensor, *, check: bool = True) -> torch.Tensor:
+        """One evaluation of the right-hand side, counted in :attr:`nfev`: ``drive(state)`` = ``tau d state/dt``.
+
+        Every solver evaluates the dynamics through this method (directly, or through :meth:`rate` and
+        :meth:`forward`), so ``nfev`` is counted in one place.
+        """
         self.nfev += 1
-        rate = self.drive(state) / self.tau
+        return self.drive(state, check=check)
+
+    def forward(self, t: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """``d state / dt`` at time ``t`` (autonomous: ``t`` is unused except in error messages); counted."""
+        rate = self.rate(state)
         if not torch.isfinite(rate).all():
             self._raise_divergence(float(t), state, rate)
         return rate
@@ -149,13 +168,13 @@ class NetworkDynamics(nn.Module):
         return f"h_{k + 1}"
 
     def rate(self, state: torch.Tensor, *, check: bool = True) -> torch.Tensor:
-        """``d state / dt`` without counting or finiteness checks, shape ``(B, N)``."""
-        return self.drive(state, check=check) / self.tau
+        """``d state / dt = evaluate(state) / tau``, shape ``(B, N)``; counted, without finiteness checks."""
+        return self.evaluate(state, check=check) / self.tau
 
     def residual(self, state: torch.Tensor) -> torch.Tensor:
-        """Per-sample ``||d state / dt||_inf``, shape ``(B,)`` (a diagnostic: no gradient)."""
+        """Per-sample ``||d state / dt||_inf``, shape ``(B,)`` (a diagnostic: no gradient, not counted in ``nfev``)."""
         with torch.no_grad():
-            return self.rate(state, check=False).abs().amax(dim=-1)
+            return (self.drive(state, check=False) / self.tau).abs().amax(dim=-1)
 
     def fixed_point_map(self, state: torch.Tensor) -> torch.Tensor:
         """The map ``state <- state + tau d state/dt`` (``h <- (1-mu) f + mu g`` for the mixture model)."""

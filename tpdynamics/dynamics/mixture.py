@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validation import check_mu
+from ..validation import check_mu
 from ..blocktridiagonal import BlockTridiagonal
 from ..network import FEEDBACK, FORWARD, TEACHING, LayeredNetwork
 from ..targets import TeachingSignal, make_teaching_signal

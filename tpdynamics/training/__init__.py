@@ -8,7 +8,7 @@
 * diagnostics — :func:`learning_signals` (``e_TP``, ``e_rec``, ``e_approx``, ``e_GN``, ``e_BP``),
   :func:`gauss_newton_targets`, :func:`reconstruction_errors`, :func:`pseudo_inverse_distances`;
 * experiments — :func:`train`, :func:`compare_methods`, :func:`run_experiment`,
-  :class:`ExperimentConfig`, :data:`THESIS_PRESETS`.
+  :class:`TrainingConfig`, :data:`THESIS_PRESETS`.
 """
 from .data import (ColouredNoise, NoiseSource, StudentTeacherProblem, WhiteNoise, mean_squared_error,
                    neighbour_matrix, student_teacher, toy_example, toy_loss_surface)
@@ -19,8 +19,10 @@ from .presets import THESIS_PRESETS, ThesisPreset, home_preset, resolve_hyperpar
 from .propagation import output_target, propagate_targets
 from .rules import (LEARNING_RULES, LearningRule, StepRecord, TargetPropagationRule, get_learning_rule,
                     train_backward_weights, train_original_backward_weights)
-from .runner import (ExperimentConfig, ExperimentResult, RunHistory, TrainingResult, compare_methods,
-                     mean_and_interval, rate_schedule, run_experiment, train)
+from ..statistics import mean_and_interval
+from .runner import (ExperimentResult, RunHistory, TrainingConfig, TrainingResult, compare_methods, rate_schedule,
+                     run_experiment, train)
+from .status import TrainingStatus
 
 __all__ = [
     "ColouredNoise", "NoiseSource", "StudentTeacherProblem", "WhiteNoise", "mean_squared_error", "neighbour_matrix",
@@ -29,6 +31,7 @@ __all__ = [
     "reconstruction_signal", "sherman_morrison_summary", "tp_signal", "THESIS_PRESETS", "ThesisPreset",
     "home_preset", "resolve_hyperparameters", "output_target", "propagate_targets", "LEARNING_RULES",
     "LearningRule", "StepRecord", "TargetPropagationRule", "get_learning_rule", "train_backward_weights",
-    "train_original_backward_weights", "ExperimentConfig", "ExperimentResult", "RunHistory", "TrainingResult",
+    "train_original_backward_weights", "TrainingConfig", "ExperimentResult", "RunHistory", "TrainingResult",
+    "TrainingStatus",
     "compare_methods", "mean_and_interval", "rate_schedule", "run_experiment", "train",
 ]

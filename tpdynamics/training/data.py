@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validation import check_int, check_positive
+from ..validation import check_int, check_positive
 from ..errors import SingularWeightError
 from ..layers import FEEDBACK_FORMS, Layer
 from ..network import LayeredNetwork, make_generator

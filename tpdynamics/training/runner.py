@@ -9,12 +9,18 @@ set (when batch sizes agree) and its own seeded generator. Results are written a
 Loss convention: ``train_loss`` and ``test_loss`` are the mean over the samples of
 ``||h_L - y||^2`` (eq. 5.36/5.50 divided by the number of samples; the thesis's "MSE"),
 evaluated on the whole training / test set before training (index 0) and after every epoch.
-Across seeds the runner reports the mean and a 95% Student-t interval
-``mean +- t_{0.975, n-1} s / sqrt(n)`` (``None`` for a single run).
+Across seeds the runner reports, per epoch, the geometric mean of the losses and its 95%
+interval computed on the log scale (:mod:`tpdynamics.statistics`, method ``"log-t"``):
+``g */ exp(t_{0.975, n-1} s_log / sqrt(n))`` with ``s_log`` the standard deviation of ``log L`` over
+seeds, positive however few the seeds (NaN for a single run). The JSON says so
+(``"interval": {"method": "log-t", "confidence": 0.95, "centre": "geometric mean"}``) and also
+gives the arithmetic means (``*_loss_arithmetic_mean``), the statistic of the thesis's averaged curves.
 
-A run whose mini-batch loss or evaluated loss becomes non-finite stops with status
-``'diverged'`` and keeps the history up to its last finite epoch; a numerical failure of the
-algorithm (singular weight, inverse outside its domain, ...) stops with ``'numerical-error'``.
+A run whose mini-batch loss or evaluated loss becomes non-finite, or exceeds
+:data:`~tpdynamics.statistics.DIVERGENCE_THRESHOLD` (``sqrt(float max) ~ 1.3e154``: its square
+overflows), stops with status ``'diverged'`` and keeps the history up to its last epoch below it;
+a numerical failure of the algorithm (singular weight, inverse outside its domain, ...) stops with
+``'numerical_error'`` (:class:`TrainingStatus`).
 Such runs are counted (``n_diverged``, ``runs_per_epoch``), never dropped: from the epoch a run
 stopped, the averages are over the runs still going, and ``runs_per_epoch`` says how many.
 """
@@ -29,23 +35,25 @@ from pathlib import Path
 
 import torch
 
-from .._validation import check_int, check_positive
+from ..validation import check_int, check_positive
 from ..errors import TPDynamicsError, TPDynamicsWarning
 from ..network import make_generator
 from ..runs.atomic import atomic_path
 from ..serialization import jsonable, write_json
+from ..statistics import DIVERGENCE_THRESHOLD, INTERVAL_METHODS, POSITIVE, diverged, interval
 from .data import StudentTeacherProblem, derived_seed, mean_squared_error, student_teacher, toy_example
 from .diagnostics import sherman_morrison_summary
 from .presets import THESIS_PRESETS, home_preset, resolve_hyperparameters
 from .rules import LEARNING_RULES, LearningRule
+from .status import TrainingStatus
 
 TASKS = ("student-teacher", "toy-linear", "toy-leaky-relu")
 _OVERRIDES = ("eta", "eta_hat", "eta_backward", "lambda_", "epsilon", "noise_std", "batch_size", "batches_per_epoch")
 
 
 @dataclass
-class ExperimentConfig:
-    """Everything that defines an experiment.
+class TrainingConfig:
+    """Everything that defines a training run: one or several methods trained side by side over seeds.
 
     ``None`` means "the thesis's value": from ``preset`` (see :data:`~tpdynamics.training.THESIS_PRESETS`),
     or, without a preset, from each method's home experiment (section 5.1.3 for the exact-inverse
@@ -127,27 +135,6 @@ class ExperimentConfig:
         return out
 
 
-def mean_and_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided Student-t confidence interval of ``values``.
-
-    Returns
-    -------
-    (mean, low, high)
-        ``low``/``high`` are ``nan`` for fewer than two values (no spread to estimate).
-    """
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan, math.nan
-    from scipy.stats import t  # local import: scipy is only needed here
-
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = float(t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
 @dataclass
 class RunHistory:
     """One method trained from one seed.
@@ -155,7 +142,8 @@ class RunHistory:
     Attributes
     ----------
     seed : int
-    status : {'completed', 'diverged', 'numerical-error'}
+    status : TrainingStatus
+        ``completed``, ``diverged`` or ``numerical_error``.
     message : str
     train_loss, test_loss : list of float
         Index 0 before training, index ``e`` after epoch ``e``; only finite epochs are kept.
@@ -174,7 +162,7 @@ class RunHistory:
     """
 
     seed: int
-    status: str = "completed"
+    status: TrainingStatus = TrainingStatus.COMPLETED
     message: str = ""
     train_loss: list = field(default_factory=list)
     test_loss: list = field(default_factory=list)
@@ -210,29 +198,45 @@ class TrainingResult:
     epochs: int
     runs: list = field(default_factory=list)
 
-    def _curve(self, name: str) -> list[tuple[float, float, float]]:
-        return [mean_and_interval([getattr(r, name)[e] for r in self.runs if len(getattr(r, name)) > e])
-                for e in range(self.epochs + 1)]
+    #: How the per-epoch curves summarise the seeds (:func:`tpdynamics.statistics.interval`).
+    interval_method = POSITIVE
+    confidence = 0.95
+
+    def _values(self, name: str, e: int) -> list[float]:
+        return [getattr(r, name)[e] for r in self.runs if len(getattr(r, name)) > e]
+
+    def _curve(self, name: str):
+        return [interval(self._values(name, e), self.interval_method, self.confidence) for e in range(self.epochs + 1)]
+
+    @property
+    def interval(self) -> dict:
+        """What the curves are: ``{"method": "log-t", "confidence": 0.95, "centre": "geometric mean"}``."""
+        return {"method": self.interval_method, "confidence": self.confidence,
+                "centre": INTERVAL_METHODS.get(self.interval_method).centre_name}
 
     @property
     def train_loss(self) -> list[float]:
-        """Mean over seeds of the training MSE, per epoch (index 0: before training)."""
-        return [m for m, _, _ in self._curve("train_loss")]
+        """Geometric mean over seeds of the training MSE, per epoch (index 0: before training)."""
+        return [c.centre for c in self._curve("train_loss")]
 
     @property
     def test_loss(self) -> list[float]:
-        """Mean over seeds of the test MSE, per epoch (index 0: before training)."""
-        return [m for m, _, _ in self._curve("test_loss")]
+        """Geometric mean over seeds of the test MSE, per epoch (index 0: before training)."""
+        return [c.centre for c in self._curve("test_loss")]
 
     @property
     def train_loss_ci(self) -> list[tuple[float, float]]:
-        """95% t-interval of :attr:`train_loss`, per epoch."""
-        return [(lo, hi) for _, lo, hi in self._curve("train_loss")]
+        """95% log-scale interval of :attr:`train_loss` (positive), per epoch; NaN for one run."""
+        return [(c.low, c.high) for c in self._curve("train_loss")]
 
     @property
     def test_loss_ci(self) -> list[tuple[float, float]]:
-        """95% t-interval of :attr:`test_loss`, per epoch."""
-        return [(lo, hi) for _, lo, hi in self._curve("test_loss")]
+        """95% log-scale interval of :attr:`test_loss` (positive), per epoch; NaN for one run."""
+        return [(c.low, c.high) for c in self._curve("test_loss")]
+
+    def arithmetic_mean(self, name: str) -> list[float]:
+        """Arithmetic mean over seeds of ``name`` (``"train_loss"`` or ``"test_loss"``), per epoch."""
+        return [interval(self._values(name, e)).centre for e in range(self.epochs + 1)]
 
     @property
     def runs_per_epoch(self) -> list[int]:
@@ -242,10 +246,19 @@ class TrainingResult:
     @property
     def n_diverged(self) -> int:
         """Runs that stopped early (non-finite loss or numerical failure)."""
-        return sum(r.status != "completed" for r in self.runs)
+        return sum(r.status != TrainingStatus.COMPLETED for r in self.runs)
 
     @property
-    def status(self) -> str:
+    def status(self) -> TrainingStatus:
+        """``completed`` when every run completed; else ``diverged`` if a run diverged, else ``numerical_error``."""
+        statuses = {r.status for r in self.runs}
+        for status in (TrainingStatus.DIVERGED, TrainingStatus.NUMERICAL_ERROR):
+            if status in statuses:
+                return status
+        return TrainingStatus.COMPLETED
+
+    @property
+    def message(self) -> str:
         """``'completed'``, or how many runs stopped early."""
         if self.n_diverged == 0:
             return "completed"
@@ -269,10 +282,13 @@ class TrainingResult:
     def to_dict(self) -> dict:
         return {
             "method": self.method, "hyperparameters": self.hyperparameters, "epochs": self.epochs,
-            "status": self.status, "n_runs": len(self.runs), "n_diverged": self.n_diverged,
+            "status": self.status, "message": self.message, "n_runs": len(self.runs), "n_diverged": self.n_diverged,
             "runs_per_epoch": self.runs_per_epoch,
+            "interval": self.interval,
             "train_loss": self.train_loss, "train_loss_ci": [list(c) for c in self.train_loss_ci],
             "test_loss": self.test_loss, "test_loss_ci": [list(c) for c in self.test_loss_ci],
+            "train_loss_arithmetic_mean": self.arithmetic_mean("train_loss"),
+            "test_loss_arithmetic_mean": self.arithmetic_mean("test_loss"),
             "diagnostics": self.diagnostics_mean(),
             "runs": [r.to_dict() for r in self.runs],
         }
@@ -339,14 +355,18 @@ class ExperimentResult:
         for name, result in self.results.items():
             curves = zip(result.train_loss, result.train_loss_ci, result.test_loss, result.test_loss_ci,
                          result.runs_per_epoch)
+            described = result.interval
             for epoch, (train, train_ci, test, test_ci, runs) in enumerate(curves):
                 rows.append({"method": name, "epoch": epoch, "runs": runs, "train_loss": train,
                              "train_loss_ci_low": train_ci[0], "train_loss_ci_high": train_ci[1],
-                             "test_loss": test, "test_loss_ci_low": test_ci[0], "test_loss_ci_high": test_ci[1]})
+                             "test_loss": test, "test_loss_ci_low": test_ci[0], "test_loss_ci_high": test_ci[1],
+                             "centre": described["centre"], "interval": described["method"],
+                             "confidence": described["confidence"]})
         return rows
 
     def write_csv(self, path) -> Path:
-        """One row per method and epoch: mean and 95% interval of train and test loss, number of runs."""
+        """One row per method and epoch: geometric mean and 95% log-t interval of train and test loss, number of
+        runs, and columns naming the centre and the interval (``centre``, ``interval``, ``confidence``)."""
         path = Path(path)
         rows = self.csv_rows()
         with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:  # never a truncated CSV
@@ -359,7 +379,7 @@ class ExperimentResult:
 
 
 # ------------------------------------------------------------------------------------------------------
-def _plan(config: ExperimentConfig) -> tuple[list[str], dict, dict]:
+def _plan(config: TrainingConfig) -> tuple[list[str], dict, dict]:
     """Validate the configuration; return method names, per-method hyper-parameters and problem settings."""
     if config.task not in TASKS:
         raise ValueError(f"task={config.task!r} is not valid; use one of {', '.join(TASKS)}.")
@@ -411,7 +431,7 @@ def _plan(config: ExperimentConfig) -> tuple[list[str], dict, dict]:
     return names, hyper, settings
 
 
-def _problem(config: ExperimentConfig, settings: dict, seed: int) -> StudentTeacherProblem:
+def _problem(config: TrainingConfig, settings: dict, seed: int) -> StudentTeacherProblem:
     if config.task == "student-teacher":
         return student_teacher(settings["layers"], nonlinearity=config.nonlinearity,
                                output_nonlinearity=config.output_nonlinearity, n_train=settings["n_train"],
@@ -487,7 +507,7 @@ def _student_feedback(cls: type[LearningRule], layer_sizes) -> str | None:
 
 
 def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, settings: dict,
-               config: ExperimentConfig, seed: int, progress_bar) -> RunHistory:
+               config: TrainingConfig, seed: int, progress_bar) -> RunHistory:
     cls = type(rule)
     network = problem.student(_student_feedback(cls, problem.layer_sizes))
     history = RunHistory(seed=seed)
@@ -520,21 +540,23 @@ def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, 
                 record = rule.step(network, problem.train_inputs[index], problem.train_labels[index],
                                    diagnostics=record_diagnostics)
             except (TPDynamicsError, FloatingPointError) as err:
-                stop = ("numerical-error", f"{type(err).__name__} at epoch {epoch}, step {b + 1}: {err}")
+                stop = (TrainingStatus.NUMERICAL_ERROR, f"{type(err).__name__} at epoch {epoch}, step {b + 1}: {err}")
                 break
             history.steps += 1
             if config.record_steps:
                 history.step_loss.append(record.loss)
-            if not record.finite:
-                stop = ("diverged", f"non-finite training loss ({record.loss}) at epoch {epoch}, step {b + 1} of "
+            if not record.finite or diverged(record.loss):
+                stop = (TrainingStatus.DIVERGED, f"non-finite or overflowing training loss ({record.loss:.3g}; divergence "
+                                    f"threshold {DIVERGENCE_THRESHOLD:.3g}) at epoch {epoch}, step {b + 1} of "
                                     f"{cls.name}; history kept up to epoch {epoch - 1}.")
                 break
             accumulator.add(record)
             losses.append(record.loss)
         if stop is None:
             train, test = evaluate()
-            if not (math.isfinite(train) and math.isfinite(test)):
-                stop = ("diverged", f"non-finite loss after epoch {epoch} (train {train}, test {test}) of "
+            if diverged(train) or diverged(test):
+                stop = (TrainingStatus.DIVERGED, f"non-finite or overflowing loss after epoch {epoch} (train {train:.3g}, test "
+                                    f"{test:.3g}; divergence threshold {DIVERGENCE_THRESHOLD:.3g}) of "
                                     f"{cls.name}; history kept up to epoch {epoch - 1}.")
         if stop is not None:
             history.status, history.message = stop
@@ -551,12 +573,12 @@ def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, 
         if progress_bar is not None:
             progress_bar.update(1)
             progress_bar.set_postfix(method=cls.name, seed=seed, test=f"{test:.3g}")
-    if history.status == "completed":
+    if history.status == TrainingStatus.COMPLETED:
         history.message = f"{epochs} epochs, {history.steps} steps"
     return history
 
 
-def run_experiment(config: ExperimentConfig, *, progress: bool = False, store=None, jobs: int | None = 1,
+def run_experiment(config: TrainingConfig, *, progress: bool = False, store=None, jobs: int | None = 1,
                    fresh: bool = False, threads: int | None = None, executor=None) -> ExperimentResult:
     """Train every method of ``config`` on identical data and initialisations, for every seed.
 
@@ -565,7 +587,7 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = False, store=No
 
     Parameters
     ----------
-    config : ExperimentConfig
+    config : TrainingConfig
     progress : bool
         Show a tqdm progress bar (on stderr): over seeds x methods x epochs in this process, over
         runs with worker processes.
@@ -592,8 +614,8 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = False, store=No
     tpdynamics.runs.RunInterrupted
         On Ctrl-C, with the finished runs as a partial :class:`ExperimentResult` in its ``partial``.
     """
-    if not isinstance(config, ExperimentConfig):
-        raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}.")
+    if not isinstance(config, TrainingConfig):
+        raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}.")
     from .tasks import run_training  # the task machinery builds on this module
 
     return run_training(config, progress=progress, store=store, jobs=jobs, fresh=fresh, threads=threads,
@@ -601,17 +623,17 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = False, store=No
 
 
 def train(method, *, progress: bool = False, **config) -> TrainingResult:
-    """Train one method; the keyword arguments are the fields of :class:`ExperimentConfig`.
+    """Train one method; the keyword arguments are the fields of :class:`TrainingConfig`.
 
     Examples
     --------
     >>> result = train("tp-ei", seeds=2, epochs=3)          # doctest: +SKIP
     >>> result.test_loss[0] > result.test_loss[-1]          # doctest: +SKIP
     """
-    return run_experiment(ExperimentConfig(methods=(method,), **config), progress=progress).results[
+    return run_experiment(TrainingConfig(methods=(method,), **config), progress=progress).results[
         LEARNING_RULES.get(method).name]
 
 
 def compare_methods(methods: Sequence, *, progress: bool = False, **config) -> ExperimentResult:
     """Train several methods side by side on identical data and initialisations (see :func:`run_experiment`)."""
-    return run_experiment(ExperimentConfig(methods=tuple(methods), **config), progress=progress)
+    return run_experiment(TrainingConfig(methods=tuple(methods), **config), progress=progress)

@@ -21,7 +21,8 @@ from ..network import make_generator
 from ..runs import ResultStore, RunInterrupted, Task, run_tasks
 from .data import derived_seed
 from .rules import LEARNING_RULES
-from .runner import ExperimentConfig, ExperimentResult, RunHistory, TrainingResult, _plan, _problem, _train_run
+from .runner import ExperimentResult, RunHistory, TrainingConfig, TrainingResult, _plan, _problem, _train_run
+from .status import TrainingStatus
 
 __all__ = ["training_tasks", "run_training_task", "run_training"]
 
@@ -37,7 +38,7 @@ def _rule_class(name: str, method):
     return method if isinstance(method, type) else LEARNING_RULES.get(name)
 
 
-def training_tasks(config: ExperimentConfig):
+def training_tasks(config: TrainingConfig):
     """Validate ``config`` and split it into one task per (seed, method), seed-major.
 
     Returns
@@ -78,7 +79,7 @@ def run_training_task(task: dict) -> dict:
     else:
         cls = LEARNING_RULES.get(task["method"])
     problem_settings = {k: task["problem"][k] for k in _PROBLEM_FIELDS}
-    config = ExperimentConfig(methods=(cls,), dtype=getattr(torch, task["problem"]["dtype"]), **problem_settings,
+    config = TrainingConfig(methods=(cls,), dtype=getattr(torch, task["problem"]["dtype"]), **problem_settings,
                               **task["run"])
     settings = {**task["settings"], "layers": tuple(task["settings"]["layers"])}
     seed, hyper = task["seed"], task["hyperparameters"]
@@ -90,7 +91,7 @@ def run_training_task(task: dict) -> dict:
     return {"run": history.to_dict(), "problem": problem.describe()}
 
 
-def _assemble(config: ExperimentConfig, names, hyper, settings, tasks, records) -> ExperimentResult:
+def _assemble(config: TrainingConfig, names, hyper, settings, tasks, records) -> ExperimentResult:
     results = {name: TrainingResult(method=name, hyperparameters={**hyper[name], "preset": settings["preset"]},
                                     epochs=settings["epochs"]) for name in names}
     problems, missing, seen = [], [], set()
@@ -99,7 +100,8 @@ def _assemble(config: ExperimentConfig, names, hyper, settings, tasks, records) 
         if record is None:
             missing.append({"method": name, "seed": seed})
             continue
-        results[name].runs.append(RunHistory(**record.result["run"]))
+        run = record.result["run"]
+        results[name].runs.append(RunHistory(**{**run, "status": TrainingStatus(run["status"])}))
         if seed not in seen:
             seen.add(seed)
             problems.append(record.result["problem"])
@@ -109,7 +111,7 @@ def _assemble(config: ExperimentConfig, names, hyper, settings, tasks, records) 
     return ExperimentResult(config=config_dict, problems=problems, results=results, missing=missing)
 
 
-def run_training(config: ExperimentConfig, *, progress: bool = False, store=None, jobs: int | None = 1,
+def run_training(config: TrainingConfig, *, progress: bool = False, store=None, jobs: int | None = 1,
                  fresh: bool = False, threads: int | None = None, executor=None) -> ExperimentResult:
     """Run an experiment as tasks (module docstring); the arguments are :func:`run_experiment`'s."""
     names, hyper, settings, tasks = training_tasks(config)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from tpdynamics.statistics import POSITIVE, curve_intervals
+
 from ...comparisons import learning_trajectories, section_6_8_predictions, update_alignment
+from ...training_plots import band_label, legend_outside, loss_panel
 from ..base import EXPERIMENTS, Claim, Experiment, Summary, fmt_ci
 
 
@@ -63,7 +66,7 @@ class UpdateAlignment(Experiment):
                "h, so the two differ where reconstruction errors move units across a leaky-ReLU kink."
                if noisy_err > 1e-6 else " (no unit crossed a kink: the piecewise-linear updates coincide)."),
             holds=bool(exact_err < 1e-8), values={"exact": exact_err, "approximate": noisy_err, "cosine": noisy_cos}))
-        fig = Figure(figsize=(6, 4), layout="constrained")
+        fig = Figure(figsize=(9, 4), layout="constrained")
         ax = fig.subplots()
         for mode in ("single_phase", "two_phase"):
             for layer in sorted({r["layer"] for r in noisy["rows"]}):
@@ -71,10 +74,12 @@ class UpdateAlignment(Experiment):
                              if r["mode"] == mode and r["layer"] == layer)
                 ax.loglog(*zip(*pts), "o-" if mode == "single_phase" else "s--", ms=3,
                           label=f"{mode} vs {'tp-ei' if mode == 'single_phase' else 'dtp-ai'}, layer {layer}")
-        ax.axhline(noisy_err, color="gray", ls=":", label="multiplexed vs dtp-ai (approx. inverses)")
+        ax.axhline(noisy_err, color="gray", ls=":", label="multiplexed vs dtp-ai (approx. inverses; no mu)")
         ax.set_xlabel(r"$\mu$")
-        ax.set_ylabel("relative error of the update")
-        ax.legend(fontsize=6)
+        ax.set_xticks(settings["mus"], [f"{m:g}" for m in settings["mus"]])
+        ax.minorticks_off()
+        ax.set_ylabel(r"relative error $\|\dot W_i / c_i - \Delta W_i\| / \|\Delta W_i\|$")
+        legend_outside(ax, fontsize=7)
         return Summary(data={"approximate_inverses": noisy, "perfect_inverses": exact}, claims=claims, figure=fig)
 
 
@@ -112,21 +117,24 @@ class LearningTrajectories(Experiment):
         claims = [
             Claim("Continuous learning is the continuous version of the discrete TP update: with matched budgets the "
                   "two learners make the same progress.",
-                  f"test loss {initial:.4g} -> continuous {fmt_ci(finals['continuous'])}, discrete "
-                  f"{fmt_ci(finals['discrete'])}; ratio continuous/discrete {fmt_ci(ratio)}; diverged runs: {diverged}.",
+                  f"test loss {initial:.4g} -> continuous {fmt_ci(finals['continuous'], method=POSITIVE)}, discrete "
+                  f"{fmt_ci(finals['discrete'], method=POSITIVE)}; ratio continuous/discrete "
+                  f"{fmt_ci(ratio, method=POSITIVE)}; diverged runs: {diverged}.",
                   holds=bool(np.all(np.abs(np.log(ratio)) < np.log(1.25)) and max(finals["continuous"]) < initial),
                   values={"final_continuous": finals["continuous"], "final_discrete": finals["discrete"],
                           "ratio": ratio, "initial": initial, "diverged": diverged})]
-        fig = Figure(figsize=(6, 4), layout="constrained")
+        fig = Figure(figsize=(7.5, 4), layout="constrained")
         ax = fig.subplots()
+        panel, described = [], None
         for name, runs in curves.items():
-            mean = np.nanmean(runs, 0)
-            ax.plot(budget, mean, label=f"{name} (mean of {runs.shape[0]})")
-            ax.fill_between(budget, np.nanmin(runs, 0), np.nanmax(runs, 0), alpha=0.2)
-        ax.set_yscale("log")
-        ax.set_xlabel(r"learning rate $\times$ steps = integrated time")
-        ax.set_ylabel("test loss")
-        ax.legend()
+            stats = curve_intervals(runs.tolist(), POSITIVE)
+            described = stats[0].describe()
+            panel.append({"centre": [s.centre for s in stats], "low": [s.low for s in stats],
+                          "high": [s.high for s in stats], "runs": runs.tolist(),
+                          "label": f"{name} ({runs.shape[0]} seeds, {diverged[name]} diverged)"})
+        loss_panel(ax, panel, x=budget, xlabel=r"budget: learning rate $\times$ steps = integrated time",
+                   ylabel=r"test MSE $\langle\|h_L - y\|^2\rangle$ over samples", title=band_label(described))
+        legend_outside(ax)
         data = {"budget": budget, "continuous": curves["continuous"].tolist(), "discrete": curves["discrete"].tolist(),
                 "diverged": diverged}
         return Summary(data=data, claims=claims, figure=fig)

@@ -1,4 +1,8 @@
-"""Input checks done once, at the public boundary."""
+"""Input checks done once, at the public boundary (public: ``analysis`` and the CLI use them too).
+
+Each check returns the validated value or raises a ``ValueError`` / ``TypeError`` that names the
+argument, the value received and how to fix it.
+"""
 from __future__ import annotations
 
 import math
@@ -45,6 +49,7 @@ def check_positive(name: str, value, *, allow_zero: bool = False, hint: str = ""
 
 
 def check_int(name: str, value, *, minimum: int = 0) -> int:
+    """Return ``value`` if it is an ``int`` (not a bool) ``>= minimum``, else raise."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__} {value!r}.")
     if value < minimum:
@@ -85,3 +90,10 @@ def check_tensor(name: str, x, *, ndim: int | None = None, size: int | None = No
         bad = "NaN" if torch.isnan(x).any() else "inf"
         raise ValueError(f"{name} contains {bad} values; inputs must be finite.")
     return x
+
+
+def check_sample(sample, batch: int, name: str = "sample") -> int:
+    """Return ``sample`` if it is an int indexing a batch of ``batch`` samples, else raise ``ValueError``."""
+    if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample < batch:
+        raise ValueError(f"{name}={sample!r} must be an int in 0..{batch - 1} (the batch has {batch} sample(s)).")
+    return sample

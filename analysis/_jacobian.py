@@ -35,6 +35,7 @@ import scipy.sparse
 import torch
 
 import tpdynamics as tp
+from tpdynamics.validation import check_sample
 
 __all__ = ["BlockJacobian", "block_pattern", "jacobian", "autograd_jacobian"]
 
@@ -176,7 +177,7 @@ class BlockJacobian:
 
     def to_numpy(self, sample: int = 0) -> np.ndarray:
         """Dense Jacobian of one sample as a float64 NumPy array, shape ``(N, N)``."""
-        _check_sample(sample, self.batch_size)
+        check_sample(sample, self.batch_size)
         return self.select(sample).to_dense()[0].detach().cpu().to(torch.float64).numpy()
 
     def to_sparse(self, sample: int = 0, format: str = "csr"):
@@ -189,7 +190,7 @@ class BlockJacobian:
         format : str
             Any SciPy sparse format name (``'csr'``, ``'csc'``, ``'coo'``, ``'bsr'`` ...).
         """
-        _check_sample(sample, self.batch_size)
+        check_sample(sample, self.batch_size)
         grid = [[None] * self.depth for _ in range(self.depth)]
         for (r, c), block in self.blocks.items():
             grid[r][c] = block[sample].detach().cpu().to(torch.float64).numpy()
@@ -206,13 +207,6 @@ class BlockJacobian:
         return tp.BlockTridiagonal([self.block(k, k) for k in range(L)],
                                    [self.block(k + 1, k) for k in range(L - 1)],
                                    [self.block(k, k + 1) for k in range(L - 1)])
-
-
-def _check_sample(sample, batch: int) -> int:
-    """Return ``sample`` if it indexes a batch of ``batch`` samples, else raise ``ValueError``."""
-    if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample < batch:
-        raise ValueError(f"sample={sample!r} must be an int in 0..{batch - 1} (the batch has {batch} sample(s)).")
-    return sample
 
 
 def _check_dynamics(dynamics) -> None:

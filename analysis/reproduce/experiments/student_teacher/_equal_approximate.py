@@ -1,0 +1,243 @@
+"""Figures 5.14-5.17: approximate inverses, one hidden layer of equal size (6-6-6): the TP / DTP variants vs BP."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ....training_plots import legend_outside
+from ...base import EXPERIMENTS, Claim, Summary, fmt_ci
+from ._statistics import _all, _both, _extreme, _f, fmt_positive, signal_row
+from ._training import _CONVENTION, StudentTeacherTraining, _comparison_text, _label
+
+
+_AI_METHODS = ("tp-ai", "dtp-ai", "tp-orig", "dtp-orig", "rtp-ai", "rdtp-ai", "rtp-orig", "rdtp-orig", "bp", "bp-fixed")
+
+_TP_VARIANTS = ("tp-ai", "dtp-ai", "tp-orig", "dtp-orig")
+_RANDOMIZED = {"tp-ai": "rtp-ai", "dtp-ai": "rdtp-ai", "tp-orig": "rtp-orig", "dtp-orig": "rdtp-orig"}
+_AI_THESIS_COMMON = ("Student at Frobenius distance 8.0, Q_i initialised at the (pseudo-)inverse, leaky-ReLU (0.35) "
+                     "hidden layer, linear output; \"a mini-batch size of 32 was used with 60 mini-batches in one "
+                     "epoch\"; \"All results are averaged over 15 random generated network initializations and teacher "
+                     "datasets\"; eta_hat = 0.1, lambda = 0.0; rates decayed linearly towards eta_init/5. Backward "
+                     "rates "
+                     "are not printed (the package's presets take its toolbox's: TP-AI 0.08, DTP-AI 0.05, original "
+                     "TP/DTP 0.01; randomized variants the same). ")
+
+
+@EXPERIMENTS.register("fig5.14-5.17-equal-ai")
+class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
+    """Figures 5.14–5.17: TP-AI, DTP-AI, original TP / DTP (Algs A.10–A.17), randomized and not, network 6-6-6."""
+
+    title = "Student-teacher regression with approximate inverses, equal layers 6-6-6: TP/DTP variants vs BP"
+    reference = "figures 5.14-5.17, section 5.2.2"
+    thesis_says = (_AI_THESIS_COMMON
+                   + "Figures 5.14/5.15: eta_init (R)TP-AI = 0.09, (R)DTP-AI = original-(R)DTP = 0.1, "
+                   "original-(R)TP = BP = BP-fixed = 0.01. \"the randomized variants of target propagation perform "
+                   "slightly worse than the not-randomized variants\"; original TP is \"comparable to the performance "
+                   "of backpropagation with fixed hidden layer parameters\"; \"the performance of original-RDTP is "
+                   "much "
+                   "better than the performance of original-TP\"; \"RTP-AI ... outperforms both original-RTP as "
+                   "original-RDTP\"; \"TP-AI performs slightly worse than original-DTP\"; \"DTP-AI and RDTP-AI perform "
+                   "best of all variants\"; \"BP clearly outperforms all other methods\". Figures 5.16/5.17 "
+                   "(randomized "
+                   "variants): original-RTP's signal is \"almost completely dealigned\" from e_TP and \"has on "
+                   "average an "
+                   "angle more than 90 degrees away from the gradient direction e_BP\"; for the DTP variants h_hat - h "
+                   "\"is completely aligned with the useful learning signal e_TP\" and \"lies in a descent "
+                   "direction\"; "
+                   "RTP-AI and RDTP-AI align better with e_GN than original-RDTP; RTP-AI's e_approx rises early, then "
+                   "decreases.")
+    full = {"preset": "5.2.2", "methods": _AI_METHODS, "epochs": 60, "batches_per_epoch": None, "n_train": 1920,
+            "n_test": 1000, "diagnostics_every": 5}
+    quick = {**full, "epochs": 6, "diagnostics_every": 10}
+    default_seeds = 15
+    quick_seeds = 3
+
+    #: Panels of the learning-signal row: (diagnostic, title, log scale).
+    SIGNAL_PANELS = (("e_approx_norm", r"$\|e^{approx}_1\|$", True),
+                     ("cos_signal_tp", r"$\cos(\hat h_1 - h_1, e^{TP}_1)$", False),
+                     ("cos_signal_gn", r"$\cos(\hat h_1 - h_1, e^{GN}_1)$", False),
+                     ("cos_signal_bp", r"$\cos(\hat h_1 - h_1, e^{BP}_1)$", False))
+    FIGURES = ("5.15a train MSE (not randomized)", "5.15b test MSE (not randomized)",
+               "5.14a train MSE (randomized)", "5.14b test MSE (randomized)", "5.16a", "5.16b", "5.17a", "5.17b")
+    #: Statement of the first claim (:meth:`stability_claim`).
+    STABILITY = ("All runs are usable: the thesis averages 15 runs per method and reports no unstable run for "
+                 "figures 5.14-5.17.")
+
+    @staticmethod
+    def signal_table(settings, results) -> dict:
+        """Per TP method and diagnostic: per-epoch mean curve (layer 1) and per-seed means over the last third."""
+        keys = ("e_approx_norm", "e_tp_norm", "cos_signal_tp", "cos_signal_gn", "cos_signal_bp", "reconstruction_error")
+        return {m: signal_row(results, m, keys) for m in settings["methods"] if m not in ("bp", "bp-fixed")}
+
+    @staticmethod
+    def late(signals, method: str, key: str) -> float:
+        """Mean over seeds (runs with data) of the last-third mean of a diagnostic; ``nan`` if no run has data
+        (every run of the method diverged in its first epoch)."""
+        values = [v for v in signals[method][f"{key}_late"] if math.isfinite(v)]
+        return float(np.mean(values)) if values else math.nan
+
+    def stability_claim(self, table, results, statement: str) -> Claim:
+        """Claim ``statement`` that no run diverged, with the diverged counts and the backward-rate bound."""
+        diverged = {m: v["n_diverged"] for m, v in table.items()}
+        sigma = [r["initial_sigma_max"][1] for r in results if "initial_sigma_max" in r]
+        rates = {m: table[m]["hyperparameters"].get("eta_backward") for m in ("tp-ai", "dtp-ai") if m in table}
+        text = ("diverged runs (non-finite loss; kept in the counts, never dropped): "
+                + "; ".join(f"{v['label']} {v['n_diverged']}/{v['n_runs']}" for v in table.values())
+                + ". The thesis's toolbox driver (experiments/Combined_toy_example_final.py) wraps each random draw in "
+                  "try/except and redraws it when training raises, so its 15-run averages exclude failed draws "
+                  "without saying so.")
+        if sigma and any(diverged.values()):
+            text += (f" The white-noise update of Q_1 (Alg. A.8) converges in expectation only if eta_b "
+                     f"sigma_max(W_2)^2 < 2; the students start with sigma_max(W_2) = "
+                     f"{min(sigma):.2g}-{max(sigma):.2g}, "
+                     "so the bound is exceeded at the start for " + ", ".join(
+                         f"{_label(m)} (eta_b = {rate:g}) in {sum(rate * x * x > 2 for x in sigma)} of {len(sigma)} "
+                         "seeds" for m, rate in rates.items() if rate) + " until training shrinks W_2; the methods "
+                     "whose targets carry the resulting reconstruction errors (TP-AI, original TP) diverge most.")
+        return Claim(statement, text, holds=bool(all(v == 0 for v in diverged.values())), robust=False,
+                     values={"diverged": diverged, "initial_sigma_max_w2": sigma})
+
+    def loss_claims(self, table) -> list:
+        """The final-loss comparisons of figures 5.14-5.15."""
+        claims = []
+        pairs = {m: _comparison_text(table, _RANDOMIZED[m], m) for m in _TP_VARIANTS}
+        claims.append(Claim(
+            "\"the randomized variants of target propagation perform slightly worse than the not-randomized variants\" "
+            "(figures 5.14 vs 5.15).",
+            " | ".join(text for text, _, _ in pairs.values())
+            + " (criterion: every randomized / not-randomized ratio > 1).",
+            holds=bool(all(r > 1 for _, r, _ in pairs.values())), robust=False,
+            values={f"{_RANDOMIZED[m]}/{m}": {"mean_ratio": r, "bootstrap_ci": list(ci)}
+                    for m, (_, r, ci) in pairs.items()}))
+        for m in ("rtp-orig", "tp-orig"):
+            claims.append(self.similar(table, m, "bp-fixed", f"{_label(m)} performs comparably to BP-fixed: it does "
+                                       "not send useful learning signals to its hidden layer (figures 5.14-5.15).",
+                                       factor=2.0, robust=False))
+        claims.append(self.compare(table, "rdtp-orig", "rtp-orig", "\"the performance of original-RDTP is much better "
+                                   "than the performance of original-TP\" (figure 5.14).", robust=False))
+        claims.append(self._ordering(table, "\"RTP-AI ... outperforms both original-RTP as original-RDTP\" "
+                                     "(figure 5.14).", "rtp-ai", ("rtp-orig", "rdtp-orig"), robust=False))
+        claims.append(self.compare(table, "dtp-orig", "tp-ai", "\"TP-AI performs slightly worse than original-DTP\" "
+                                   "(figure 5.15).", robust=False))
+        best = [self._ordering(table, "", "dtp-ai", ("tp-ai", "tp-orig", "dtp-orig"), robust=False),
+                self._ordering(table, "", "rdtp-ai", ("rtp-ai", "rtp-orig", "rdtp-orig"), robust=False)]
+        claims.append(Claim(
+            "\"DTP-AI and RDTP-AI perform best of all variants of target propagation with approximate inverses\" "
+            "(figures 5.14-5.15).", " || ".join(c.measured for c in best),
+            holds=bool(all(c.holds for c in best)), robust=False,
+            values={"dtp-ai": best[0].values, "rdtp-ai": best[1].values}))
+        others = tuple(m for m in table if m != "bp")
+        claims.append(self._ordering(table, "\"BP clearly outperforms all other methods\".", "bp", others,
+                                     robust=False))
+        return claims
+
+    def signal_claims(self, signals) -> list:
+        """The learning-signal claims of figures 5.16-5.17 (``signals``: :meth:`signal_table`)."""
+        claims = []
+        dtp = ("dtp-ai", "rdtp-ai", "dtp-orig", "rdtp-orig")
+        cos_tp = {m: self.late(signals, m, "cos_signal_tp") for m in signals}
+        claims.append(Claim(
+            "For the DTP variants h_hat_1 - h_1 \"is completely aligned with the useful learning signal e_TP\" "
+            "(reconstruction errors cancel, section 4.3.3; figure 5.16b).",
+            "cos(h_hat_1 - h_1, e_TP_1), mean over seeds of the last-third mean: "
+            + ", ".join(f"{_label(m)} {_f(cos_tp[m], '.4f')}" for m in dtp) + " (criterion: all > 0.99).",
+            holds=_all([cos_tp[m] for m in dtp], lambda v: v > 0.99), robust=True, values={m: cos_tp[m] for m in dtp}))
+        e_approx = {m: self.late(signals, m, "e_approx_norm") for m in signals}
+        randomized = ("rtp-ai", "rdtp-ai", "rtp-orig", "rdtp-orig")
+        claims.append(Claim(
+            "original-RTP's learning signal is \"almost completely dealigned with the useful learning signal e_TP\" "
+            "(figure 5.16b).",
+            "cos(h_hat_1 - h_1, e_TP_1), last third, mean over seeds: "
+            + ", ".join(f"{_label(m)} {_f(cos_tp[m])}" for m in randomized)
+            + f"; original-RTP per seed {fmt_ci(signals['rtp-orig']['cos_signal_tp_late'])} (criterion: original-RTP "
+              "< 0.5).",
+            holds=_all([cos_tp["rtp-orig"]], lambda v: v < 0.5), robust=False,
+            values={m: cos_tp[m] for m in randomized}))
+        claims.append(Claim(
+            "original-RTP's approximation errors \"are high compared to the other methods\" (figure 5.16a).",
+            "||e_approx_1||, last third, mean over seeds: "
+            + ", ".join(f"{_label(m)} {_f(e_approx[m], '.3g')}" for m in randomized)
+            + "; per seed RTP-AI " + fmt_positive(signals["rtp-ai"]["e_approx_norm_late"]) + ", original-RTP "
+            + fmt_positive(signals["rtp-orig"]["e_approx_norm_late"])
+            + " (criterion: original-RTP has the largest mean; "
+              "RTP-AI's mean is driven by its runs close to diverging).",
+            holds=_all([e_approx["rtp-orig"]], lambda v: v >= _extreme([e_approx[m] for m in randomized], max)),
+            robust=False, values={m: e_approx[m] for m in randomized}))
+        cos_bp = {m: self.late(signals, m, "cos_signal_bp") for m in signals}
+        claims.append(Claim(
+            "original-RTP's h_hat_1 - h_1 \"does not even point in a descent direction, as it has on average an angle "
+            "more than 90 degrees away from the gradient direction e_BP\"; the DTP variants' signal \"lies in a "
+            "descent direction\" (figure 5.17b).",
+            "cos(h_hat_1 - h_1, e_BP_1), last third: "
+            + ", ".join(f"{_label(m)} {_f(cos_bp[m], '+.3f')}" for m in signals)
+            + f"; original-RTP per seed {fmt_ci(signals['rtp-orig']['cos_signal_bp_late'])} (criterion: original-RTP "
+              "<= 0, every DTP variant > 0).",
+            holds=_both(_all([cos_bp["rtp-orig"]], lambda v: v <= 0), _all([cos_bp[m] for m in dtp], lambda v: v > 0)),
+            robust=False,
+            values={m: cos_bp[m] for m in signals}))
+        claims.append(Claim(
+            "The DTP variants' learning signals are descent directions: cos(h_hat_1 - h_1, e_BP_1) > 0 (figure 5.17b).",
+            "last third: " + ", ".join(f"{_label(m)} {_f(cos_bp[m], '+.3f')}" for m in dtp) + " (criterion: all > 0).",
+            holds=_all([cos_bp[m] for m in dtp], lambda v: v > 0), robust=True, values={m: cos_bp[m] for m in dtp}))
+        cos_gn = {m: self.late(signals, m, "cos_signal_gn") for m in signals}
+        listing = ", ".join(f"{_label(m)} {_f(cos_gn[m])}" for m in signals)
+        claims.append(Claim(
+            "RDTP-AI's signal is \"much better aligned with the Gauss-Newton learning signal e_GN compared to "
+            "original-DTP and original-RDTP\", which \"does not align completely with e_GN\" (figure 5.17a).",
+            f"cos(h_hat_1 - h_1, e_GN_1), last third, mean over seeds: {listing} (criterion: DTP-AI and RDTP-AI above "
+            "original-DTP and original-RDTP, which stay below 0.9).",
+            holds=_both(_all([cos_gn["rdtp-ai"], cos_gn["dtp-ai"]],
+                             lambda v: v > _extreme([cos_gn["rdtp-orig"], cos_gn["dtp-orig"]], max)),
+                        _all([cos_gn["rdtp-orig"], cos_gn["dtp-orig"]], lambda v: v < 0.9)),
+            robust=False, values={m: cos_gn[m] for m in signals}))
+        claims.append(Claim(
+            "RTP-AI's signal \"does indeed approximately align with the Gauss-Newton learning signal, explaining its "
+            "improved performance compared to original-RTP and original-RDTP\" (figure 5.17a).",
+            f"cos(h_hat_1 - h_1, e_GN_1), last third, mean over seeds: {listing} (criterion: RTP-AI above original-RTP "
+            "and original-RDTP).",
+            holds=_all([cos_gn["rtp-ai"]], lambda v: v > _extreme([cos_gn["rdtp-orig"], cos_gn["rtp-orig"]], max)),
+            robust=False, values={m: cos_gn[m] for m in signals}))
+        first = [v for v in signals["rtp-ai"]["e_approx_norm_first"] if math.isfinite(v)]
+        last = [v for v in signals["rtp-ai"]["e_approx_norm_late"] if math.isfinite(v)]
+        claims.append(Claim(
+            "RTP-AI's e_approx starts at zero (Q = W^-1), rises while the forward weights move fast, then decreases "
+            "as the backward weights catch up, never fully (figure 5.16a).",
+            f"||e_approx_1|| of RTP-AI: first-epoch mean {fmt_positive(first)}, last-third mean {fmt_positive(last)} "
+            "(runs that "
+            "completed those epochs) (criterion: last third below the first epoch).",
+            holds=bool(first and last and np.mean(last) < np.mean(first)), robust=False,
+            values={"first_epoch": first, "last_third": last}))
+        return claims
+
+    def result_claims(self, table, signals) -> list:
+        """The claims after the stability claim: final losses (figures 5.14-5.15), then signals (5.16-5.17)."""
+        return self.loss_claims(table) + self.signal_claims(signals)
+
+    def summarize(self, settings, results):
+        table = self.method_table(settings, results)
+        signals = self.signal_table(settings, results)
+        data = {"methods": table, "signals": signals, "seeds": [r["seed"] for r in results],
+                "convention": _CONVENTION}
+        claims = [self.stability_claim(table, results, self.STABILITY)] + self.result_claims(table, signals)
+        return Summary(data=data, claims=claims, figure=self.figure(settings, results, table))
+
+    def figure(self, settings, results, table) -> Figure:
+        """Loss curves (not randomized, randomized) above the layer-1 learning signals; panel titles :attr:`FIGURES`."""
+        fig = Figure(figsize=(18, 8), layout="constrained")
+        axes = fig.subplots(2, 4)
+        plain = [m for m in settings["methods"] if m in _TP_VARIANTS] + ["bp", "bp-fixed"]
+        randomized = ([_RANDOMIZED[m] for m in _TP_VARIANTS if _RANDOMIZED[m] in settings["methods"]]
+                      + ["bp", "bp-fixed"])
+        self.plot_losses(axes[0, 0], table, plain, "train_loss", self.FIGURES[0])
+        self.plot_losses(axes[0, 1], table, plain, "test_loss", self.FIGURES[1])
+        self.plot_losses(axes[0, 2], table, randomized, "train_loss", self.FIGURES[2])
+        self.plot_losses(axes[0, 3], table, randomized, "test_loss", self.FIGURES[3])
+        tp_methods = [m for m in settings["methods"] if m not in ("bp", "bp-fixed")]
+        for ax, (key, title, log), label in zip(axes[1], self.SIGNAL_PANELS, self.FIGURES[4:]):
+            self.plot_diagnostic(ax, results, tp_methods, key, f"({label}) {title}", log=log)
+        legend_outside(axes[0, 1], "below", fontsize=7)
+        legend_outside(axes[0, 3], "below", fontsize=7)
+        legend_outside(axes[1, 3], fontsize=7)
+        return fig
