@@ -11,8 +11,8 @@ Public API (thesis notation):
 from .blocktridiagonal import BlockTridiagonal
 from .dynamics import DYNAMICS, MixtureDynamics, MultiplexedDynamics, NetworkDynamics
 from .equilibrium import EQUILIBRIUM_SOLVERS, EquilibriumResult, Trajectory, equilibrium, integrate
-from .errors import (DivergenceError, EquilibriumNotReachedError, InverseDomainError, SingularMatrixError,
-                     SingularWeightError, StaleInverseError, TPDynamicsError, TPDynamicsWarning)
+from .errors import (DivergenceError, EquilibriumNotReachedError, InverseDomainError, MemoryLimitError,
+                     SingularMatrixError, SingularWeightError, StaleInverseError, TPDynamicsError, TPDynamicsWarning)
 from .layers import (FEEDBACK_FORMS, ExactInverseFeedback, FeedbackMapping, FixedRandomFeedback, Layer,
                      LearnedInverseFeedback, OriginalFeedback)
 from .network import LayeredNetwork, make_generator
@@ -26,7 +26,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BlockTridiagonal", "DYNAMICS", "MixtureDynamics", "MultiplexedDynamics", "NetworkDynamics", "EQUILIBRIUM_SOLVERS",
     "EquilibriumResult", "Trajectory", "equilibrium", "integrate", "DivergenceError",
-    "EquilibriumNotReachedError", "InverseDomainError", "SingularMatrixError", "SingularWeightError",
+    "EquilibriumNotReachedError", "InverseDomainError", "MemoryLimitError", "SingularMatrixError",
+    "SingularWeightError",
     "StaleInverseError", "TPDynamicsError", "TPDynamicsWarning", "FEEDBACK_FORMS", "ExactInverseFeedback",
     "FeedbackMapping", "FixedRandomFeedback", "Layer", "LearnedInverseFeedback", "OriginalFeedback",
     "LayeredNetwork", "make_generator", "NONLINEARITIES", "Identity", "LeakyReLU", "Nonlinearity", "Tanh",

@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 import torch
 import torchdiffeq
 
-from ._validation import check_int, check_positive
-from .errors import DivergenceError, EquilibriumNotReachedError, InverseDomainError, SingularMatrixError
+from ._validation import check_int, check_memory, check_positive
+from .errors import (DivergenceError, EquilibriumNotReachedError, InverseDomainError, MemoryLimitError,
+                     SingularMatrixError)
 from .registry import Registry
 from .serialization import write_json
 
@@ -373,6 +374,12 @@ class NewtonSolver(EquilibriumSolver):
 
     def solve(self, dynamics, initial, opts):
         max_iterations = opts.max_iterations if opts.max_iterations is not None else self.default_max_iterations
+        sizes, itemsize = dynamics.state_sizes, torch.finfo(dynamics.dtype).bits // 8
+        blocks = sum(a * a for a in sizes) + 2 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+        # the Jacobian's blocks for every sample, with the factorisation's copies
+        check_memory(f"Newton's block Jacobians for a batch of {dynamics.batch_size} and layers {list(sizes)}",
+                     3 * dynamics.batch_size * blocks * itemsize,
+                     hint="Use solver='anderson' or 'ode', or a smaller batch.")
         with torch.no_grad():
             state = initial.detach().clone()
             rate = dynamics.rate(state, check=False)
@@ -430,6 +437,10 @@ def check_fixed_point_stability(dynamics, result: EquilibriumResult) -> Equilibr
     sample is unstable when ``alpha_b >= -sqrt(eps) max |lambda|``. The thorough report (non-normality,
     transient growth, sparse methods for large ``N``) is :func:`analysis.stability_report`.
     """
+    N = dynamics.state_size
+    check_memory(f"the dense flow Jacobians of check_stability for a batch of {dynamics.batch_size} and N={N}",
+                 4 * dynamics.batch_size * N * N * (torch.finfo(dynamics.dtype).bits // 8),
+                 hint="Use check_stability=False, or analysis.stability_report for one sample.")
     with torch.no_grad():
         values = torch.linalg.eigvals(dynamics.jacobian_blocks(result.state.detach()).to_dense())
     alpha = values.real.amax(-1)
@@ -456,7 +467,11 @@ class AutoSolver(EquilibriumSolver):
     def solve(self, dynamics, initial, opts):
         attempts = []
         for name, cls in (("anderson", AndersonSolver), ("newton", NewtonSolver)):
-            result = cls().solve(dynamics, initial, opts)
+            try:
+                result = cls().solve(dynamics, initial, opts)
+            except MemoryLimitError:  # Newton's Jacobians do not fit: integration needs only O(B N) memory
+                attempts.append(f"{name} (skipped: not enough memory)")
+                continue
             iterations = result.iterations
             if result.success and opts.check_stability:
                 check_fixed_point_stability(dynamics, result)

@@ -12,8 +12,8 @@ evaluated on the whole training / test set before training (index 0) and after e
 Across seeds the runner reports the mean and a 95% Student-t interval
 ``mean +- t_{0.975, n-1} s / sqrt(n)`` (``None`` for a single run).
 
-A run whose mini-batch loss or evaluated loss becomes non-finite stops with status
-``'diverged'`` and keeps the history up to its last finite epoch; a numerical failure of the
+A run whose mini-batch loss or evaluated loss becomes non-finite or exceeds :data:`DIVERGED_LOSS`
+stops with status ``'diverged'`` and keeps the history up to its last finite epoch; a numerical failure of the
 algorithm (singular weight, inverse outside its domain, ...) stops with ``'numerical-error'``.
 Such runs are counted (``n_diverged``, ``runs_per_epoch``), never dropped: from the epoch a run
 stopped, the averages are over the runs still going, and ``runs_per_epoch`` says how many.
@@ -24,12 +24,12 @@ import csv
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
-from .._validation import check_int, check_positive
+from .._validation import check_int, check_memory, check_positive, unknown_names_message
 from ..errors import TPDynamicsError, TPDynamicsWarning
 from ..network import make_generator
 from ..serialization import jsonable, write_json
@@ -391,12 +391,30 @@ def _plan(config: ExperimentConfig) -> tuple[list[str], dict, dict]:
         layers = (1, 2, 2)
     epochs = check_int("epochs", config.epochs if config.epochs is not None else reference.epochs, minimum=1)
     fraction = check_positive("final_rate_fraction", config.final_rate_fraction)
-    n_train = config.n_train or max(h["batch_size"] * h["batches_per_epoch"] for h in hyper.values())
+    n_train = config.n_train if config.n_train is not None else \
+        max(h["batch_size"] * h["batches_per_epoch"] for h in hyper.values())  # an explicit 0 is an error
     check_int("n_train", n_train, minimum=1)
     check_int("diagnostics_every", config.diagnostics_every, minimum=1)
+    _check_training_memory(layers, n_train, check_int("n_test", config.n_test, minimum=1), hyper, config.dtype)
     settings = {"layers": layers, "epochs": epochs, "final_rate_fraction": fraction, "n_train": n_train,
                 "preset": preset}
     return names, hyper, settings
+
+
+def _check_training_memory(layers, n_train: int, n_test: int, hyper: dict, dtype: torch.dtype) -> None:
+    """Refuse data sets and epoch index tables beyond the available memory, before anything is drawn.
+
+    The largest live data are the teacher's activations of every sample (``(n_train + n_test)
+    sum(n_i)`` values, from which the inputs and labels are kept) and the shuffled sample indices of
+    an epoch (``batch_size * batches_per_epoch`` int64, with the permutations they are cut from).
+    """
+    itemsize = torch.finfo(dtype).bits // 8
+    steps = max(h["batch_size"] * h["batches_per_epoch"] for h in hyper.values())
+    worst = max(hyper.values(), key=lambda h: h["batch_size"] * h["batches_per_epoch"])
+    nbytes = (n_train + n_test) * sum(layers) * itemsize + 3 * 8 * max(steps, n_train)
+    check_memory(f"training on n_train={n_train} and n_test={n_test} samples of layers {list(layers)} with "
+                 f"batch_size={worst['batch_size']} x batches_per_epoch={worst['batches_per_epoch']} samples "
+                 "per epoch", nbytes, hint="Lower batches_per_epoch, batch_size, n_train or n_test.")
 
 
 def _problem(config: ExperimentConfig, settings: dict, seed: int) -> StudentTeacherProblem:
@@ -474,6 +492,15 @@ def _student_feedback(cls: type[LearningRule], layer_sizes) -> str | None:
     return forms[0]
 
 
+#: A loss above this counts as diverged, like a non-finite one: its square, which the spread over
+#: seeds needs, would overflow float64 (about 1.8e308), and no regression of the thesis comes near it.
+DIVERGED_LOSS = 1e150
+
+
+def _diverged(loss: float) -> bool:
+    return not (math.isfinite(loss) and abs(loss) <= DIVERGED_LOSS)
+
+
 def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, settings: dict,
                config: ExperimentConfig, seed: int, progress_bar) -> RunHistory:
     cls = type(rule)
@@ -513,16 +540,18 @@ def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, 
             history.steps += 1
             if config.record_steps:
                 history.step_loss.append(record.loss)
-            if not record.finite:
-                stop = ("diverged", f"non-finite training loss ({record.loss}) at epoch {epoch}, step {b + 1} of "
+            if _diverged(record.loss):
+                stop = ("diverged", f"non-finite or overflowing training loss ({record.loss:.3g}) at epoch {epoch}, "
+                                    f"step {b + 1} of "
                                     f"{cls.name}; history kept up to epoch {epoch - 1}.")
                 break
             accumulator.add(record)
             losses.append(record.loss)
         if stop is None:
             train, test = evaluate()
-            if not (math.isfinite(train) and math.isfinite(test)):
-                stop = ("diverged", f"non-finite loss after epoch {epoch} (train {train}, test {test}) of "
+            if _diverged(train) or _diverged(test):
+                stop = ("diverged", f"non-finite or overflowing loss after epoch {epoch} (train {train:.3g}, test "
+                                    f"{test:.3g}) of "
                                     f"{cls.name}; history kept up to epoch {epoch - 1}.")
         if stop is not None:
             history.status, history.message = stop
@@ -594,6 +623,14 @@ def run_experiment(config: ExperimentConfig, *, progress: bool = False) -> Exper
     return ExperimentResult(config=config_dict, problems=problems, results=results)
 
 
+def _config(methods, config: dict) -> ExperimentConfig:
+    valid = [f.name for f in fields(ExperimentConfig) if f.name != "methods"]
+    unknown = [k for k in config if k not in valid]
+    if unknown:
+        raise TypeError(unknown_names_message("the experiment configuration", "setting", unknown, valid))
+    return ExperimentConfig(methods=methods, **config)
+
+
 def train(method, *, progress: bool = False, **config) -> TrainingResult:
     """Train one method; the keyword arguments are the fields of :class:`ExperimentConfig`.
 
@@ -602,10 +639,10 @@ def train(method, *, progress: bool = False, **config) -> TrainingResult:
     >>> result = train("tp-ei", seeds=2, epochs=3)          # doctest: +SKIP
     >>> result.test_loss[0] > result.test_loss[-1]          # doctest: +SKIP
     """
-    return run_experiment(ExperimentConfig(methods=(method,), **config), progress=progress).results[
+    return run_experiment(_config((method,), config), progress=progress).results[
         LEARNING_RULES.get(method).name]
 
 
 def compare_methods(methods: Sequence, *, progress: bool = False, **config) -> ExperimentResult:
     """Train several methods side by side on identical data and initialisations (see :func:`run_experiment`)."""
-    return run_experiment(ExperimentConfig(methods=tuple(methods), **config), progress=progress)
+    return run_experiment(_config(tuple(methods), config), progress=progress)
