@@ -86,7 +86,7 @@ def test_numpy_view_edit_and_replaced_parameter_are_detected():
         net.layer(2).feedback_jacobian(torch.ones(1, 6, dtype=DT) * 0.1)
 
 
-def test_a_tiny_change_is_caught_and_an_unchanged_weight_costs_no_recheck():
+def test_a_small_change_is_caught():
     net, _ = _dynamics()
     layer = net.layer(2)
     h = torch.full((1, 6), 0.1, dtype=DT)
@@ -95,6 +95,18 @@ def test_a_tiny_change_is_caught_and_an_unchanged_weight_costs_no_recheck():
         layer.weight.data[4, 5] += 1e-3  # above sqrt(eps) in W W^-1 - I
     with pytest.raises(StaleInverseError):
         layer.feedback_forward(h)
+
+
+def test_an_edit_between_rank_one_updates_is_caught_by_the_next_one():
+    net, _ = _dynamics()
+    layer = net.layer(3)
+    gen = torch.Generator().manual_seed(2)
+    steps = 2 * layer.feedback.refresh_every + 5  # through full refreshes and incremental fingerprints
+    for _ in range(steps):  # each update first checks the fingerprint it advanced the step before
+        layer.rank_one_update(0.01 * torch.randn(6, generator=gen, dtype=DT), torch.randn(6, generator=gen, dtype=DT))
+    layer.weight.data[5, 0] -= 1e-4
+    with pytest.raises(StaleInverseError):
+        layer.rank_one_update(torch.zeros(6, dtype=DT), torch.zeros(6, dtype=DT))
 
 
 def test_rank_one_updates_and_state_dict_round_trips_stay_synced():

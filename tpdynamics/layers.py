@@ -164,6 +164,9 @@ class ExactInverseFeedback(_MatrixTimesInverseNonlinearity):
     def matrix(self):
         return self.weight_inverse
 
+    #: Rank-one updates between full recomputations of the fingerprint (each adds rounding to its tolerance).
+    refresh_every = 64
+
     @staticmethod
     def _probe(weight: torch.Tensor) -> torch.Tensor:
         # fixed, so that equal weights give equal fingerprints; random, so that no structured change
@@ -172,13 +175,37 @@ class ExactInverseFeedback(_MatrixTimesInverseNonlinearity):
         return torch.randn(weight.shape[1], generator=generator, dtype=torch.float64).to(weight)
 
     def mark_synced(self, weight: torch.Tensor) -> None:
-        """Record the fingerprint of ``weight``: the inverse is declared to be its inverse."""
+        """Record the fingerprint ``W r`` of ``weight``: the kept inverse is declared to be its inverse."""
         with torch.no_grad():
             w = weight.detach()
             probe = self._probe(w)
             self._fingerprint = (probe, torch.mv(w, probe))
-            # a recomputation of W r with the same W differs by rounding at most (n eps |W| |r|)
-            self._fingerprint_tolerance = 4 * w.shape[1] * torch.finfo(w.dtype).eps * torch.mv(w.abs(), probe.abs())
+            self._weight_norm = float(torch.linalg.vector_norm(w))  # an upper bound of ||W||_F, kept current
+            # recomputing W r with the same W differs at most by the rounding of the sums, n eps ||W||_F ||r||
+            self._fingerprint_tolerance = 4 * w.shape[1] * torch.finfo(w.dtype).eps * self._weight_norm * float(
+                torch.linalg.vector_norm(probe))
+            self._updates = 0
+
+    def advance_synced(self, weight: torch.Tensor, u: torch.Tensor, v: torch.Tensor, beta: float) -> None:
+        """Follow the rank-one change ``W <- W + beta u v^T`` just applied to ``weight`` and its inverse.
+
+        ``W' r = W r + beta (v . r) u`` in ``O(n)`` instead of a new ``O(n^2)`` product; the tolerance
+        grows by the rounding of the step (of the entries of ``W'`` and of the sum), and every
+        :attr:`refresh_every` updates the fingerprint is recomputed from ``weight``.
+        """
+        self._updates += 1
+        if self._updates >= self.refresh_every:
+            self.mark_synced(weight)
+            return
+        with torch.no_grad():
+            probe, fingerprint = self._fingerprint
+            scale = beta * float(torch.dot(v, probe))
+            fingerprint.add_(u, alpha=scale)
+            step = abs(beta) * float(torch.linalg.vector_norm(u) * torch.linalg.vector_norm(v))
+            self._weight_norm += step
+            eps = torch.finfo(fingerprint.dtype).eps
+            self._fingerprint_tolerance += 4 * eps * (self._weight_norm * float(torch.linalg.vector_norm(probe))
+                                                      + float(fingerprint.abs().max()) + abs(scale) * float(u.abs().max()))
 
     def check_synced(self, weight: torch.Tensor) -> None:
         """Raise :class:`StaleInverseError` if ``weight_inverse`` is not the inverse of ``weight``."""
@@ -187,8 +214,8 @@ class ExactInverseFeedback(_MatrixTimesInverseNonlinearity):
             probe, fingerprint = self._fingerprint
             if probe.dtype == w.dtype and probe.device == w.device and probe.shape[0] == w.shape[1]:
                 current = torch.mv(w, probe)
-                if torch.equal(current, fingerprint) or bool(
-                        ((current - fingerprint).abs() <= self._fingerprint_tolerance).all()):
+                if torch.equal(current, fingerprint) or float(
+                        (current - fingerprint).abs().max()) <= self._fingerprint_tolerance:
                     return
             if self.weight_inverse.shape != w.shape[::-1]:
                 raise StaleInverseError(f"The kept inverse has shape {tuple(self.weight_inverse.shape)} but the weight "
@@ -431,7 +458,7 @@ class Layer(nn.Module):
             self.feedback.check_synced(self.weight)
             # in place (addr_): no n x n temporaries, the O(n^2) cost of eq. 4.19 without allocation overhead
             record = robust_sherman_morrison_(self.weight, self.feedback.weight_inverse, u, v, epsilon)
-            self.feedback.mark_synced(self.weight)
+            self.feedback.advance_synced(self.weight, u, v, record.beta)
             return record
         self.weight.add_(torch.outer(u, v))
         return None

@@ -240,7 +240,7 @@ def check_outputs(args) -> None:
     if getattr(args, "csv", None) is not None:
         check_output_file("--csv", args.csv, f"{command}.csv")
     if getattr(args, "plot", None) is not None:
+        check_output_file("--plot", args.plot, f"{command}.png")  # a folder is refused, not given a suffix
         args.plot = figure_path("--plot", args.plot)
-        check_output_file("--plot", args.plot, f"{command}.png")
     if getattr(args, "out", None) is not None and not getattr(args, "list", False):
         check_output_folder("--out", args.out)
