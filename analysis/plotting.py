@@ -8,8 +8,13 @@ from matplotlib.figure import Figure
 
 
 def save(figure: Figure, path) -> Path:
-    """Write ``figure`` to ``path`` (PNG, 120 dpi, parent folders created); returns the path as a ``Path``."""
+    """Write ``figure`` to ``path`` (PNG, 120 dpi, parent folders created); returns the path as a ``Path``.
+
+    A path without a suffix gets ``.png`` (as matplotlib would add it), so the returned path is the file written.
+    """
     path = Path(path)
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120, bbox_inches="tight")
     return path

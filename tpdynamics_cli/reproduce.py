@@ -1,7 +1,7 @@
 """``tpdynamics reproduce``: regenerate the thesis's experiments into figures, JSON and REPORT.md."""
 from __future__ import annotations
 
-from .common import say
+from .common import integer, say, warn_no_effect
 
 
 def add_parser(subparsers) -> None:
@@ -13,7 +13,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (default: all; see --list)")
     p.add_argument("--quick", action="store_true", help="reduced sizes (about 30 s in total with --jobs 2 on 2 cores)")
     p.add_argument("--out", default="tpdynamics-reproduce", help="output folder (default ./tpdynamics-reproduce)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per experiment (default: the thesis's counts)")
+    p.add_argument("--seeds", type=integer("--seeds", 1, 7), default=None,
+                   help="seeds per experiment (default: the thesis's counts)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes for experiments and seeds (default 1)")
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
     p.set_defaults(run=run, json=None)
@@ -23,6 +24,9 @@ def run(args) -> int:
     from analysis.reproduce import EXPERIMENTS, reproduce, resolve_names
 
     if args.list:
+        warn_no_effect(args, ("quick", "out", "seeds", "jobs"), "with --list")
+        if args.names:
+            warn_no_effect(args, "names", "with --list")
         for name in EXPERIMENTS.names():
             cls = EXPERIMENTS.get(name)
             say(args, f"{name:<30s} {cls.title}\n{'':<30s} thesis: {cls.reference}")
