@@ -10,17 +10,16 @@ from tpdynamics.runs import atomic_path
 
 
 def save(figure: Figure, path) -> Path:
-    """Write ``figure`` to ``path`` (120 dpi, parent folders created); returns the path as a ``Path``.
+    """Write ``figure`` to ``path`` (PNG, 120 dpi, parent folders created); returns the path as a ``Path``.
 
-    The format is the suffix's when matplotlib knows it, else PNG; the file is written atomically
-    (:func:`tpdynamics.runs.atomic_path`) and exactly at ``path``.
+    A path without a suffix gets ``.png`` (as matplotlib would add it), so the returned path is the file
+    written; the format is the suffix's. The file is written atomically (:func:`tpdynamics.runs.atomic_path`).
     """
     path = Path(path)
-    fmt = path.suffix.lstrip(".").lower()
-    if fmt not in figure.canvas.get_supported_filetypes():
-        fmt = "png"
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight", format=fmt)
+        figure.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix[1:].lower())
     return path
 
 

@@ -39,7 +39,7 @@ import torch
 
 from tpdynamics import stability_tolerance
 from tpdynamics.serialization import jsonable, write_json
-from tpdynamics.validation import check_int, check_positive
+from tpdynamics.validation import check_int, check_memory, check_positive
 
 from .stability import transient_growth
 
@@ -351,6 +351,7 @@ def stability_scan(cases: int = 100_000, *, depths=(2, 3, 4, 6), widths=(1, 2, 4
         On Ctrl-C (the finished batches are in the store).
     """
     cases = check_int("cases", cases, minimum=1)
+    _check_scan_memory(cases, depths, widths, delta, chunk_elements)
     mu_lo, mu_hi = _check_range("mu_range", mu_range, 0.0, 1.0)
     seed = check_int("seed", seed)
     mu = {"low": mu_lo, "high": mu_hi, "cases": cases, "seed": seed}
@@ -359,6 +360,24 @@ def stability_scan(cases: int = 100_000, *, depths=(2, 3, 4, 6), widths=(1, 2, 4
                    store=store, jobs=jobs, fresh=fresh, progress=progress, desc="stability scan")
     result.settings["mu_range"] = [mu_lo, mu_hi]
     return result
+
+
+def _check_scan_memory(cases: int, depths, widths, delta: float, chunk_elements: int) -> None:
+    """Refuse a scan whose arrays exceed the available memory, before drawing anything.
+
+    Per case: ``mu``, the shape index and nine float64 results (72 bytes); per shape group (about
+    ``cases / groups`` cases, 20 % added for the fluctuation of the draw) its ``J_i`` and their inverses
+    (and ``E_i`` and ``J_g`` with ``delta > 0``), drawn up front; per chunk the assembled Jacobians
+    and their eigen-decompositions (about four copies of ``chunk_elements`` float64 values).
+    """
+    depths, widths = _check_sizes("depths", depths), _check_sizes("widths", widths)
+    chunk_elements = check_int("chunk_elements", chunk_elements, minimum=1)
+    groups = len(depths) * len(widths)
+    copies = 4 if check_positive("delta", delta, allow_zero=True) else 2
+    group = max(max(L - 1, 0) * n * n for L in depths for n in widths) * copies * 8 * math.ceil(1.2 * cases / groups)
+    check_memory(f"a stability scan of cases={cases} with depths {list(depths)} and widths {list(widths)}",
+                 72 * cases + group + 4 * 8 * chunk_elements,
+                 hint="Use fewer cases, or several scans with different seeds.")
 
 
 def _mu(spec: dict) -> torch.Tensor:
@@ -418,6 +437,7 @@ def _scan(mu: dict, *, depths, widths, std_range, delta, seed, transient, refine
             "refine": check_int("refine", refine)}
     chunk_elements = check_int("chunk_elements", chunk_elements, minimum=1)
     batch_cases = check_int("batch_cases", batch_cases, minimum=1)
+    _check_scan_memory(mu["cases"], depths, widths, delta, chunk_elements)
     started = time.perf_counter()
     shapes, which = _shapes(spec)
     tasks = []

@@ -49,7 +49,7 @@ def test_bad_input_exits_2_with_a_clear_message(capsys, args, message):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--method", ","], "--method needs at least one name"),
     (["compare", "alignment", "--mus", "0.1,x"], "--mus must be comma-separated numbers"),
-    (["compare", "alignment", "--eta-hat", "0"], "eta_hat=0.0 must be finite and > 0"),  # not replaced by the default
+    (["compare", "alignment", "--eta-hat", "0"], "--eta-hat=0.0 must be finite and > 0"),  # not replaced by the default
 ])
 def test_bad_list_arguments_exit_2_with_a_clear_message(capsys, argv, message):
     with pytest.raises(SystemExit) as info:

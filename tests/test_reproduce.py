@@ -116,4 +116,4 @@ def test_bad_arguments_name_the_argument_the_value_and_the_fix(tmp_path, capsys)
     assert not out.exists()  # checked before anything runs or is written
     with pytest.raises(SystemExit) as info:
         main(["reproduce", "--seeds", "-1", "--out", str(out), "fig5.5-sherman-morrison"])
-    assert info.value.code == 2 and "seeds=-1 must be an int >= 1" in capsys.readouterr().err
+    assert info.value.code == 2 and "--seeds=-1 must be >= 1" in capsys.readouterr().err

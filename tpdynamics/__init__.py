@@ -19,8 +19,8 @@ from ._equilibrium import (EQUILIBRIUM_SOLVERS, STABILITY_TOLERANCE_RULE, STATUS
                            EquilibriumOptions, EquilibriumResult, EquilibriumSolver, EquilibriumStatus, NewtonSolver,
                            ODESolver, Trajectory, attach_implicit_gradient, check_fixed_point_stability, equilibrium,
                            integrate, is_adaptive, iterative_result, make_result, ode_methods, stability_tolerance)
-from .errors import (DivergenceError, EquilibriumNotReachedError, InverseDomainError, SingularMatrixError,
-                     SingularWeightError, StaleInverseError, TPDynamicsError, TPDynamicsWarning)
+from .errors import (DivergenceError, EquilibriumNotReachedError, InverseDomainError, MemoryLimitError,
+                     SingularMatrixError, SingularWeightError, StaleInverseError, TPDynamicsError, TPDynamicsWarning)
 from .layers import (FEEDBACK_FORMS, ExactInverseFeedback, FeedbackMapping, FixedRandomFeedback, Layer,
                      LearnedInverseFeedback, OriginalFeedback)
 from .network import LayeredNetwork, make_generator
@@ -39,7 +39,7 @@ __all__ = [
     "check_fixed_point_stability", "equilibrium", "integrate", "is_adaptive", "iterative_result", "make_result",
     "ode_methods", "stability_tolerance",
     "DivergenceError",
-    "EquilibriumNotReachedError", "InverseDomainError", "SingularMatrixError", "SingularWeightError",
+    "EquilibriumNotReachedError", "InverseDomainError", "MemoryLimitError", "SingularMatrixError", "SingularWeightError",
     "StaleInverseError", "TPDynamicsError", "TPDynamicsWarning", "FEEDBACK_FORMS", "ExactInverseFeedback",
     "FeedbackMapping", "FixedRandomFeedback", "Layer", "LearnedInverseFeedback", "OriginalFeedback",
     "LayeredNetwork", "make_generator", "NONLINEARITIES", "Identity", "LeakyReLU", "Nonlinearity", "Tanh",

@@ -30,6 +30,13 @@ class StaleInverseError(TPDynamicsError, RuntimeError):
     """An exact-inverse feedback mapping no longer matches its forward weight."""
 
 
+class MemoryLimitError(ValueError, MemoryError):
+    """A requested size needs more memory than the machine has available (raised before allocating).
+
+    A ``ValueError`` (the size is a bad input on this machine) and a ``MemoryError``.
+    """
+
+
 class DivergenceError(TPDynamicsError, FloatingPointError):
     """The network state became non-finite during integration.
 

@@ -6,7 +6,7 @@ import torch
 import tpdynamics as tp
 
 from .common import (add_dynamics_arguments, add_network_arguments, add_output_arguments, build_mixture,
-                     build_network, emit_json, say)
+                     build_network, emit_json, say, warn_no_effect)
 
 
 def add_parser(subparsers) -> None:
@@ -31,11 +31,15 @@ def equilibrium_payload(args, network, dynamics, result) -> dict:
         "mu": dynamics.mu, "tau": dynamics.tau, "layers": list(network.layer_sizes),
         "nonlinearities": [layer.nonlinearity.spec for layer in network.layers],
         "feedback": list(network.feedback_forms), "teaching": dynamics.teaching.describe(),
-        "seed": args.seed, "batch": dynamics.batch_size, "method": args.method,
+        "seed": args.seed, "batch": dynamics.batch_size,
+        # the torchdiffeq method, only where the ODE path ran ("solver" says which solvers ran)
+        "method": args.method if "ode" in result.solver.split("->")[-1] else None,
     }
 
 
 def run(args) -> int:
+    if args.solver in ("anderson", "newton"):
+        warn_no_effect(args, ("method", "t_max"), f"with --solver {args.solver} (they set the ODE integration)")
     network = build_network(args)
     dynamics = build_mixture(args, network)
     with torch.no_grad():

@@ -1,7 +1,7 @@
 """``tpdynamics reproduce``: regenerate the thesis's experiments into figures, JSON and REPORT.md."""
 from __future__ import annotations
 
-from .common import add_run_arguments, jobs_of, say
+from .common import add_run_arguments, integer, jobs_of, say, warn_no_effect
 
 
 def add_parser(subparsers) -> None:
@@ -16,7 +16,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--quick", action="store_true",
                    help="reduced sizes (96 s measured with --jobs 2 on 2 loaded cores; see the README)")
     p.add_argument("--out", default="tpdynamics-reproduce", help="output folder (default ./tpdynamics-reproduce)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per experiment (default: the thesis's counts)")
+    p.add_argument("--seeds", type=integer("--seeds", 1, 7), default=None,
+                   help="seeds per experiment (default: the thesis's counts)")
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_run_arguments(p, jobs_default="auto", store=False)
@@ -27,6 +28,9 @@ def run(args) -> int:
     from analysis.reproduce import EXPERIMENTS, reproduce, resolve_names
 
     if args.list:
+        warn_no_effect(args, ("quick", "out", "seeds", "jobs", "fresh", "quiet"), "with --list")
+        if args.names:
+            warn_no_effect(args, "names", "with --list")
         for name in EXPERIMENTS.names():
             cls = EXPERIMENTS.get(name)
             say(args, f"{name:<30s} {cls.title}\n{'':<30s} thesis: {cls.reference}")

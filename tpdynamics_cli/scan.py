@@ -15,28 +15,30 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_output_arguments, add_run_arguments, emit_json, jobs_of, say, store_of
+from .common import (_sizes_type, add_output_arguments, add_run_arguments, emit_json, integer, jobs_of, say,
+                     store_of)
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 2,3,4,6, got {text!r}")
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 2,3,4,6, got {text!r}")
-    return values
+def _sizes(option: str, example: str):
+    parse = _sizes_type(option, example, at_least=1)
+
+    def sizes(text: str) -> tuple[int, ...]:
+        return tuple(parse(text))
+    return sizes
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("scan", help="random-matrix stability scan of section 6.7 (+ approximate inverses)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cases", type=int, default=100_000, help="random cases (default 100000, the thesis's number)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--depths", type=_sizes, default=(2, 3, 4, 6), metavar="L,...", help="depths L (default 2,3,4,6)")
-    p.add_argument("--widths", type=_sizes, default=(1, 2, 4, 8), metavar="N,...", help="widths n (default 1,2,4,8)")
+    p.add_argument("--cases", type=integer("--cases", 1, 100_000), default=100_000,
+                   help="random cases (default 100000, the thesis's number)")
+    p.add_argument("--seed", type=integer("--seed", 0, 0), default=0, help="seed (default 0)")
+    p.add_argument("--depths", type=_sizes("--depths", "2,3,4,6"), default=(2, 3, 4, 6), metavar="L,...",
+                   help="depths L (default 2,3,4,6)")
+    p.add_argument("--widths", type=_sizes("--widths", "1,2,4,8"), default=(1, 2, 4, 8), metavar="N,...",
+                   help="widths n (default 1,2,4,8)")
     p.add_argument("--no-transient", action="store_true", help="skip the transient growth (the costliest part)")
-    p.add_argument("--map-cases", type=int, default=100,
+    p.add_argument("--map-cases", type=integer("--map-cases", 0, 100, hint="0 skips the map"), default=100,
                    help="cases per (mu, delta) cell of the approximate-inverse map (default 100; 0 skips the map)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_output_arguments(p, plot_help="write the scan and map figure (PNG)")

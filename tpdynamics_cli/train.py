@@ -10,7 +10,8 @@ from tpdynamics.training.runner import TASKS
 
 from tpdynamics.runs import RunInterrupted, sigint_deferred
 
-from .common import add_output_arguments, add_run_arguments, emit_json, jobs_of, layer_sizes, say, store_of
+from .common import (add_output_arguments, add_run_arguments, emit_json, integer, jobs_of, layer_sizes, say,
+                     store_of)
 
 
 def _methods(text: str) -> list[str]:
@@ -27,7 +28,7 @@ def add_parser(subparsers) -> None:
         "train", help="train discrete learning rules (Appendix A) on a student-teacher problem",
         description="Train one or several methods on identical data and initialisations and report the "
                     "per-epoch train/test MSE (mean over samples of ||h_L - y||^2), averaged over seeds with a "
-                    "95%% t-interval. Options left unset take the thesis's values (--preset, or each method's "
+                    "95% t-interval. Options left unset take the thesis's values (--preset, or each method's "
                     "own experiment: section 5.1.3 for the exact-inverse rules and BP, 5.2.2 for the others). "
                     f"Methods: {', '.join(LEARNING_RULES.names())}.")
     p.add_argument("--method", type=_methods, required=True, metavar="NAME[,NAME...]",
@@ -44,9 +45,9 @@ def add_parser(subparsers) -> None:
                      help="Frobenius distance of each student matrix from the teacher's (default 8.0; toy 2.0)")
     net.add_argument("--float32", action="store_true", help="use float32 instead of float64")
     run = p.add_argument_group("training (unset: the thesis's value)")
-    run.add_argument("--seeds", type=int, default=1, help="number of random runs (seeds 0..N-1; default 1; "
-                                                          "the thesis averages 7 or 15)")
-    run.add_argument("--epochs", type=int, default=None, help="epochs (thesis: 60)")
+    run.add_argument("--seeds", type=integer("--seeds", 1, 7), default=1,
+                     help="number of random runs (seeds 0..N-1; default 1; the thesis averages 7 or 15)")
+    run.add_argument("--epochs", type=integer("--epochs", 1, 60), default=None, help="epochs (thesis: 60)")
     run.add_argument("--eta", type=float, default=None, help="initial forward learning rate eta")
     run.add_argument("--eta-hat", type=float, default=None, help="output target step eta_hat (thesis 0.1)")
     run.add_argument("--eta-backward", type=float, default=None, help="initial backward learning rate (A.8/A.9)")
@@ -54,12 +55,15 @@ def add_parser(subparsers) -> None:
                      help="weight decay lambda of the inverse loss, eq. 4.97 (thesis 0)")
     run.add_argument("--epsilon", type=float, default=None, help="robust Sherman-Morrison threshold (thesis 0.5)")
     run.add_argument("--noise-std", type=float, default=None, help="std of the white noise of A.8 (default 1)")
-    run.add_argument("--batch-size", type=int, default=None, help="mini-batch size (thesis: 1 for EI, 32 for AI)")
-    run.add_argument("--batches-per-epoch", type=int, default=None, help="thesis: 2000 for EI, 60 for AI")
+    run.add_argument("--batch-size", type=integer("--batch-size", 1, 32), default=None,
+                     help="mini-batch size (thesis: 1 for EI, 32 for AI)")
+    run.add_argument("--batches-per-epoch", type=integer("--batches-per-epoch", 1, 60), default=None,
+                     help="thesis: 2000 for EI, 60 for AI")
     run.add_argument("--final-rate-fraction", type=float, default=0.2,
                      help="learning rates decay linearly to this fraction of their initial value (thesis 1/5)")
-    run.add_argument("--n-train", type=int, default=None, help="training-set size (default batch x batches)")
-    run.add_argument("--n-test", type=int, default=1000, help="test-set size (default 1000)")
+    run.add_argument("--n-train", type=integer("--n-train", 1, 2000), default=None,
+                     help="training-set size (default batch x batches)")
+    run.add_argument("--n-test", type=integer("--n-test", 1, 1000), default=1000, help="test-set size (default 1000)")
     run.add_argument("--diagnostics", action="store_true",
                      help="record learning-signal diagnostics (e_TP, e_approx, cosines with e_GN and e_BP, ...)")
     out = p.add_argument_group("output")

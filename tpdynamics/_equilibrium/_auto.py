@@ -1,6 +1,7 @@
 """The default solver: the iterative stages first, integration last."""
 from __future__ import annotations
 
+from ..errors import MemoryLimitError
 from ._anderson import AndersonSolver
 from ._base import EQUILIBRIUM_SOLVERS, EquilibriumSolver
 from ._newton import NewtonSolver
@@ -26,7 +27,11 @@ class AutoSolver(EquilibriumSolver):
     def solve(self, dynamics, initial, options):
         attempts = []
         for name, stage in self.stages:
-            result = stage.solve(dynamics, initial, options)
+            try:
+                result = stage.solve(dynamics, initial, options)
+            except MemoryLimitError:  # Newton's Jacobians do not fit: integration needs only O(B N) memory
+                attempts.append(f"{name} (skipped: not enough memory)")
+                continue
             iterations = result.iterations
             if result.success and options.check_stability:
                 check_fixed_point_stability(dynamics, result)

@@ -6,7 +6,7 @@ import math
 import torch
 
 from ..errors import InverseDomainError, SingularMatrixError
-from ..validation import check_int
+from ..validation import check_int, check_memory
 from ._base import EQUILIBRIUM_SOLVERS, EquilibriumSolver
 from ._result import iterative_result
 
@@ -37,6 +37,12 @@ class NewtonSolver(EquilibriumSolver):
 
     def solve(self, dynamics, initial, options):
         max_iterations = options.max_iterations if options.max_iterations is not None else self.default_max_iterations
+        sizes, itemsize = dynamics.state_sizes, torch.finfo(dynamics.dtype).bits // 8
+        blocks = sum(a * a for a in sizes) + 2 * sum(a * b for a, b in zip(sizes, sizes[1:]))
+        # the Jacobian's blocks for every sample, with the factorisation's copies
+        check_memory(f"Newton's block Jacobians for a batch of {dynamics.batch_size} and layers {list(sizes)}",
+                     3 * dynamics.batch_size * blocks * itemsize,
+                     hint="Use solver='anderson' or 'ode', or a smaller batch.")
         with torch.no_grad():
             state = initial.detach().clone()
             rate = dynamics.rate(state, check=False)

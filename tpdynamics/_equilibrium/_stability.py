@@ -6,6 +6,7 @@ import math
 import numpy as np
 import torch
 
+from ..validation import check_memory
 from ._result import EquilibriumResult, EquilibriumStatus
 
 #: How :func:`stability_tolerance` is computed, in words (quoted in reports; ``eps`` is the machine epsilon of the
@@ -50,6 +51,10 @@ def check_fixed_point_stability(dynamics, result: EquilibriumResult) -> Equilibr
     sample is unstable when ``alpha_b >= -tol_b`` with :func:`stability_tolerance`. The thorough report
     (non-normality, transient growth, sparse methods for large ``N``) is ``analysis.stability_report``.
     """
+    N = dynamics.state_size
+    check_memory(f"the dense flow Jacobians of check_stability for a batch of {dynamics.batch_size} and N={N}",
+                 4 * dynamics.batch_size * N * N * (torch.finfo(dynamics.dtype).bits // 8),
+                 hint="Use check_stability=False, or analysis.stability_report for one sample.")
     with torch.no_grad():
         values = torch.linalg.eigvals(dynamics.jacobian_blocks(result.state.detach()).to_dense())
     alpha = values.real.amax(-1)

@@ -143,7 +143,8 @@ def integrate_weights(model: ContinuousModel, network: LayeredNetwork, h0: torch
     h0 : Tensor, shape (B, n_0)
     label : Tensor, shape (B, n_L)
     times : sequence of float or Tensor, shape (T,)
-        Slow-time points (increasing), the first being the start.
+        Slow-time points, strictly increasing (``ValueError`` otherwise: backwards in slow time
+        would un-learn), the first being the start.
     method, rtol, atol, options
         Passed to ``torchdiffeq.odeint``.
 
@@ -152,8 +153,15 @@ def integrate_weights(model: ContinuousModel, network: LayeredNetwork, h0: torch
     WeightTrajectory
         ``weights[k]`` is ``(W_1, ..., W_L, Q...)`` at ``times[k]``.
     """
-    flow = WeightFlow(model, network, h0, label)
     times = torch.as_tensor(times, dtype=torch.float64)
+    if times.ndim != 1 or times.numel() < 2 or not bool(torch.isfinite(times).all()):
+        raise ValueError(f"times must be a 1-D sequence of at least two finite slow-time points, got shape "
+                         f"{tuple(times.shape)}.")
+    if not bool((times[1:] > times[:-1]).all()):
+        # torchdiffeq would integrate backwards, i.e. un-learn: the flow models learning, whose time runs forward
+        raise ValueError(f"times must increase (got {times[:4].tolist()}{' ...' if times.numel() > 4 else ''}): "
+                         "the weight flow runs forward in slow time (learning); pass e.g. torch.linspace(0, T, K).")
+    flow = WeightFlow(model, network, h0, label)
     with torch.no_grad():
         path = torchdiffeq.odeint(flow, flow.initial_state(), times, method=method, rtol=rtol, atol=atol,
                                   options=options)

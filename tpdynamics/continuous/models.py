@@ -132,6 +132,10 @@ class ContinuousModel:
         self.feedback_learning_rate = check_positive("feedback_learning_rate", feedback_learning_rate, allow_zero=True)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
         self.compensate_layer_factor = bool(compensate_layer_factor)
+        if self.compensate_layer_factor and self.layer_factor(1, 1) == 0.0:
+            raise ValueError(f"mu={self.mu} makes the layer factor c_i = (mu/(1-mu))^(L+1-i) of eq. 6.16 zero: the "
+                             "teaching signal never reaches the layers, and compensate_layer_factor cannot divide "
+                             "the learning rates by it (eq. 6.19). Use mu > 0, e.g. mu=0.1.")
         self.tol = check_positive("tol", tol)
         self.solver = solver
 

@@ -30,12 +30,12 @@ import csv
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
-from ..validation import check_int, check_positive
+from ..validation import check_int, check_memory, check_positive, unknown_names_message
 from ..errors import TPDynamicsError, TPDynamicsWarning
 from ..network import make_generator
 from ..runs.atomic import atomic_path
@@ -423,12 +423,30 @@ def _plan(config: TrainingConfig) -> tuple[list[str], dict, dict]:
         layers = (1, 2, 2)
     epochs = check_int("epochs", config.epochs if config.epochs is not None else reference.epochs, minimum=1)
     fraction = check_positive("final_rate_fraction", config.final_rate_fraction)
-    n_train = config.n_train or max(h["batch_size"] * h["batches_per_epoch"] for h in hyper.values())
+    n_train = config.n_train if config.n_train is not None else \
+        max(h["batch_size"] * h["batches_per_epoch"] for h in hyper.values())  # an explicit 0 is an error
     check_int("n_train", n_train, minimum=1)
     check_int("diagnostics_every", config.diagnostics_every, minimum=1)
+    _check_training_memory(layers, n_train, check_int("n_test", config.n_test, minimum=1), hyper, config.dtype)
     settings = {"layers": layers, "epochs": epochs, "final_rate_fraction": fraction, "n_train": n_train,
                 "preset": preset}
     return names, hyper, settings
+
+
+def _check_training_memory(layers, n_train: int, n_test: int, hyper: dict, dtype: torch.dtype) -> None:
+    """Refuse data sets and epoch index tables beyond the available memory, before anything is drawn.
+
+    The largest live data are the teacher's activations of every sample (``(n_train + n_test)
+    sum(n_i)`` values, from which the inputs and labels are kept) and the shuffled sample indices of
+    an epoch (``batch_size * batches_per_epoch`` int64, with the permutations they are cut from).
+    """
+    itemsize = torch.finfo(dtype).bits // 8
+    steps = max(h["batch_size"] * h["batches_per_epoch"] for h in hyper.values())
+    worst = max(hyper.values(), key=lambda h: h["batch_size"] * h["batches_per_epoch"])
+    nbytes = (n_train + n_test) * sum(layers) * itemsize + 3 * 8 * max(steps, n_train)
+    check_memory(f"training on n_train={n_train} and n_test={n_test} samples of layers {list(layers)} with "
+                 f"batch_size={worst['batch_size']} x batches_per_epoch={worst['batches_per_epoch']} samples "
+                 "per epoch", nbytes, hint="Lower batches_per_epoch, batch_size, n_train or n_test.")
 
 
 def _problem(config: TrainingConfig, settings: dict, seed: int) -> StudentTeacherProblem:
@@ -504,6 +522,8 @@ def _student_feedback(cls: type[LearningRule], layer_sizes) -> str | None:
     if forms[0] == "exact" and len(set(layer_sizes[1:])) > 1 and "learned" in forms:
         return "learned"  # e.g. mtp on unequal layers: the exact form does not exist there
     return forms[0]
+
+
 
 
 def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, settings: dict,
@@ -622,6 +642,14 @@ def run_experiment(config: TrainingConfig, *, progress: bool = False, store=None
                         executor=executor)
 
 
+def _config(methods, config: dict) -> TrainingConfig:
+    valid = [f.name for f in fields(TrainingConfig) if f.name != "methods"]
+    unknown = [k for k in config if k not in valid]
+    if unknown:
+        raise TypeError(unknown_names_message("the training configuration", "setting", unknown, valid))
+    return TrainingConfig(methods=methods, **config)
+
+
 def train(method, *, progress: bool = False, **config) -> TrainingResult:
     """Train one method; the keyword arguments are the fields of :class:`TrainingConfig`.
 
@@ -630,10 +658,10 @@ def train(method, *, progress: bool = False, **config) -> TrainingResult:
     >>> result = train("tp-ei", seeds=2, epochs=3)          # doctest: +SKIP
     >>> result.test_loss[0] > result.test_loss[-1]          # doctest: +SKIP
     """
-    return run_experiment(TrainingConfig(methods=(method,), **config), progress=progress).results[
+    return run_experiment(_config((method,), config), progress=progress).results[
         LEARNING_RULES.get(method).name]
 
 
 def compare_methods(methods: Sequence, *, progress: bool = False, **config) -> ExperimentResult:
     """Train several methods side by side on identical data and initialisations (see :func:`run_experiment`)."""
-    return run_experiment(TrainingConfig(methods=tuple(methods), **config), progress=progress)
+    return run_experiment(_config(tuple(methods), config), progress=progress)
