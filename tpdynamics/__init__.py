@@ -30,10 +30,10 @@ from .sherman_morrison import (ShermanMorrisonRecord, denominator_round_off, rob
 from .threads import available_cores, default_threads, get_threads, set_threads, thread_limit
 from .targets import FixedTarget, FreeTarget, LossTarget, TeachingSignal, l2_loss, l2_loss_gradient
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
-    "BlockTridiagonal", "DYNAMICS", "MixtureDynamics", "MultiplexedDynamics", "NetworkDynamics", "EQUILIBRIUM_SOLVERS",
+    "__version__", "BlockTridiagonal", "DYNAMICS", "MixtureDynamics", "MultiplexedDynamics", "NetworkDynamics", "EQUILIBRIUM_SOLVERS",
     "STABILITY_TOLERANCE_RULE", "STATUSES", "AndersonSolver", "AutoSolver", "EquilibriumOptions", "EquilibriumResult",
     "EquilibriumSolver", "EquilibriumStatus", "NewtonSolver", "ODESolver", "Trajectory", "attach_implicit_gradient",
     "check_fixed_point_stability", "equilibrium", "integrate", "is_adaptive", "iterative_result", "make_result",

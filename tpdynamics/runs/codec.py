@@ -211,6 +211,6 @@ def config_hash(kind: str, config, version: str | None = None, *, digits: int = 
     ``version`` defaults to ``tpdynamics.__version__``: results of another version are not reused.
     """
     if version is None:
-        from .. import __version__ as version
+        from .._version import __version__ as version
     text = canonical_json({"kind": kind, "config": config, "version": version})
     return hashlib.sha256(text.encode()).hexdigest()[:digits]

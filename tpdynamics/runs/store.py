@@ -117,7 +117,7 @@ class TaskRecord:
 
     def to_dict(self) -> dict:
         """The stored JSON object (module docstring)."""
-        from .. import __version__
+        from .._version import __version__
 
         return {"format": FORMAT, "key": self.task.key, "kind": self.task.kind, "label": self.task.label,
                 "function": self.task.function, "version": __version__, "config": codec.canonical(self.task.config),
@@ -173,7 +173,7 @@ class ResultStore:
 
     def get(self, task: Task) -> TaskRecord | None:
         """The stored record of ``task``, or ``None`` when absent or stored for another configuration/version."""
-        from .. import __version__
+        from .._version import __version__
 
         path = self.path(task)
         if not path.is_file():
