@@ -52,9 +52,9 @@ def _interrupt_after_first_file(argv, pattern: str):
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     children = {}  # pid -> command line, read while they run
 
-    def look():
-        for child in _descendants(process.pid) - set(children):
-            children[child] = _cmdline(child)
+    def look():  # read again each time: a child seen between its fork and its exec shows the parent's command
+        for child in _descendants(process.pid):
+            children[child] = _cmdline(child) or children.get(child, "")
 
     try:
         while not glob.glob(pattern):
@@ -64,7 +64,10 @@ def _interrupt_after_first_file(argv, pattern: str):
             time.sleep(0.01)
         look()
         process.send_signal(signal.SIGINT)
-        rc = process.wait(timeout=5)  # the bound: out within 5 s of the first Ctrl-C
+        try:
+            rc = process.wait(timeout=5)  # the bound: out within 5 s of the first Ctrl-C
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running 5 s after SIGINT (load {Path('/proc/loadavg').read_text().strip()})")
     finally:
         if process.poll() is None:
             process.kill()
@@ -95,6 +98,7 @@ def test_interrupted_reproduce_keeps_its_tasks_and_a_rerun_reuses_them_with_the_
 
     stored = list((out / "runs").glob("*.json"))
     assert 1 <= len(stored) < 4 and not list((out / "runs").glob("*.tmp"))  # finished ones kept, whole
+    assert f"kept {len(stored)} of 4 tasks" in lines[0]  # the line counts what is on disk
     assert all(json.loads(p.read_text())["status"] == "done" for p in stored)
     report = (out / "REPORT.md").read_text()
     assert "**PARTIAL REPORT**" in report and f"## {slow}" in report and "incomplete" in report

@@ -211,6 +211,24 @@ def test_a_process_that_dies_inside_a_write_keeps_the_old_file(tmp_path):
     assert ResultStore(tmp_path).records() == []  # the store skips both (not task files)
 
 
+def test_sigint_deferred_holds_an_interrupt_to_the_end_of_the_block_and_ignored_drops_it():
+    import os
+    import signal
+
+    from tpdynamics.runs import sigint_deferred, sigint_ignored
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs at once, in this thread
+            done.append("the rest of the block ran")
+    assert done == ["the rest of the block ran"]
+    with sigint_ignored():
+        os.kill(os.getpid(), signal.SIGINT)
+    done.append("not interrupted")
+    assert done[-1] == "not interrupted"
+
+
 # -- threads -----------------------------------------------------------------------------------------------------
 def test_thread_switches_and_policy():
     before = tp.get_threads()

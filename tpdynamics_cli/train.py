@@ -8,7 +8,7 @@ import torch
 from tpdynamics.training import LEARNING_RULES, THESIS_PRESETS, TrainingConfig, run_experiment
 from tpdynamics.training.runner import TASKS
 
-from tpdynamics.runs import RunInterrupted, sigint_deferred
+from tpdynamics.runs import RunInterrupted, sigint_ignored
 
 from .common import (add_output_arguments, add_run_arguments, emit_json, integer, jobs_of, layer_sizes, say,
                      store_of)
@@ -87,7 +87,7 @@ def run_command(args) -> int:
     try:
         result = run_experiment(config, progress=not args.quiet, store=store, jobs=jobs_of(args), fresh=args.fresh)
     except RunInterrupted as err:  # write what finished, then say so (main prints the line, exit 130)
-        with sigint_deferred():
+        with sigint_ignored():
             written = _write_outputs(args, err.partial)
         raise RunInterrupted(err.summary, f"{err.message}; wrote the finished runs to {', '.join(written) or 'nothing'}",
                              partial=err.partial) from None

@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from tpdynamics.runs import ResultStore, RunInterrupted, Task, run_tasks, sigint_deferred
+from tpdynamics.runs import ResultStore, RunInterrupted, Task, run_tasks, sigint_ignored
 from tpdynamics.serialization import write_json
 from tpdynamics.threads import check_threads
 
@@ -252,7 +252,7 @@ def reproduce(names=None, *, quick: bool = False, out="tpdynamics-reproduce", se
         summary = run_tasks(experiments.tasks, store, executor=executor, jobs=jobs, threads=threads, fresh=fresh,
                             progress=progress, desc="reproduce", on_record=experiments.on_record)
     except RunInterrupted as err:
-        with sigint_deferred():
+        with sigint_ignored():
             experiments.write_incomplete()
             path = report(err.summary, interrupted=True)
             message = (f"interrupted: kept {err.summary.finished} of {len(err.summary.tasks)} tasks in {store.root}; "

@@ -34,7 +34,7 @@ from ..threads import available_cores, check_threads
 from .store import Task, TaskRecord, now, where
 
 __all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "EXECUTORS", "execute", "resolve_function",
-           "sigint_deferred"]
+           "sigint_ignored", "sigint_deferred"]
 
 
 def resolve_function(path: str) -> Callable:
@@ -86,7 +86,7 @@ def _execute_in_worker(task: Task) -> TaskRecord:
 
 
 @contextlib.contextmanager
-def sigint_deferred():
+def sigint_ignored():
     """Ignore SIGINT inside the block (main thread only): clean-up after a first Ctrl-C is not cut short."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -96,6 +96,25 @@ def sigint_deferred():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def sigint_deferred():
+    """Hold a SIGINT that arrives inside the block until its end, then raise ``KeyboardInterrupt`` (main thread).
+
+    For steps that belong together, such as writing a task's result and counting it as kept.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 class Executor:
@@ -189,7 +208,7 @@ class ProcessExecutor(Executor):
                         del pending[index]
                         on_done(index, record)
             except BaseException:
-                with sigint_deferred():
+                with sigint_ignored():
                     self._terminate(pool)
                 raise
             pool.shutdown(wait=True)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .executors import EXECUTORS, Executor, SerialExecutor, sigint_deferred
+from .executors import EXECUTORS, Executor, SerialExecutor, sigint_deferred, sigint_ignored
 from .store import ResultStore, Task, TaskRecord
 
 __all__ = ["run_tasks", "RunSummary", "RunInterrupted", "make_executor"]
@@ -183,8 +183,11 @@ def run_tasks(tasks: Sequence[Task], store: ResultStore | str | Path | None = No
 
         def collected(j, record):
             indices = to_run[j]
-            if store is not None:
-                store.put(record)
+            with sigint_deferred():  # on disk and counted as kept, or neither
+                if store is not None:
+                    store.put(record)
+                for i in indices:
+                    summary.records[i] = record
             deliver(indices, record)
             bar.update(len(indices))
             bar.set_postfix_str(record.task.label[:40], refresh=False)
@@ -192,7 +195,7 @@ def run_tasks(tasks: Sequence[Task], store: ResultStore | str | Path | None = No
         if to_run:
             chosen.run([tasks[indices[0]] for indices in to_run], collected)
     except KeyboardInterrupt:
-        with sigint_deferred():
+        with sigint_ignored():
             bar.close()
             summary.interrupted = True
         raise RunInterrupted(summary) from None
