@@ -167,4 +167,4 @@ def test_train_help_shows_percent_signs_once(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    assert "95% t-interval" in out and "95%%" not in out
+    assert "95% interval computed on the log scale" in out and "95%%" not in out
