@@ -27,8 +27,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train discrete learning rules (Appendix A) on a student-teacher problem",
         description="Train one or several methods on identical data and initialisations and report the "
-                    "per-epoch train/test MSE (mean over samples of ||h_L - y||^2), averaged over seeds with a "
-                    "95% t-interval. Options left unset take the thesis's values (--preset, or each method's "
+                    "per-epoch train/test MSE (mean over samples of ||h_L - y||^2): the geometric mean over seeds "
+                    "with its 95% interval computed on the log scale (positive however few the seeds). Options left unset take the thesis's values (--preset, or each method's "
                     "own experiment: section 5.1.3 for the exact-inverse rules and BP, 5.2.2 for the others). "
                     f"Methods: {', '.join(LEARNING_RULES.names())}.")
     p.add_argument("--method", type=_methods, required=True, metavar="NAME[,NAME...]",
@@ -68,7 +68,7 @@ def add_parser(subparsers) -> None:
                      help="record learning-signal diagnostics (e_TP, e_approx, cosines with e_GN and e_BP, ...)")
     out = p.add_argument_group("output")
     add_output_arguments(out, plot_help="write a figure of the train and test loss curves (PNG)")
-    out.add_argument("--csv", default=None, metavar="FILE", help="write per-epoch mean and 95%% interval as CSV")
+    out.add_argument("--csv", default=None, metavar="FILE", help="write per-epoch geometric mean and 95%% log-scale interval as CSV")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     add_run_arguments(p, jobs_default=1, store=True)
     p.set_defaults(run=run_command)
