@@ -77,16 +77,33 @@ class MixtureDynamics(NetworkDynamics):
             return self.network.layer(owner).feedback_forward(blocks[source - 1], check=check)
         return self.teaching.value(blocks[target - 1])
 
+    def _node_drive(self, node: int, blocks, check: bool) -> torch.Tensor:
+        total = -blocks[node - 1]
+        for source, kind, owner in self._edges[node - 1]:
+            total = total + self.edge_weight(kind) * self._edge_input(source, kind, owner, node, blocks, check)
+        return total
+
     def drive(self, state, *, check=True):
         """``-h_i + (1-mu) f_i(h_{i-1}) + mu g_i(h_{i+1})`` for every layer, shape ``(B, N)``."""
         blocks = self.split(state)
-        out = []
-        for node, incoming in enumerate(self._edges, start=1):
-            total = -blocks[node - 1]
-            for source, kind, owner in incoming:
-                total = total + self.edge_weight(kind) * self._edge_input(source, kind, owner, node, blocks, check)
-            out.append(total)
-        return self.join(out)
+        return self.join([self._node_drive(node, blocks, check) for node in range(1, self.network.depth + 1)])
+
+    # -- block sweeps: layer i depends on layers i-1 and i+1 only, so the odd layers can be updated
+    # together from the even ones and vice versa (a red-black Gauss-Seidel ordering)
+    @property
+    def sweep_groups(self):
+        L = self.network.depth
+        return tuple(g for g in (tuple(range(0, L, 2)), tuple(range(1, L, 2))) if g)
+
+    def block_slopes(self):
+        """``-1`` per layer, ``-1 + mu c`` on the output layer (``c`` the slope of the teaching signal)."""
+        L = self.network.depth
+        return (-1.0,) * (L - 1) + (-1.0 + self.mu * self.teaching.jacobian_scale,)
+
+    def drive_group(self, blocks, group, *, check=True):
+        if 0 in group:
+            self.nfev += 1
+        return [self._node_drive(k + 1, blocks, check) for k in group]
 
     def jacobian_blocks(self, state):
         """Block-tridiagonal Jacobian of ``dh/dt`` (eqs. 6.39-6.42), from the graph's edges.

@@ -1,0 +1,202 @@
+"""The fixed-point map as a stage: the plain map, and block Gauss-Seidel / SOR sweeps over the layers.
+
+The plain map ``h <- h + drive(h) = (1-mu) f + mu g`` converges where its spectral radius ``rho`` is
+below one, at the rate ``rho`` per evaluation. The mixture dynamics are block tridiagonal, so the layers
+split into two groups (odd, even) that do not depend on themselves: a Gauss-Seidel sweep updates the odd
+layers from the even ones and then the even layers from the new odd ones, at the cost of one evaluation.
+For block-tridiagonal (consistently ordered) systems Young's theorem gives the Gauss-Seidel rate
+``rho^2`` and the over-relaxed (SOR) rate ``omega - 1`` with ``omega_opt = 2 / (1 + sqrt(1 - rho^2))``
+(Young, *Iterative Solution of Large Linear Systems*, 1971; Hageman & Young, *Applied Iterative
+Methods*, 1981, ch. 9 for the adaptive choice of ``omega``). Unlike Anderson or Newton, a sweep keeps no
+secant or Jacobian model, so the kinks of a piecewise-linear nonlinearity do not upset it.
+
+Per sample, ``omega`` starts at 1 and is adapted from the observed rate (Hageman-Young: the rate ``r``
+at ``omega`` gives ``rho^2 = (r + omega - 1)^2 / (r omega^2)``); a sample whose residual grows past
+``growth`` times its best restarts from its best iterate with the over-relaxation halved, and a sample
+that makes no new best in ``patience`` sweeps is handed to the next stage (its map is not contracting).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..validation import check_int, check_positive
+from ._base import EQUILIBRIUM_SOLVERS, EquilibriumSolver
+from ._batch import SampleBatch, finite_residual, nonfinite_status
+from ._result import EquilibriumStatus
+
+
+class _SweepSolver(EquilibriumSolver):
+    """Shared loop of the plain map (one group, ``omega = 1``) and of block SOR (the dynamics' groups)."""
+
+    default_max_iterations = 10_000
+    patience = 1000
+    growth = 10.0
+    max_omega = 1.95
+    warmup = 16
+    adaptive = True
+    use_groups = True
+
+    def __init__(self, *, patience: int | None = None, growth: float | None = None, max_omega: float | None = None):
+        self.patience = check_int("patience", type(self).patience if patience is None else patience, minimum=1)
+        self.growth = check_positive("growth", type(self).growth if growth is None else growth)
+        self.max_omega = check_positive("max_omega", type(self).max_omega if max_omega is None else max_omega)
+        if not 1.0 <= self.max_omega < 2.0:
+            raise ValueError(f"max_omega={max_omega} must be in [1, 2): SOR diverges for omega >= 2.")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(patience={self.patience}, growth={self.growth:g}, max_omega={self.max_omega:g})"
+
+    def solve(self, dynamics, initial, options):
+        max_iterations = options.max_iterations if options.max_iterations is not None else self.default_max_iterations
+        batch = SampleBatch(dynamics, initial, self.name)
+        with torch.no_grad():
+            self._run(batch, initial.detach().clone(), options.tol, max_iterations)
+        return batch.finish(options, iterations_done=max_iterations)
+
+    def _layout(self, dynamics):
+        """``(groups, step factors, slopes)``: the update order, ``1 / (-slope_k)`` and ``slope_k`` of each block."""
+        K = len(dynamics.state_sizes)
+        slopes = list(dynamics.block_slopes())
+        if not self.use_groups:
+            return (tuple(range(K)),), [1.0] * K, slopes
+        # a block with slope near 0 (or positive) has no stable self-solve: take the plain step there
+        return dynamics.sweep_groups, [1.0 / -s if s < -0.05 else 1.0 for s in slopes], slopes
+
+    def _run(self, batch: SampleBatch, x, tol, max_iterations):
+        dyn = batch.dynamics
+        groups, inverse, slopes = self._layout(dyn)
+        sizes = list(dyn.state_sizes)
+        K = len(sizes)
+        later = [j for g in groups[1:] for j in g]
+        R, dtype = x.shape[0], x.dtype
+        # per-row iteration state, compacted together: the state, the exact drive of every block at it
+        # (the first group's is recomputed at the start of each sweep; a later group's is (1 - omega) times
+        # the drive it was updated with, exactly, because it depends only on itself, affinely, and on
+        # earlier groups), omega and its cap, the best iterate, and the counters of the safeguards
+        drive = list(torch.split(dyn.evaluate(x, check=False), sizes, dim=-1))
+        rows = dict(x=x, omega=torch.ones(R, 1, dtype=dtype),
+                    cap=torch.full((R, 1), self.max_omega if self.adaptive else 1.0, dtype=dtype),
+                    best=torch.full((R,), math.inf, dtype=dtype), best_x=x.clone(),
+                    since=torch.zeros(R, dtype=torch.int64), strikes=torch.zeros(R, dtype=torch.int64),
+                    mark=torch.full((R,), math.inf, dtype=dtype),
+                    reference=torch.full((R, 1), math.nan, dtype=dtype))
+        rows.update({f"d{j}": drive[j] for j in range(K)})
+        window = 8
+        for k in range(max_iterations + 1):
+            dyn = batch.dynamics
+            x = rows["x"]
+            if k > 0:  # the first group's drive at the current state (at k = 0 it came with the full drive)
+                for j, d in zip(groups[0], dyn.drive_group(list(torch.split(x, sizes, dim=-1)), groups[0],
+                                                           check=False)):
+                    rows[f"d{j}"] = d
+            drive = [rows[f"d{j}"] for j in range(K)]
+            residual = finite_residual(torch.cat(drive, -1))
+            done = batch.live & (residual < tol)
+            if bool(done.any()):
+                batch.retire(done, x, EquilibriumStatus.CONVERGED, k, drive=torch.cat(drive, -1))
+            best, since = rows["best"], rows["since"]
+            improved = residual < best
+            rows["best"] = best = torch.where(improved, residual, best)
+            rows["best_x"] = best_x = torch.where(improved.unsqueeze(-1), x, rows["best_x"])
+            rows["since"] = torch.where(improved, torch.zeros_like(since), since + 1)
+            nonfinite = ~torch.isfinite(residual)
+            rows["strikes"] = rows["strikes"] + nonfinite.long()
+            stalled = batch.live & (rows["since"] > self.patience)
+            if bool(stalled.any()):
+                batch.retire(stalled, best_x, EquilibriumStatus.MAX_ITERATIONS, k,
+                             reason=f"no smaller residual in {self.patience} iterations: the map does not contract "
+                                    "there (estimated spectral radius >= 1)")
+            failed = batch.live & (rows["strikes"] >= 3)
+            if bool(failed.any()):
+                batch.retire(failed, best_x, nonfinite_status(bool(torch.isfinite(best_x).all())), k,
+                             reason="non-finite values at every restart from the best iterate")
+            if k == max_iterations or batch.n_live == 0:
+                break
+            omega = rows["omega"]
+            # safeguard: a residual that grew past growth x best under over-relaxation (or a non-finite one)
+            # restarts the row from its best iterate, with half the over-relaxation
+            # (never for omega = 1: the plain sweep from the best iterate would replay the same transient growth)
+            grew = nonfinite | ((residual > self.growth * best) & (omega[:, 0] > 1.0))
+            if bool(grew.any()):
+                g = grew.unsqueeze(-1)
+                x = torch.where(g, best_x, x)
+                rows["cap"] = torch.where(g, 1.0 + 0.5 * (rows["cap"] - 1.0), rows["cap"])
+                omega = torch.where(g, torch.ones_like(omega), omega)
+                rows["mark"] = torch.where(grew, best, rows["mark"])
+            if self.adaptive and k >= self.warmup and k % window == 0:
+                omega, rows["mark"], rows["reference"] = self._adapt(omega, rows["cap"], best, rows["mark"],
+                                                                     window, rows["reference"])
+            elif self.adaptive and k % window == 0:
+                rows["mark"] = best.clone()
+            rows["omega"] = omega
+            # the sweep; a restarted row skips the first group (its drive was taken before the restart)
+            blocks = list(torch.split(x, sizes, dim=-1))
+            scale = torch.where(grew.unsqueeze(-1), torch.zeros_like(omega), omega)
+            for j in groups[0]:
+                blocks[j] = blocks[j] + (scale * inverse[j]) * rows[f"d{j}"]
+            for group in groups[1:]:
+                for j, d in zip(group, dyn.drive_group(blocks, group, check=False)):
+                    blocks[j] = blocks[j] + (omega * inverse[j]) * d
+                    rows[f"d{j}"] = (1.0 + slopes[j] * inverse[j] * omega) * d
+            rows["x"] = torch.cat(blocks, -1)
+            if not bool(batch.live.all()):
+                names = list(rows)
+                rows = dict(zip(names, batch.compact(*[rows[n] for n in names])))
+        if batch.n_live:
+            batch.retire(batch.live.clone(), rows["best_x"], EquilibriumStatus.MAX_ITERATIONS, max_iterations,
+                         reason=f"max_iterations={max_iterations} reached")
+
+    @staticmethod
+    def _adapt(omega, cap, residual, mark, window, reference):
+        """Set ``omega`` once from the Gauss-Seidel rate; later, damp it where SOR does no better than that.
+
+        ``reference`` holds each row's Gauss-Seidel rate (``nan`` until measured). Young: the Gauss-Seidel
+        rate is ``rho^2``, so ``omega_opt = 2 / (1 + sqrt(1 - rate))``; after that, an observed rate no
+        better than the Gauss-Seidel one means the over-relaxation overshoots (kinks, complex eigenvalues):
+        ``omega`` moves halfway back to 1.
+        """
+        rate = ((residual / mark.clamp_min(1e-300)).clamp(1e-12, 1.0) ** (1.0 / window)).unsqueeze(-1)
+        fresh = torch.isnan(reference) & torch.isfinite(rate) & (omega == 1.0)
+        target = 2.0 / (1.0 + torch.sqrt(1.0 - rate.clamp(max=0.9999)))
+        new = torch.where(fresh, torch.minimum(target, cap), omega)
+        reference = torch.where(fresh, rate, reference)
+        worse = ~fresh & (new > 1.0) & (rate >= reference)
+        new = torch.where(worse, 1.0 + 0.5 * (new - 1.0), new)
+        return new, residual.clone(), reference
+
+
+@EQUILIBRIUM_SOLVERS.register("sor")
+class SORSolver(_SweepSolver):
+    """Nonlinear block Gauss-Seidel sweeps with a per-sample adaptive over-relaxation ``omega`` (see the module).
+
+    One evaluation of the right-hand side per sweep; the groups and each block's self-slope come from the
+    dynamics (:attr:`~tpdynamics.NetworkDynamics.sweep_groups`, :meth:`~tpdynamics.NetworkDynamics.block_slopes`):
+    red-black over the layers for the mixture model, block order (a forward substitution) for the
+    multiplexed one, and the plain map for a dynamics that lists one group.
+
+    Parameters
+    ----------
+    patience : int, optional
+        Sweeps without a new smallest residual before a sample is handed on (default 1000: the residual of a
+        deep, non-normal chain can grow for hundreds of sweeps before it decays).
+    growth : float, optional
+        A residual above ``growth`` times the sample's best restarts it from its best iterate (default 10).
+    max_omega : float, optional
+        Upper bound of the adapted ``omega`` in ``[1, 2)`` (default 1.95); 1 gives plain Gauss-Seidel.
+    """
+
+
+@EQUILIBRIUM_SOLVERS.register("map")
+class FixedPointMapSolver(_SweepSolver):
+    """The plain fixed-point map ``h <- (1-mu) f + mu g`` per sample, with retirement and a contraction check.
+
+    Converges where the spectral radius ``rho`` of the map's Jacobian ``I + tau J`` is below one, at
+    rate ``rho`` per evaluation; a sample whose residual makes no new best in ``patience`` iterations
+    is reported ``max_iterations`` (its ``rho`` is, in effect, at least one). The same parameters as
+    :class:`SORSolver`; ``max_omega`` is ignored (no over-relaxation).
+    """
+
+    adaptive = False
+    use_groups = False
