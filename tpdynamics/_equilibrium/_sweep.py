@@ -88,7 +88,7 @@ class _SweepSolver(EquilibriumSolver):
             dyn = batch.dynamics
             x = rows["x"]
             if k > 0:  # the first group's drive at the current state (at k = 0 it came with the full drive)
-                for j, d in zip(groups[0], dyn.drive_group(list(torch.split(x, sizes, dim=-1)), groups[0],
+                for j, d in zip(groups[0], dyn.evaluate_group(list(torch.split(x, sizes, dim=-1)), groups[0],
                                                            check=False)):
                     rows[f"d{j}"] = d
             drive = [rows[f"d{j}"] for j in range(K)]
@@ -137,7 +137,7 @@ class _SweepSolver(EquilibriumSolver):
             for j in groups[0]:
                 blocks[j] = blocks[j] + (scale * inverse[j]) * rows[f"d{j}"]
             for group in groups[1:]:
-                for j, d in zip(group, dyn.drive_group(blocks, group, check=False)):
+                for j, d in zip(group, dyn.evaluate_group(blocks, group, check=False)):
                     blocks[j] = blocks[j] + (omega * inverse[j]) * d
                     rows[f"d{j}"] = (1.0 + slopes[j] * inverse[j] * omega) * d
             rows["x"] = torch.cat(blocks, -1)

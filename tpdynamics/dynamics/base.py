@@ -211,16 +211,23 @@ class NetworkDynamics(nn.Module, abc.ABC):
         return (-1.0,) * len(self.state_sizes)
 
     def drive_group(self, blocks: list[torch.Tensor], group, *, check: bool = True) -> list[torch.Tensor]:
-        """The drive of the blocks in ``group`` at the state ``blocks`` (a list of ``(B, n_k)``).
+        """The drive of the blocks in ``group`` at the state ``blocks`` (a list of ``(B, n_k)``); uncounted hook.
 
-        Counted in :attr:`nfev` as one evaluation when ``group`` holds block 0 (a sweep over every group
-        costs one evaluation of the right-hand side). Default: the whole drive, sliced; a subclass that
-        lists a finer :attr:`sweep_groups` computes only the blocks asked for.
+        Default: the whole drive, sliced; a subclass that lists a finer :attr:`sweep_groups` computes only
+        the blocks asked for. Solvers call :meth:`evaluate_group`, which counts.
+        """
+        full = self.split(self.drive(self.join(blocks), check=check))
+        return [full[k] for k in group]
+
+    def evaluate_group(self, blocks: list[torch.Tensor], group, *, check: bool = True) -> list[torch.Tensor]:
+        """:meth:`drive_group`, counted in :attr:`nfev` as one evaluation when ``group`` holds block 0.
+
+        A sweep over every group of :attr:`sweep_groups` evaluates each block once: one evaluation of the
+        right-hand side.
         """
         if 0 in group:
             self.nfev += 1
-        full = self.split(self.drive(self.join(blocks), check=check))
-        return [full[k] for k in group]
+        return self.drive_group(blocks, group, check=check)
 
     def reset_counters(self) -> None:
         self.nfev = 0

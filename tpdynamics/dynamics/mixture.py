@@ -101,8 +101,6 @@ class MixtureDynamics(NetworkDynamics):
         return (-1.0,) * (L - 1) + (-1.0 + self.mu * self.teaching.jacobian_scale,)
 
     def drive_group(self, blocks, group, *, check=True):
-        if 0 in group:
-            self.nfev += 1
         return [self._node_drive(k + 1, blocks, check) for k in group]
 
     def jacobian_blocks(self, state):
