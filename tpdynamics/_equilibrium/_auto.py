@@ -7,7 +7,7 @@ from ._anderson import AndersonSolver
 from ._base import EQUILIBRIUM_SOLVERS, EquilibriumSolver
 from ._newton import NewtonSolver
 from ._ode import ODESolver
-from ._result import EquilibriumStatus, converged_message, make_result, overall_status
+from ._result import STATUSES, EquilibriumStatus, converged_message, make_result, overall_status
 from ._stability import spectral_abscissa
 from ._sweep import SORSolver
 
@@ -45,49 +45,56 @@ class AutoSolver(EquilibriumSolver):
         B = initial.shape[0]
         initial = initial.detach()
         state = initial.clone()
-        stages = ["auto"] * B
-        status = [EquilibriumStatus.MAX_ITERATIONS] * B
+        names = [name for name, _ in self.stages] + ["ode"]
+        stage_of = torch.zeros(B, dtype=torch.int64)  # index into names
+        code = torch.full((B,), STATUSES.index(EquilibriumStatus.MAX_ITERATIONS), dtype=torch.int64)
+        converged_code, unstable_code = STATUSES.index(EquilibriumStatus.CONVERGED), STATUSES.index(
+            EquilibriumStatus.UNSTABLE)
         iterations = torch.zeros(B, dtype=torch.int64)
         drive = torch.zeros_like(state)
         abscissa = torch.full((B,), float("nan"), dtype=state.dtype) if options.check_stability else None
         pending = torch.arange(B)
         restart_from_initial = torch.zeros(B, dtype=torch.bool)  # unstable fixed points: integrate from the start
         ran, nfev, t, n_steps, trajectory, messages = [], 0, None, 0, [], {}
-        for name, stage in self.stages + (("ode", self.fallback),):
+        for number, (name, stage) in enumerate(self.stages + (("ode", self.fallback),)):
             if name == "ode":
                 pending = torch.cat([pending, torch.nonzero(restart_from_initial).flatten()]).sort().values
             if pending.numel() == 0:
                 break
             whole = pending.numel() == B
             sub = dynamics if whole else dynamics.select(pending)
-            start = torch.where(restart_from_initial[pending].unsqueeze(-1), initial[pending], state[pending])
+            start = state[pending]
+            if bool(restart_from_initial.any()):
+                start = torch.where(restart_from_initial[pending].unsqueeze(-1), initial[pending], start)
             if whole:
-                dynamics.reset_counters()
+                dynamics.reset_counters()  # each stage's result counts its own evaluations
             result = stage.solve(sub, start, options)
             nfev += result.nfev
             label = name
-            solved = result.converged & torch.tensor([s == EquilibriumStatus.CONVERGED for s in result.sample_status])
+            sub_code = torch.tensor([STATUSES.index(s) for s in result.sample_status], dtype=torch.int64)
+            solved = sub_code == converged_code
             if options.check_stability and name != "ode" and bool(solved.any()):
                 alpha, unstable = spectral_abscissa(sub, result.state)
                 abscissa[pending] = alpha
                 if bool((unstable & solved).any()):
                     label = f"{name} (unstable fixed point)"
                     restart_from_initial[pending[unstable & solved]] = True
+                    sub_code = torch.where(unstable & solved, unstable_code, sub_code)
                     solved = solved & ~unstable
             ran.append(label)
             state[pending] = result.state.detach()
             drive[pending] = result.rate * dynamics.tau
             iterations[pending] += result.sample_iterations
-            for row, b in enumerate(pending.tolist()):
-                stages[b] = name
-                status[b] = result.sample_status[row] if not restart_from_initial[b] or name == "ode" \
-                    else EquilibriumStatus.UNSTABLE
+            stage_of[pending] = number
+            code[pending] = sub_code
             if name == "ode":
                 t, n_steps, trajectory = result.t, result.n_steps, result.trajectory
                 restart_from_initial[pending] = False
             if not result.success:
                 messages[name] = result.message
             pending = pending[~solved & ~restart_from_initial[pending]]
+        stages = [names[i] for i in stage_of.tolist()]
+        status = [STATUSES[c] for c in code.tolist()]
         final = overall_status(status)
         counts = {}
         for stage_name, s in zip(stages, status):

@@ -12,7 +12,9 @@ import math
 
 import torch
 
-from ._result import EquilibriumStatus, converged_message, make_result, overall_status
+from ._result import STATUSES, EquilibriumStatus, converged_message, make_result, overall_status
+
+_CODE = {s: i for i, s in enumerate(STATUSES)}
 
 
 def finite_residual(drive: torch.Tensor) -> torch.Tensor:
@@ -48,14 +50,11 @@ class SampleBatch:
         self.state = initial.detach().clone()
         self.drive = torch.full_like(self.state, math.nan)
         self.known = torch.zeros(B, dtype=torch.bool)  # whether self.drive holds the drive at self.state
-        self.status = [EquilibriumStatus.MAX_ITERATIONS] * B
+        self.codes = torch.full((B,), _CODE[EquilibriumStatus.MAX_ITERATIONS], dtype=torch.int64)  # status codes
         self.iterations = torch.zeros(B, dtype=torch.int64)
         self.reasons: dict = {}
+        self.n_live = B  # live rows (kept as a Python int: the stages test it every iteration)
         self._spent = 0  # evaluations of sub-dynamics that have been replaced
-
-    @property
-    def n_live(self) -> int:
-        return int(self.live.sum())
 
     @property
     def nfev(self) -> int:
@@ -75,11 +74,11 @@ class SampleBatch:
         else:
             self.known[samples] = False
         status = EquilibriumStatus(status)
-        for s in samples.tolist():
-            self.status[s] = status
+        self.codes[samples] = _CODE[status]
         its = iterations[where] if isinstance(iterations, torch.Tensor) and iterations.ndim else iterations
         self.iterations[samples] = torch.as_tensor(its, dtype=torch.int64)
         self.live[where] = False
+        self.n_live -= where.numel()
         if reason and status != EquilibriumStatus.CONVERGED:
             self.reasons.setdefault(status, reason)
 
@@ -96,25 +95,31 @@ class SampleBatch:
         self.live = torch.ones(n_live, dtype=torch.bool)
         return tuple(t[keep] for t in tensors)
 
+    @property
+    def status(self) -> list:
+        """Each sample's :class:`EquilibriumStatus`."""
+        return [STATUSES[c] for c in self.codes.tolist()]
+
     def finish(self, options, *, iterations_done: int) -> "EquilibriumResult":  # noqa: F821
         """The result of the stage for the whole batch (live rows left are reported as ``max_iterations``)."""
         state = self.state
         drive = None
         if bool(self.known.all()):
             drive = self.drive
-        status = overall_status(self.status)
-        converged = [s == EquilibriumStatus.CONVERGED for s in self.status]
+        sample_status = self.status
+        status = overall_status(sample_status)
+        converged = [s == EquilibriumStatus.CONVERGED for s in sample_status]
         iterations = int(self.iterations.max()) if self.iterations.numel() else 0
         if status == EquilibriumStatus.CONVERGED:
             residual = finite_residual(drive) if drive is not None else self.root.fixed_point_residual(state)
             message = converged_message(residual, options.tol, f"after {iterations} {self.stage} iteration(s)")
         else:
             failed = len(converged) - sum(converged)
-            parts = [f"{self.status.count(s)} {s}" + (f" ({self.reasons[s]})" if s in self.reasons else "")
-                     for s in dict.fromkeys(s for s in self.status if s != EquilibriumStatus.CONVERGED)]
+            parts = [f"{sample_status.count(s)} {s}" + (f" ({self.reasons[s]})" if s in self.reasons else "")
+                     for s in dict.fromkeys(s for s in sample_status if s != EquilibriumStatus.CONVERGED)]
             message = (f"{self.stage}: {failed} of {len(converged)} sample(s) did not reach the fixed-point residual "
                        f"tol={options.tol:g}: " + "; ".join(parts) + ".")
         return make_result(self.root, state, t=None, status=status, message=message, solver=self.stage,
                            options=options, iterations=iterations, stages=[self.stage] * len(converged),
-                           sample_iterations=self.iterations.clone(), sample_status=list(self.status),
+                           sample_iterations=self.iterations.clone(), sample_status=sample_status,
                            nfev=self.nfev, drive=drive)

@@ -23,7 +23,7 @@ import torch
 
 from ..validation import check_int, check_positive
 from ._base import EQUILIBRIUM_SOLVERS, EquilibriumSolver
-from ._batch import SampleBatch, finite_residual, nonfinite_status
+from ._batch import SampleBatch, nonfinite_status
 from ._result import EquilibriumStatus
 
 
@@ -69,84 +69,107 @@ class _SweepSolver(EquilibriumSolver):
         groups, inverse, slopes = self._layout(dyn)
         sizes = list(dyn.state_sizes)
         K = len(sizes)
-        later = [j for g in groups[1:] for j in g]
+        first, later = list(groups[0]), [j for g in groups[1:] for j in g]
         R, dtype = x.shape[0], x.dtype
-        # per-row iteration state, compacted together: the state, the exact drive of every block at it
-        # (the first group's is recomputed at the start of each sweep; a later group's is (1 - omega) times
-        # the drive it was updated with, exactly, because it depends only on itself, affinely, and on
-        # earlier groups), omega and its cap, the best iterate, and the counters of the safeguards
+        inf = math.inf
+        # Per-row state, compacted together: the state x; the exact drive d_j of every block at x (the first
+        # group's is recomputed at the start of each sweep; a later group's is (1 + slope omega / -slope) =
+        # (1 - omega) times the drive it was updated with, exactly, because it depends only on itself,
+        # affinely, and on earlier groups); omega and its cap; the best iterate; the safeguards' counters.
         drive = list(torch.split(dyn.evaluate(x, check=False), sizes, dim=-1))
         rows = dict(x=x, omega=torch.ones(R, 1, dtype=dtype),
                     cap=torch.full((R, 1), self.max_omega if self.adaptive else 1.0, dtype=dtype),
-                    best=torch.full((R,), math.inf, dtype=dtype), best_x=x.clone(),
+                    best=torch.full((R,), inf, dtype=dtype), best_x=x.clone(), checked=torch.full((R,), inf, dtype=dtype),
                     since=torch.zeros(R, dtype=torch.int64), strikes=torch.zeros(R, dtype=torch.int64),
-                    mark=torch.full((R,), math.inf, dtype=dtype),
-                    reference=torch.full((R, 1), math.nan, dtype=dtype))
+                    mark=torch.full((R,), inf, dtype=dtype), reference=torch.full((R, 1), math.nan, dtype=dtype))
         rows.update({f"d{j}": drive[j] for j in range(K)})
-        window = 8
+        window = 8  # the safeguards and the adaptation of omega look every `window` sweeps
+        scales = factors = None
         for k in range(max_iterations + 1):
             dyn = batch.dynamics
             x = rows["x"]
             if k > 0:  # the first group's drive at the current state (at k = 0 it came with the full drive)
-                for j, d in zip(groups[0], dyn.evaluate_group(list(torch.split(x, sizes, dim=-1)), groups[0],
-                                                           check=False)):
+                for j, d in zip(first, dyn.evaluate_group(list(torch.split(x, sizes, dim=-1)), first, check=False)):
                     rows[f"d{j}"] = d
-            drive = [rows[f"d{j}"] for j in range(K)]
-            residual = finite_residual(torch.cat(drive, -1))
-            done = batch.live & (residual < tol)
+            drive = torch.cat([rows[f"d{j}"] for j in range(K)], -1)
+            residual = torch.nan_to_num(drive.abs().amax(-1), nan=inf)
+            done = residual < tol
             if bool(done.any()):
-                batch.retire(done, x, EquilibriumStatus.CONVERGED, k, drive=torch.cat(drive, -1))
-            best, since = rows["best"], rows["since"]
-            improved = residual < best
-            rows["best"] = best = torch.where(improved, residual, best)
+                batch.retire(done, x, EquilibriumStatus.CONVERGED, k, drive=drive)
+            improved = residual < rows["best"]
+            rows["best"] = best = torch.minimum(rows["best"], residual)
             rows["best_x"] = best_x = torch.where(improved.unsqueeze(-1), x, rows["best_x"])
-            rows["since"] = torch.where(improved, torch.zeros_like(since), since + 1)
-            nonfinite = ~torch.isfinite(residual)
-            rows["strikes"] = rows["strikes"] + nonfinite.long()
-            stalled = batch.live & (rows["since"] > self.patience)
-            if bool(stalled.any()):
-                batch.retire(stalled, best_x, EquilibriumStatus.MAX_ITERATIONS, k,
-                             reason=f"no smaller residual in {self.patience} iterations: the map does not contract "
-                                    "there (estimated spectral radius >= 1)")
-            failed = batch.live & (rows["strikes"] >= 3)
-            if bool(failed.any()):
-                batch.retire(failed, best_x, nonfinite_status(bool(torch.isfinite(best_x).all())), k,
-                             reason="non-finite values at every restart from the best iterate")
-            if k == max_iterations or batch.n_live == 0:
+            if batch.n_live == 0 or k == max_iterations:
                 break
             omega = rows["omega"]
-            # safeguard: a residual that grew past growth x best under over-relaxation (or a non-finite one)
-            # restarts the row from its best iterate, with half the over-relaxation
-            # (never for omega = 1: the plain sweep from the best iterate would replay the same transient growth)
-            grew = nonfinite | ((residual > self.growth * best) & (omega[:, 0] > 1.0))
-            if bool(grew.any()):
-                g = grew.unsqueeze(-1)
-                x = torch.where(g, best_x, x)
-                rows["cap"] = torch.where(g, 1.0 + 0.5 * (rows["cap"] - 1.0), rows["cap"])
-                omega = torch.where(g, torch.ones_like(omega), omega)
-                rows["mark"] = torch.where(grew, best, rows["mark"])
-            if self.adaptive and k >= self.warmup and k % window == 0:
-                omega, rows["mark"], rows["reference"] = self._adapt(omega, rows["cap"], best, rows["mark"],
-                                                                     window, rows["reference"])
-            elif self.adaptive and k % window == 0:
-                rows["mark"] = best.clone()
-            rows["omega"] = omega
+            reset = None
+            if k % window == 0 or scales is None:
+                reset = self._safeguard(batch, rows, residual, best, best_x, k, window)
+                if batch.n_live == 0:
+                    break
+                omega = rows["omega"]
+                if reset is not None:
+                    x = torch.where(reset.unsqueeze(-1), best_x, x)
+                scales = [omega * inverse[j] for j in range(K)]
+                factors = {j: 1.0 + slopes[j] * scales[j] for j in later}
             # the sweep; a restarted row skips the first group (its drive was taken before the restart)
             blocks = list(torch.split(x, sizes, dim=-1))
-            scale = torch.where(grew.unsqueeze(-1), torch.zeros_like(omega), omega)
-            for j in groups[0]:
-                blocks[j] = blocks[j] + (scale * inverse[j]) * rows[f"d{j}"]
+            for j in first:
+                scale = scales[j] if reset is None else torch.where(reset.unsqueeze(-1), 0.0, scales[j])
+                blocks[j] = torch.addcmul(blocks[j], scale, rows[f"d{j}"])
             for group in groups[1:]:
                 for j, d in zip(group, dyn.evaluate_group(blocks, group, check=False)):
-                    blocks[j] = blocks[j] + (omega * inverse[j]) * d
-                    rows[f"d{j}"] = (1.0 + slopes[j] * inverse[j] * omega) * d
+                    blocks[j] = torch.addcmul(blocks[j], scales[j], d)
+                    rows[f"d{j}"] = factors[j] * d
             rows["x"] = torch.cat(blocks, -1)
-            if not bool(batch.live.all()):
+            if batch.n_live < rows["x"].shape[0]:
                 names = list(rows)
-                rows = dict(zip(names, batch.compact(*[rows[n] for n in names])))
+                compacted = batch.compact(*[rows[n] for n in names])
+                if compacted[0].shape[0] != rows["x"].shape[0]:
+                    rows = dict(zip(names, compacted))
+                    scales = None  # per-row factors are rebuilt for the remaining rows
         if batch.n_live:
             batch.retire(batch.live.clone(), rows["best_x"], EquilibriumStatus.MAX_ITERATIONS, max_iterations,
                          reason=f"max_iterations={max_iterations} reached")
+
+    def _safeguard(self, batch, rows, residual, best, best_x, k, window):
+        """Every ``window`` sweeps: give up stalled rows, restart grown or non-finite ones, adapt ``omega``.
+
+        Returns the mask of the rows restarted from their best iterate (or ``None``).
+        """
+        improved = best < rows["checked"]
+        rows["since"] = torch.where(improved, torch.zeros_like(rows["since"]), rows["since"] + window)
+        rows["checked"] = best.clone()
+        stalled = rows["since"] > self.patience
+        if bool(stalled.any()):
+            batch.retire(stalled, best_x, EquilibriumStatus.MAX_ITERATIONS, k,
+                         reason=f"no smaller residual in {self.patience} iterations: the map does not contract "
+                                "there (estimated spectral radius >= 1)")
+        nonfinite = torch.isinf(residual)
+        rows["strikes"] = rows["strikes"] + nonfinite.long()
+        failed = rows["strikes"] >= 3
+        if bool(failed.any()):
+            batch.retire(failed, best_x, nonfinite_status(bool(torch.isfinite(best_x).all())), k,
+                         reason="non-finite values at every restart from the best iterate")
+        omega = rows["omega"]
+        # a residual that grew past growth x best under over-relaxation (or a non-finite one) restarts the
+        # row from its best iterate with half the over-relaxation; never for omega = 1 (the plain sweep from
+        # the best iterate would replay the same transient growth)
+        reset = nonfinite | ((residual > self.growth * best) & (omega[:, 0] > 1.0))
+        if bool(reset.any()):
+            g = reset.unsqueeze(-1)
+            rows["cap"] = torch.where(g, 1.0 + 0.5 * (rows["cap"] - 1.0), rows["cap"])
+            omega = torch.where(g, torch.ones_like(omega), omega)
+            rows["mark"] = torch.where(reset, best, rows["mark"])
+        else:
+            reset = None
+        if self.adaptive and k >= self.warmup:
+            omega, rows["mark"], rows["reference"] = self._adapt(omega, rows["cap"], best, rows["mark"], window,
+                                                                 rows["reference"])
+        elif self.adaptive:
+            rows["mark"] = best.clone()
+        rows["omega"] = omega
+        return reset
 
     @staticmethod
     def _adapt(omega, cap, residual, mark, window, reference):
