@@ -35,13 +35,13 @@ class AndersonSolver(EquilibriumSolver):
     max_restarts : int, optional
         Restarts before the plain map takes over (default 5).
     patience : int, optional
-        Iterations without a new best residual before a sample is given up (default 300).
+        Iterations without a new best residual before a restart (default 20).
     """
 
     memory = 5
     growth = 4.0
     max_restarts = 5
-    patience = 300
+    patience = 20
     default_max_iterations = 2000
 
     def __init__(self, memory: int | None = None, *, growth: float | None = None, max_restarts: int | None = None,
@@ -82,12 +82,9 @@ class AndersonSolver(EquilibriumSolver):
             rows["best"] = best = torch.where(improved, residual, rows["best"])
             rows["best_x"] = best_x = torch.where(improved.unsqueeze(-1), x, rows["best_x"])
             rows["best_r"] = best_r = torch.where(improved.unsqueeze(-1), r, rows["best_r"])
-            rows["since"] = torch.where(improved, torch.zeros_like(rows["since"]), rows["since"] + 1)
+            rows["since"] = torch.where(improved, 0, rows["since"] + 1)
             nonfinite = ~torch.isfinite(residual)
             rows["strikes"] = rows["strikes"] + nonfinite.long()
-            stalled = batch.live & (rows["since"] > self.patience)
-            batch.retire(stalled, best_x, EquilibriumStatus.MAX_ITERATIONS, k, drive=best_r,
-                         reason=f"no smaller residual in {self.patience} iterations")
             failed = batch.live & (rows["strikes"] >= 3)
             if bool(failed.any()):
                 batch.retire(failed, best_x, nonfinite_status(bool(torch.isfinite(best_x).all())), k,
@@ -96,11 +93,14 @@ class AndersonSolver(EquilibriumSolver):
                 break
             # safeguard: restart (history dropped, plain step from the best iterate) when the residual grew
             # (not once on the plain map: its restart would replay the same transient from the best iterate)
-            restart = nonfinite | ((residual > self.growth * best) & (rows["restarts"] <= self.max_restarts))
+            # (a stagnation, no new best in `patience` iterations, restarts too)
+            mixing = rows["restarts"] <= self.max_restarts
+            restart = nonfinite | (((residual > self.growth * best) | (rows["since"] > self.patience)) & mixing)
+            rows["since"] = torch.where(restart, 0, rows["since"])
             rows["restarts"] = rows["restarts"] + restart.long()
             plain = rows["restarts"] > self.max_restarts
             fresh = ~restart & ~plain
-            rows["pushes"] = torch.where(restart, torch.zeros_like(rows["pushes"]), rows["pushes"])
+            rows["pushes"] = torch.where(restart, 0, rows["pushes"])
             # push (x, x + r) into each row's ring; Anderson mixing over the valid slots
             slot = rows["pushes"] % m
             index = torch.arange(x.shape[0])

@@ -110,7 +110,7 @@ class NewtonSolver(EquilibriumSolver):
                 x_next, r_next = plain_x, plain_r
             rows["x"], rows["r"] = x_next, r_next
             rows["norm"] = _norm(r_next)
-            rows["failures"] = torch.where(accepted, torch.zeros_like(rows["failures"]), rows["failures"] + 1)
+            rows["failures"] = torch.where(accepted, 0, rows["failures"] + 1)
         if batch.n_live:
             batch.retire(batch.live.clone(), rows["best_x"], EquilibriumStatus.MAX_ITERATIONS, max_iterations,
                          drive=rows["best_r"], reason=f"max_iterations={max_iterations} reached")

@@ -32,9 +32,10 @@ class _SweepSolver(EquilibriumSolver):
 
     default_max_iterations = 10_000
     patience = 1000
-    growth = 10.0
-    max_omega = 1.95
+    growth = 1e4
+    max_omega = 1.8
     warmup = 16
+    initial_omega = 1.0
     adaptive = True
     use_groups = True
 
@@ -77,11 +78,11 @@ class _SweepSolver(EquilibriumSolver):
         # (1 - omega) times the drive it was updated with, exactly, because it depends only on itself,
         # affinely, and on earlier groups); omega and its cap; the best iterate; the safeguards' counters.
         drive = list(torch.split(dyn.evaluate(x, check=False), sizes, dim=-1))
-        rows = dict(x=x, omega=torch.ones(R, 1, dtype=dtype),
+        rows = dict(x=x, omega=torch.full((R, 1), self.initial_omega, dtype=dtype),
                     cap=torch.full((R, 1), self.max_omega if self.adaptive else 1.0, dtype=dtype),
                     best=torch.full((R,), inf, dtype=dtype), best_x=x.clone(), checked=torch.full((R,), inf, dtype=dtype),
                     since=torch.zeros(R, dtype=torch.int64), strikes=torch.zeros(R, dtype=torch.int64),
-                    mark=torch.full((R,), inf, dtype=dtype), reference=torch.full((R, 1), math.nan, dtype=dtype))
+                    mark=torch.full((R,), inf, dtype=dtype))
         rows.update({f"d{j}": drive[j] for j in range(K)})
         window = 8  # the safeguards and the adaptation of omega look every `window` sweeps
         scales = factors = None
@@ -138,7 +139,7 @@ class _SweepSolver(EquilibriumSolver):
         Returns the mask of the rows restarted from their best iterate (or ``None``).
         """
         improved = best < rows["checked"]
-        rows["since"] = torch.where(improved, torch.zeros_like(rows["since"]), rows["since"] + window)
+        rows["since"] = torch.where(improved, 0, rows["since"] + window)
         rows["checked"] = best.clone()
         stalled = rows["since"] > self.patience
         if bool(stalled.any()):
@@ -158,36 +159,44 @@ class _SweepSolver(EquilibriumSolver):
         reset = nonfinite | ((residual > self.growth * best) & (omega[:, 0] > 1.0))
         if bool(reset.any()):
             g = reset.unsqueeze(-1)
-            rows["cap"] = torch.where(g, 1.0 + 0.5 * (rows["cap"] - 1.0), rows["cap"])
-            omega = torch.where(g, torch.ones_like(omega), omega)
-            rows["mark"] = torch.where(reset, best, rows["mark"])
-        else:
-            reset = None
-        if self.adaptive and k >= self.warmup:
-            omega, rows["mark"], rows["reference"] = self._adapt(omega, rows["cap"], best, rows["mark"], window,
-                                                                 rows["reference"])
-        elif self.adaptive:
-            rows["mark"] = best.clone()
+            omega = torch.where(g, 1.0 + 0.5 * (omega - 1.0), omega)
+            rows["cap"] = torch.where(g, omega, rows["cap"])
+        if self.adaptive:
+            omega, rows["cap"], rows["mark"], damped = self._adapt(omega, rows["cap"], best, rows["mark"], window,
+                                                                   rows["since"], residual)
+            # a damped row goes on from where it is (a restart from its best iterate would replay the same
+            # transient), and its stall count starts again
+            rows["since"] = torch.where(damped, 0, rows["since"])
         rows["omega"] = omega
-        return reset
+        return reset if bool(reset.any()) else None
 
     @staticmethod
-    def _adapt(omega, cap, residual, mark, window, reference):
-        """Set ``omega`` once from the Gauss-Seidel rate; later, damp it where SOR does no better than that.
+    def _adapt(omega, cap, best, mark, window, since, residual):
+        """Hageman-Young: raise ``omega`` towards the optimum the observed rate implies; damp it on a stall.
 
-        ``reference`` holds each row's Gauss-Seidel rate (``nan`` until measured). Young: the Gauss-Seidel
-        rate is ``rho^2``, so ``omega_opt = 2 / (1 + sqrt(1 - rate))``; after that, an observed rate no
-        better than the Gauss-Seidel one means the over-relaxation overshoots (kinks, complex eigenvalues):
-        ``omega`` moves halfway back to 1.
+        ``rate`` is the reduction of the best residual per sweep over the last window. At ``omega`` a rate
+        ``r`` means ``rho^2 = (r + omega - 1)^2 / (r omega^2)`` for the Jacobi iteration, hence
+        ``omega_opt = 2 / (1 + sqrt(1 - rho^2))``; it is taken only while ``r`` is clearly slower than
+        ``omega - 1`` (the rate at the optimum) and only upwards, below ``cap``. A row that stalls at
+        ``omega > 1.05`` (oscillation across kinks, complex eigenvalues) has its ``omega`` and ``cap`` moved
+        halfway back to 1. Returns ``(omega, cap, mark, damped rows)``.
         """
-        rate = ((residual / mark.clamp_min(1e-300)).clamp(1e-12, 1.0) ** (1.0 / window)).unsqueeze(-1)
-        fresh = torch.isnan(reference) & torch.isfinite(rate) & (omega == 1.0)
-        target = 2.0 / (1.0 + torch.sqrt(1.0 - rate.clamp(max=0.9999)))
-        new = torch.where(fresh, torch.minimum(target, cap), omega)
-        reference = torch.where(fresh, rate, reference)
-        worse = ~fresh & (new > 1.0) & (rate >= reference)
-        new = torch.where(worse, 1.0 + 0.5 * (new - 1.0), new)
-        return new, residual.clone(), reference
+        rate = ((best / mark.clamp_min(1e-300)).clamp(1e-12, 1.0) ** (1.0 / window)).unsqueeze(-1)
+        progress = rate < 0.999  # a window without a new best is a transient or a stall, not a rate
+        rho2 = ((rate + omega - 1.0) ** 2 / (rate * omega ** 2)).clamp(0.0, 0.9999)
+        target = 2.0 / (1.0 + torch.sqrt(1.0 - rho2))
+        raise_ = progress & (rate > 1.2 * (omega - 1.0)) & (target > omega)
+        omega = torch.where(raise_, torch.minimum(target, cap), omega)
+        # a (nearly) plain sweep that makes no progress for a window is a slow, non-normal transient, which
+        # over-relaxation shortens too: start at 1.5 (the stall rule below takes it back if it oscillates)
+        omega = torch.where(~progress & (omega <= 1.05), torch.minimum(torch.full_like(omega, 1.5), cap), omega)
+        # stalled: no new best for 4 windows while the residual hovers near the best (an oscillation), or for
+        # 16 windows whatever it does (a transient grows the residual far above its best, and passes)
+        stuck = (since >= 4 * window) & (residual < 3.0 * best) | (since >= 16 * window)
+        damp = stuck.unsqueeze(-1) & (omega > 1.05)
+        omega = torch.where(damp, 1.0 + 0.5 * (omega - 1.0), omega)
+        cap = torch.where(damp, 1.0 + 0.5 * (cap - 1.0), cap)
+        return omega, cap, best.clone(), damp.squeeze(-1)
 
 
 @EQUILIBRIUM_SOLVERS.register("sor")
@@ -205,9 +214,10 @@ class SORSolver(_SweepSolver):
         Sweeps without a new smallest residual before a sample is handed on (default 1000: the residual of a
         deep, non-normal chain can grow for hundreds of sweeps before it decays).
     growth : float, optional
-        A residual above ``growth`` times the sample's best restarts it from its best iterate (default 10).
+        A residual above ``growth`` times the sample's best restarts it from its best iterate (default 1e4:
+        deep chains near ``mu = 1/2`` grow their residual 50-fold before it decays, under the plain map too).
     max_omega : float, optional
-        Upper bound of the adapted ``omega`` in ``[1, 2)`` (default 1.95); 1 gives plain Gauss-Seidel.
+        Upper bound of the adapted ``omega`` in ``[1, 2)`` (default 1.8); 1 gives plain Gauss-Seidel.
     """
 
 
