@@ -161,7 +161,9 @@ class _SweepSolver(EquilibriumSolver):
             g = reset.unsqueeze(-1)
             omega = torch.where(g, 1.0 + 0.5 * (omega - 1.0), omega)
             rows["cap"] = torch.where(g, omega, rows["cap"])
-        if self.adaptive:
+        if self.adaptive and k == 0:
+            rows["mark"] = best.clone()  # the first window starts here
+        elif self.adaptive:
             omega, rows["cap"], rows["mark"], damped = self._adapt(omega, rows["cap"], best, rows["mark"], window,
                                                                    rows["since"], residual)
             # a damped row goes on from where it is (a restart from its best iterate would replay the same
