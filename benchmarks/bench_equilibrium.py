@@ -62,34 +62,44 @@ class Case:
 
 
 LR, TANH = "leaky_relu:0.35", "tanh"
-#: The matrix, roughly from easy to hard.
+#: The matrix (the default run), roughly from easy to hard within each depth.
 CASES = [
     Case(2, 6, 0.1, "orthogonal", LR, True),
     Case(2, 64, 0.1, "orthogonal", LR, True),
     Case(2, 256, 0.1, "orthogonal", TANH, True),
     Case(2, 64, 0.45, "orthogonal", TANH, True),
     Case(2, 256, 0.3, "gaussian", LR, False),
+    Case(2, 6, 0.49, "orthogonal", TANH, False),
     Case(4, 6, 0.3, "orthogonal", TANH, False),
-    Case(4, 64, 0.1, "gaussian", TANH, False),
+    Case(4, 64, 0.1, "gaussian", LR, False),
     Case(4, 64, 0.3, "orthogonal", LR, True),
-    Case(4, 64, 0.3, "gaussian", LR, True),
     Case(4, 256, 0.3, "orthogonal", LR, False),
-    Case(4, 64, 0.45, "orthogonal", TANH, True),
     Case(4, 6, 0.49, "gaussian", LR, True),
+    Case(4, 64, 0.45, "orthogonal", LR, True),
     Case(8, 64, 0.1, "orthogonal", LR, True),
     Case(8, 64, 0.3, "orthogonal", TANH, True),
     Case(8, 64, 0.3, "gaussian", LR, False),
-    Case(8, 6, 0.45, "gaussian", TANH, True),
+    Case(8, 6, 0.45, "orthogonal", LR, True),
     Case(8, 64, 0.45, "orthogonal", LR, True),  # the hard case
     Case(8, 6, 0.49, "orthogonal", LR, False),
     Case(8, 64, 0.49, "orthogonal", LR, True),
+    Case(8, 256, 0.3, "orthogonal", LR, True),
     Case(16, 6, 0.1, "orthogonal", LR, True),
     Case(16, 6, 0.3, "orthogonal", TANH, False),
-    Case(16, 6, 0.45, "orthogonal", LR, True),
+    Case(16, 6, 0.45, "orthogonal", TANH, False),
     Case(16, 64, 0.3, "orthogonal", LR, True),
     Case(16, 6, 0.49, "orthogonal", LR, True),
-    Case(16, 64, 0.45, "gaussian", TANH, False),
     Case(16, 64, 0.49, "orthogonal", LR, True),
+]
+#: Harder cases, not in the default run (``--extra``): some samples have no fixed point the map, the flow
+#: or ours reaches (Gaussian inverses amplify the targets; tanh inverses leave their domain), so every
+#: solver spends its whole budget on them.
+EXTRA = [
+    Case(4, 64, 0.3, "gaussian", LR, True),
+    Case(4, 64, 0.1, "gaussian", TANH, False),
+    Case(4, 64, 0.45, "orthogonal", TANH, True),
+    Case(16, 6, 0.45, "orthogonal", LR, True),
+    Case(8, 6, 0.45, "orthogonal", TANH, True),
 ]
 
 
@@ -192,18 +202,20 @@ def fmt_run(run: Run | None) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--cases", default="", help="comma-separated case numbers (1-based); default all")
+    parser.add_argument("--extra", action="store_true", help="run the EXTRA cases instead (slow)")
     parser.add_argument("--naive-iterations", type=int, default=20_000)
-    parser.add_argument("--deq-iterations", type=int, default=300)
-    parser.add_argument("--horizon", type=float, default=400.0)
+    parser.add_argument("--deq-iterations", type=int, default=100)
+    parser.add_argument("--horizon", type=float, default=200.0)
     parser.add_argument("--skip-dopri5", action="store_true")
     parser.add_argument("--skip-deq", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch.set_grad_enabled(False)
-    chosen = [int(c) for c in args.cases.split(",") if c.strip()] or list(range(1, len(CASES) + 1))
+    table = EXTRA if args.extra else CASES
+    chosen = [int(c) for c in args.cases.split(",") if c.strip()] or list(range(1, len(table) + 1))
     deq = {} if args.skip_deq or anderson_solver is None else {"deq-anderson": anderson_solver,
                                                                "deq-broyden": broyden_solver}
     print(f"bench_equilibrium: batch {args.batch}, tol {TOL:g} on the fixed-point residual, float64, exact inverses, "
@@ -219,8 +231,11 @@ def main(argv=None):
     ratios = {n: [] for n in names[1:]}
     notes, goals_converge = [], []
     start_all = time.perf_counter()
+    warm_up, warm_start = build(CASES[0], 8)  # first calls (lazy initialisation in torch) are not timed
+    tp.equilibrium(warm_up, tol=TOL, initial_state=warm_start)
+    naive_loop(warm_up, warm_start, 10)
     for number in chosen:
-        case = CASES[number - 1]
+        case = table[number - 1]
         dyn, start = build(case, args.batch)
         ours, result = run_ours(dyn, start, args.repeats)
         target = max(ours.residual, 1e-300)

@@ -100,8 +100,8 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
         Keep ``(t, state)`` at every residual check in ``result.trajectory`` (ODE path).
     check_stability : bool
         Compute each sample's spectral abscissa at the result (dense eigenvalues, ``O(B N^3)``). A fixed
-        point found by Anderson or Newton that is not stable gets status ``unstable``; with
-        ``solver='auto'`` integration takes over instead. Without it the iterative solvers may return
+        point found by an iterative stage that is not stable gets status ``unstable``; with
+        ``solver='auto'`` that sample is integrated instead, from its initial state. Without it the iterative solvers may return
         an unstable fixed point (they solve ``dh/dt = 0``, they do not follow the flow).
     strict : bool
         Raise :class:`EquilibriumNotReachedError` instead of returning a non-converged result.
@@ -109,6 +109,14 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
     Returns
     -------
     EquilibriumResult
+        With, per sample, the fixed-point residual, the converged flag, the stage that solved it
+        (``result.stages``), its iterations and its status; ``result.rate`` is ``dh/dt``.
+
+    Notes
+    -----
+    The solvers keep no state between calls and the default ``auto`` instance is built once, so a caller
+    that solves near-identical problems many times (continuous learning) pays only for the iterations;
+    pass the previous result as ``initial_state`` to start next to the new fixed point.
     """
     if not isinstance(dynamics, NetworkDynamics):
         raise TypeError(f"dynamics must be a NetworkDynamics module (e.g. MixtureDynamics), got "
