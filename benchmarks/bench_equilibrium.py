@@ -8,17 +8,19 @@ The cases (``CASES``) span easy (shallow, small ``mu``) to hard (deep, ``mu`` ne
 Gaussian weights whose inverses amplify the targets).
 
 Solvers, timed side by side in one process with one torch thread (best of ``--repeats`` for runs
-under a second):
+under a second, one run otherwise):
 
 * ``ours``: ``tp.equilibrium(dynamics, tol=1e-6)`` (default ``auto``);
 * ``naive``: the three-line loop ``h <- h + drive(h) = (1-mu) f + mu g`` until every sample's residual
   is below ``tol`` (at most ``--naive-iterations`` iterations);
 * ``deq-anderson`` / ``deq-broyden``: torchdeq's fixed-point solvers (if ``torchdeq`` is installed:
-  ``pip install -e '.[bench]'``) on the same map, with their own stopping rule (per-sample 2-norm of
-  ``f(z) - z`` below our worst residual: at least as strict as ours), at most ``--deq-iterations``;
+  ``pip install -e '.[bench]'``) on the same map with their defaults, and their own stopping rule (the
+  per-sample 2-norm of ``f(z) - z`` below our worst residual: at least as strict as ours), at most
+  ``--deq-iterations`` (default 50, torchdeq's own);
 * ``dopri5``: plain ``torchdiffeq.odeint(dopri5)`` (rtol 1e-7, atol 1e-9) from the same start to the
-  horizon ``T`` where, on a grid of step ``0.5 tau`` up to ``--horizon``, its worst residual first
-  reaches ours (found beforehand, not timed): the best case for a user who knew the right horizon.
+  horizon ``T`` where, on a grid of step ``0.5 tau`` up to ``--horizon`` (default ``100 tau``), its
+  worst residual first reaches ours (found beforehand, not timed): the best case for a user who knew
+  the right horizon. Slow cases do not reach it within the default horizon (a longer one costs minutes).
 
 Per case the table gives each solver's time, iterations (``nfev`` for dopri5), worst residual and
 converged count, and the ratio ``baseline time / our time``; then the geometric means of the ratios
@@ -202,13 +204,13 @@ def fmt_run(run: Run | None) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--cases", default="", help="comma-separated case numbers (1-based); default all")
     parser.add_argument("--extra", action="store_true", help="run the EXTRA cases instead (slow)")
     parser.add_argument("--naive-iterations", type=int, default=20_000)
-    parser.add_argument("--deq-iterations", type=int, default=100)
-    parser.add_argument("--horizon", type=float, default=200.0)
+    parser.add_argument("--deq-iterations", type=int, default=50, help="torchdeq's own default")
+    parser.add_argument("--horizon", type=float, default=100.0)
     parser.add_argument("--skip-dopri5", action="store_true")
     parser.add_argument("--skip-deq", action="store_true")
     args = parser.parse_args(argv)
@@ -236,6 +238,7 @@ def main(argv=None):
     naive_loop(warm_up, warm_start, 10)
     for number in chosen:
         case = table[number - 1]
+        case_start = time.perf_counter()
         dyn, start = build(case, args.batch)
         ours, result = run_ours(dyn, start, args.repeats)
         target = max(ours.residual, 1e-300)
@@ -258,7 +261,8 @@ def main(argv=None):
         print(f"{number:3d}  {case.label:36s} " + " | ".join(fmt_run(runs[n]) for n in names) + " | "
               + " ".join(row), flush=True)
         notes.append(f"{number:3d}: ours by stage: {ours.note}" + "".join(
-            f"; {n}: {runs[n].note}" for n in names[1:] if runs[n].note))
+            f"; {n}: {runs[n].note}" for n in names[1:] if runs[n].note)
+            + f" ({time.perf_counter() - case_start:.0f} s for the case)")
     print("\nper case:", *notes, sep="\n  ")
     print("\ngeometric mean of the ratios (baseline time / our time) over the cases where the baseline converged:")
     for name, values in ratios.items():

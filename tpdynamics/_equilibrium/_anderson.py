@@ -62,7 +62,7 @@ class AndersonSolver(EquilibriumSolver):
         batch = SampleBatch(dynamics, initial, "anderson")
         with torch.no_grad():
             self._run(batch, initial.detach().clone(), options.tol, max_iterations)
-        return batch.finish(options, iterations_done=max_iterations)
+        return batch.finish(options)
 
     def _run(self, batch: SampleBatch, x, tol, max_iterations):
         R, N = x.shape

@@ -100,26 +100,27 @@ class SampleBatch:
         """Each sample's :class:`EquilibriumStatus`."""
         return [STATUSES[c] for c in self.codes.tolist()]
 
-    def finish(self, options, *, iterations_done: int) -> "EquilibriumResult":  # noqa: F821
+    def finish(self, options) -> "EquilibriumResult":  # noqa: F821
         """The result of the stage for the whole batch (live rows left are reported as ``max_iterations``)."""
         state = self.state
         drive = None
         if bool(self.known.all()):
             drive = self.drive
         sample_status = self.status
-        status = overall_status(sample_status)
-        converged = [s == EquilibriumStatus.CONVERGED for s in sample_status]
+        counts = torch.bincount(self.codes, minlength=len(STATUSES))
+        n_converged = int(counts[_CODE[EquilibriumStatus.CONVERGED]])
+        status = EquilibriumStatus.CONVERGED if n_converged == len(sample_status) else overall_status(sample_status)
         iterations = int(self.iterations.max()) if self.iterations.numel() else 0
         if status == EquilibriumStatus.CONVERGED:
             residual = finite_residual(drive) if drive is not None else self.root.fixed_point_residual(state)
             message = converged_message(residual, options.tol, f"after {iterations} {self.stage} iteration(s)")
         else:
-            failed = len(converged) - sum(converged)
+            failed = len(sample_status) - n_converged
             parts = [f"{sample_status.count(s)} {s}" + (f" ({self.reasons[s]})" if s in self.reasons else "")
                      for s in dict.fromkeys(s for s in sample_status if s != EquilibriumStatus.CONVERGED)]
-            message = (f"{self.stage}: {failed} of {len(converged)} sample(s) did not reach the fixed-point residual "
+            message = (f"{self.stage}: {failed} of {len(sample_status)} sample(s) did not reach the fixed-point residual "
                        f"tol={options.tol:g}: " + "; ".join(parts) + ".")
         return make_result(self.root, state, t=None, status=status, message=message, solver=self.stage,
-                           options=options, iterations=iterations, stages=[self.stage] * len(converged),
+                           options=options, iterations=iterations, stages=[self.stage] * len(sample_status),
                            sample_iterations=self.iterations.clone(), sample_status=sample_status,
                            nfev=self.nfev, drive=drive)

@@ -55,7 +55,7 @@ class NewtonSolver(EquilibriumSolver):
         batch = SampleBatch(dynamics, initial, "newton")
         with torch.no_grad():
             self._run(batch, initial.detach().clone(), options.tol, max_iterations)
-        return batch.finish(options, iterations_done=max_iterations)
+        return batch.finish(options)
 
     def _run(self, batch: SampleBatch, x, tol, max_iterations):
         r = batch.dynamics.evaluate(x, check=False)

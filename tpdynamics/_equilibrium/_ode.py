@@ -139,7 +139,7 @@ class ODESolver(EquilibriumSolver):
                                trajectory=trajectory, message=message, nfev=nfev)
         if batch.n_live:
             batch.retire(batch.live.clone(), state, status, steps, reason=message)
-        result = batch.finish(options, iterations_done=0)
+        result = batch.finish(options)
         result.t, result.n_steps, result.trajectory = t, steps, trajectory
         result.sample_iterations = torch.zeros_like(result.sample_iterations)
         result.iterations = 0

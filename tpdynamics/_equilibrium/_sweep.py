@@ -54,7 +54,7 @@ class _SweepSolver(EquilibriumSolver):
         batch = SampleBatch(dynamics, initial, self.name)
         with torch.no_grad():
             self._run(batch, initial.detach().clone(), options.tol, max_iterations)
-        return batch.finish(options, iterations_done=max_iterations)
+        return batch.finish(options)
 
     def _layout(self, dynamics):
         """``(groups, step factors, slopes)``: the update order, ``1 / (-slope_k)`` and ``slope_k`` of each block."""
