@@ -192,8 +192,8 @@ def test_newton_refuses_and_auto_falls_back(monkeypatch):
     monkeypatch.setattr(validation, "available_memory", lambda: need - 1)
     with pytest.raises(MemoryLimitError, match="Newton's block Jacobians for a batch of 3"):
         tp.equilibrium(dyn, solver="newton")
-    result = tp.equilibrium(dyn, solver="auto", max_iterations=0)  # Anderson cannot converge in 0 iterations
-    assert result.success and result.solver == "anderson->newton (skipped: not enough memory)->ode"
+    result = tp.equilibrium(dyn, solver="auto", max_iterations=0)  # no iterative stage converges in 0 iterations
+    assert result.success and result.solver == "sor->anderson->newton (skipped: not enough memory)->ode"
     monkeypatch.setattr(validation, "available_memory", lambda: need)
     assert tp.equilibrium(dyn, solver="newton").success
 

@@ -144,7 +144,7 @@ def test_plot_without_suffix_reports_the_file_it_wrote(capsys, tmp_path):
 def test_equilibrium_json_names_the_solver_that_ran(capsys, solver, method):
     code = main(["equilibrium", "--layers", "3,3,3", "--batch", "2", "--solver", solver, "--json"])
     data = json.loads(capsys.readouterr().out)
-    assert code == 0 and data["solver"] == solver and data["method"] == method
+    assert code == 0 and data["solver"] == solver and data["ode_method"] == method and data["stage_counts"] == {solver: 2}
 
 
 # -- help texts -----------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ Public API (thesis notation):
 * layers ``f_i``/``g_i`` — :class:`Layer`, :data:`FEEDBACK_FORMS`; network — :class:`LayeredNetwork`;
 * dynamics (eq. 6.1) — :class:`MixtureDynamics`, :data:`DYNAMICS`;
 * equilibria — :func:`equilibrium`, :class:`EquilibriumResult` (:class:`EquilibriumStatus`),
-  :func:`integrate`; solvers :data:`EQUILIBRIUM_SOLVERS` (contract :class:`EquilibriumSolver`);
+  :func:`integrate`; solvers :data:`EQUILIBRIUM_SOLVERS` (contract :class:`EquilibriumSolver`; stages
+  :class:`SORSolver`, :class:`FixedPointMapSolver`, :class:`AndersonSolver`, :class:`NewtonSolver`,
+  :class:`ODESolver`, composed per sample by :class:`AutoSolver`);
 * robust Sherman–Morrison (Alg. 4.1) — :func:`robust_sherman_morrison`;
 * input checks — :mod:`tpdynamics.validation`; JSON — :mod:`tpdynamics.serialization`.
 
@@ -18,7 +20,8 @@ from .dynamics import DYNAMICS, MixtureDynamics, MultiplexedDynamics, NetworkDyn
 from ._equilibrium import (EQUILIBRIUM_SOLVERS, STABILITY_TOLERANCE_RULE, STATUSES, AndersonSolver, AutoSolver,
                            EquilibriumOptions, EquilibriumResult, EquilibriumSolver, EquilibriumStatus, NewtonSolver,
                            ODESolver, Trajectory, attach_implicit_gradient, check_fixed_point_stability, equilibrium,
-                           integrate, is_adaptive, iterative_result, make_result, ode_methods, stability_tolerance)
+                           integrate, is_adaptive, iterative_result, make_result, ode_methods, stability_tolerance,
+                           FixedPointMapSolver, SORSolver)
 from .errors import (DivergenceError, EquilibriumNotReachedError, InverseDomainError, MemoryLimitError,
                      SingularMatrixError, SingularWeightError, StaleInverseError, TPDynamicsError, TPDynamicsWarning)
 from .layers import (FEEDBACK_FORMS, ExactInverseFeedback, FeedbackMapping, FixedRandomFeedback, Layer,
@@ -37,7 +40,7 @@ __all__ = [
     "STABILITY_TOLERANCE_RULE", "STATUSES", "AndersonSolver", "AutoSolver", "EquilibriumOptions", "EquilibriumResult",
     "EquilibriumSolver", "EquilibriumStatus", "NewtonSolver", "ODESolver", "Trajectory", "attach_implicit_gradient",
     "check_fixed_point_stability", "equilibrium", "integrate", "is_adaptive", "iterative_result", "make_result",
-    "ode_methods", "stability_tolerance",
+    "ode_methods", "stability_tolerance", "FixedPointMapSolver", "SORSolver",
     "DivergenceError",
     "EquilibriumNotReachedError", "InverseDomainError", "MemoryLimitError", "SingularMatrixError", "SingularWeightError",
     "StaleInverseError", "TPDynamicsError", "TPDynamicsWarning", "FEEDBACK_FORMS", "ExactInverseFeedback",

@@ -80,20 +80,32 @@ class WeightFlow(nn.Module):
     h0 : Tensor, shape (B, n_0)
     label : Tensor, shape (B, n_L)
 
+    Each evaluation starts every phase from its equilibrium at the previous evaluation (a warm start: the
+    weights moved a little since), and the phase dynamics are built once.
+
     Attributes
     ----------
     n_equilibria : int
         Number of batch equilibria solved (one per phase per evaluation).
+    n_iterations : int
+        Iterations of the equilibrium solver, summed over the equilibria (the largest per-sample count of each).
+    warm_start : bool
+        Start each equilibrium from the previous evaluation's (default ``True``).
     """
 
-    def __init__(self, model: ContinuousModel, network: LayeredNetwork, h0: torch.Tensor, label: torch.Tensor):
+    def __init__(self, model: ContinuousModel, network: LayeredNetwork, h0: torch.Tensor, label: torch.Tensor, *,
+                 warm_start: bool = True):
         super().__init__()
         if not isinstance(model, ContinuousModel):
             raise TypeError(f"model must be a ContinuousModel (see CONTINUOUS_MODELS), got {type(model).__name__}.")
         _check_batch(network, h0, label)
         self.model, self.h0, self.label = model, h0, label
         self.params = _PlasticParameters(network, feedback=model.feedback_learning_rate > 0)
+        self.phase_dynamics = model.phase_dynamics(network, h0, label)
+        self.warm_start = bool(warm_start)
+        self._last = None
         self.nfev = 0
+        self.n_iterations = 0
 
     @property
     def network(self) -> LayeredNetwork:
@@ -110,7 +122,10 @@ class WeightFlow(nn.Module):
     def forward(self, s, state):
         self.nfev += 1
         self.params.load(state)
-        states = self.model.equilibria(self.network, self.h0, self.label)
+        states = self.model.equilibria(self.network, self.h0, self.label, dynamics=self.phase_dynamics,
+                                       initial=self._last if self.warm_start else None)
+        self._last = states
+        self.n_iterations += sum(r.iterations for r in states.results.values())
         forward = self.model.weight_velocities(self.network, self.h0, self.label, states)
         feedback = self.model.feedback_velocities(self.network, self.h0, self.label, states)
         return self.params.pack(forward, feedback)
