@@ -302,7 +302,7 @@ def _evaluate(J: torch.Tensor, *, transient: bool) -> dict:
 def stability_scan(cases: int = 100_000, *, depths=(2, 3, 4, 6), widths=(1, 2, 4, 8), mu_range=(0.0, 0.5),
                    std_range=(0.1, 10.0), delta: float = 0.0, seed: int = 0, transient: bool = True,
                    refine: int = 5, chunk_elements: int = 15_000_000, progress: bool = False, store=None,
-                   jobs: int | None = 1, fresh: bool = False, batch_cases: int = 5000) -> ScanResult:
+                   jobs: int | None = 1, fresh: bool = False, batch_cases: int = 5000, executor=None) -> ScanResult:
     """Batched random-matrix stability scan of section 6.7 (module docstring).
 
     The cases are evaluated in batches, each a task of :mod:`tpdynamics.runs`: with a ``store`` every
@@ -340,6 +340,9 @@ def stability_scan(cases: int = 100_000, *, depths=(2, 3, 4, 6), widths=(1, 2, 4
         Recompute batches the store has.
     batch_cases : int
         Largest number of cases per batch (task).
+    executor : str or tpdynamics.runs.Executor, optional
+        Where the batches run (:func:`tpdynamics.runs.make_executor`: ``"local-cluster:N"``,
+        ``"tcp://HOST:PORT"``, ...); default by ``jobs``.
 
     Returns
     -------
@@ -357,7 +360,7 @@ def stability_scan(cases: int = 100_000, *, depths=(2, 3, 4, 6), widths=(1, 2, 4
     mu = {"low": mu_lo, "high": mu_hi, "cases": cases, "seed": seed}
     result = _scan(mu, depths=depths, widths=widths, std_range=std_range, delta=delta, seed=seed,
                    transient=transient, refine=refine, chunk_elements=chunk_elements, batch_cases=batch_cases,
-                   store=store, jobs=jobs, fresh=fresh, progress=progress, desc="stability scan")
+                   store=store, jobs=jobs, fresh=fresh, progress=progress, desc="stability scan", executor=executor)
     result.settings["mu_range"] = [mu_lo, mu_hi]
     return result
 
@@ -427,7 +430,7 @@ def _scan_batch(spec: dict) -> dict:
 
 
 def _scan(mu: dict, *, depths, widths, std_range, delta, seed, transient, refine, chunk_elements, batch_cases=5000,
-          store=None, jobs=1, fresh=False, progress=False, desc="stability scan") -> ScanResult:
+          store=None, jobs=1, fresh=False, progress=False, desc="stability scan", executor=None) -> ScanResult:
     """The scan for the ``mu`` of :func:`_mu` as tasks of one batch each; see :func:`stability_scan`."""
     from tpdynamics.runs import Task, run_tasks
 
@@ -447,7 +450,8 @@ def _scan(mu: dict, *, depths, widths, std_range, delta, seed, transient, refine
         for s in range(0, count, chunk):
             tasks.append(Task("analysis.scan:_scan_batch", {**spec, "group": g, "start": s, "stop": min(s + chunk, count)},
                               kind="scan", label=f"L={L} n={n} cases {s}..{min(s + chunk, count) - 1}"))
-    summary = run_tasks(tasks, store, jobs=jobs, fresh=fresh, progress=progress, desc=desc, unit="batch")
+    summary = run_tasks(tasks, store, jobs=jobs, fresh=fresh, progress=progress, desc=desc, unit="batch",
+                        executor=executor)
     for record in summary.failed:
         raise RuntimeError(f"scan batch {record.task.label} failed:\n{record.traceback}")
     cases = mu["cases"]
@@ -568,7 +572,7 @@ class InverseApproximationMap:
 def approximate_inverse_map(mu_values=None, delta_values=None, *, cases_per_cell: int = 200, depths=(2, 3, 4, 6),
                             widths=(1, 2, 4, 8), std_range=(0.1, 10.0), seed: int = 0, level: float = 0.5,
                             progress: bool = False, store=None, jobs: int | None = 1,
-                            fresh: bool = False) -> InverseApproximationMap:
+                            fresh: bool = False, executor=None) -> InverseApproximationMap:
     """Map the stability boundary of approximate inverses over ``(mu, delta)`` (module docstring).
 
     Parameters
@@ -586,7 +590,7 @@ def approximate_inverse_map(mu_values=None, delta_values=None, *, cases_per_cell
         Fraction-stable level of the boundary ``delta*(mu)``.
     progress : bool
         Show a tqdm progress bar.
-    store, jobs, fresh
+    store, jobs, fresh, executor
         As in :func:`stability_scan`; a task is one row (one ``mu``) of the grid.
 
     Returns
@@ -612,7 +616,7 @@ def approximate_inverse_map(mu_values=None, delta_values=None, *, cases_per_cell
     tasks = [Task("analysis.scan:_map_row", {**base, "row": i, "mu": float(mu)}, kind="scan-map", label=f"mu={mu:g}")
              for i, mu in enumerate(mu_values)]
     summary = run_tasks(tasks, store, jobs=jobs, fresh=fresh, progress=progress, desc="approximate inverses",
-                        unit="row")
+                        unit="row", executor=executor)
     for record in summary.failed:
         raise RuntimeError(f"approximate-inverse row {record.task.label} failed:\n{record.traceback}")
     frac, worst, median = (np.array([r.result[key] for r in summary.records]) for key in ("fraction", "worst", "median"))

@@ -146,7 +146,8 @@ def test_worker_processes_give_the_serial_results_and_a_killed_worker_loses_noth
 
 def test_executor_arguments_are_checked():
     assert set(EXECUTORS.names()) >= {"processes", "serial"}
-    with pytest.raises(ValueError, match=r"Unknown executor executor='dask-nope'. Valid names: processes, serial"):
+    with pytest.raises(ValueError, match=r"Unknown executor executor='dask-nope'. Valid names: dask-scheduler, "
+                                         r"local-cluster, processes, serial"):
         run_tasks([task(1)], None, executor="dask-nope")
     with pytest.raises(ValueError, match=r"jobs=0 must be an int >= 1 \(the number of worker processes"):
         run_tasks([task(1)], None, jobs=0)

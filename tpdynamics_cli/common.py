@@ -174,6 +174,10 @@ def add_run_arguments(parser, *, jobs_default, store: bool) -> None:
     g.add_argument("--jobs", type=_int_or_auto("--jobs", "worker processes"), default=jobs_default, metavar="N",
                    help=f"worker processes, one torch thread each; 1 runs in this process; auto = the cores "
                         f"available ({tp.available_cores()} here) (default {default_text})")
+    g.add_argument("--scheduler", type=scheduler_spec, default="processes", metavar="WHERE",
+                   help="where tasks run: processes (default: --jobs local processes), local-cluster[:N] (a Dask "
+                        "LocalCluster of N worker processes, default the cores available or --jobs), or "
+                        "tcp://HOST:PORT (a running Dask scheduler); Dask needs pip install 'tpdynamics[distributed]'")
     g.add_argument("--fresh", action="store_true", help="redo every task even if its result is stored")
     if store:
         g.add_argument("--store", default=None, metavar="DIR",
@@ -184,6 +188,38 @@ def add_run_arguments(parser, *, jobs_default, store: bool) -> None:
 def jobs_of(args) -> int:
     """``--jobs`` as a number (``auto``: the cores available)."""
     return tp.available_cores() if args.jobs == "auto" else args.jobs
+
+
+def scheduler_spec(text: str) -> str:
+    """argparse type of ``--scheduler``: ``processes``, ``serial``, ``local-cluster[:N]`` or ``SCHEME://HOST:PORT``."""
+    name, colon, count = text.partition(":")
+    if text in ("processes", "serial", "local-cluster") or re.fullmatch(r"[a-z][a-z0-9+.-]*://\S+", text):
+        return text
+    if name == "local-cluster" and colon and count.isdigit() and int(count) >= 1:
+        return text
+    raise argparse.ArgumentTypeError(f"--scheduler must be processes, local-cluster, local-cluster:N (N >= 1 worker "
+                                     f"processes) or tcp://HOST:PORT (a running Dask scheduler), got {text!r}")
+
+
+def executor_of(args):
+    """The executor of ``--scheduler`` for :func:`tpdynamics.runs.run_tasks` (``None``: processes by ``--jobs``).
+
+    ``local-cluster`` without ``:N`` has ``--jobs`` workers when it is given, else the cores available;
+    the Dask forms are checked here (a missing extra fails before any work).
+    """
+    from tpdynamics.runs import make_executor
+
+    spec = getattr(args, "scheduler", "processes")
+    if spec == "processes":
+        return None
+    if spec == "local-cluster":
+        spec = f"local-cluster:{jobs_of(args) if given(args, 'jobs') else tp.available_cores()}"
+    elif spec.startswith("local-cluster:"):
+        warn_no_effect(args, "jobs", f"with --scheduler {spec} (N sets the worker processes)")
+    elif "://" in spec:
+        warn_no_effect(args, "jobs", "with a scheduler address (the cluster's workers run the tasks)")
+    make_executor(spec, jobs=jobs_of(args))
+    return spec
 
 
 def store_of(args, *outputs):

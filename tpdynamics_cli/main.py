@@ -17,7 +17,7 @@ from tpdynamics.runs import RunInterrupted
 from .common import Parser, add_thread_arguments, apply_threads, check_outputs, cli_names
 
 #: Sub-command modules of this package, in the order ``tpdynamics --help`` lists them.
-SUBCOMMANDS = ("demo", "equilibrium", "stability", "scan", "train", "compare", "reproduce")
+SUBCOMMANDS = ("demo", "equilibrium", "stability", "scan", "train", "compare", "reproduce", "sweep")
 
 #: API parameter names that differ from the option's destination, per sub-command (for messages).
 API_NAMES = {

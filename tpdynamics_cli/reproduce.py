@@ -1,7 +1,7 @@
 """``tpdynamics reproduce``: regenerate the thesis's experiments into figures, JSON and REPORT.md."""
 from __future__ import annotations
 
-from .common import add_run_arguments, integer, jobs_of, say, warn_no_effect
+from .common import add_run_arguments, executor_of, integer, jobs_of, say, warn_no_effect
 
 
 def add_parser(subparsers) -> None:
@@ -28,7 +28,7 @@ def run(args) -> int:
     from analysis.reproduce import EXPERIMENTS, reproduce, resolve_names
 
     if args.list:
-        warn_no_effect(args, ("quick", "out", "seeds", "jobs", "fresh", "quiet"), "with --list")
+        warn_no_effect(args, ("quick", "out", "seeds", "jobs", "scheduler", "fresh", "quiet"), "with --list")
         if args.names:
             warn_no_effect(args, "names", "with --list")
         for name in EXPERIMENTS.names():
@@ -38,7 +38,7 @@ def run(args) -> int:
     names = resolve_names(args.names)
     records = reproduce(names, quick=args.quick, out=args.out, seeds=args.seeds, jobs=jobs_of(args),
                         fresh=args.fresh, progress=not args.quiet,
-                        threads=1 if args.threads == "auto" else args.threads)
+                        threads=1 if args.threads == "auto" else args.threads, executor=executor_of(args))
     failed = [r.name for r in records if r.status != "ok"]
     for r in records:
         decided = [c for c in r.claims if c.holds is not None]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import (_sizes_type, add_output_arguments, add_run_arguments, emit_json, integer, jobs_of, say,
-                     store_of)
+from .common import (_sizes_type, add_output_arguments, add_run_arguments, emit_json, executor_of, integer, jobs_of,
+                     say, store_of)
 
 
 def _sizes(option: str, example: str):
@@ -54,7 +54,8 @@ def run(args) -> int:
     if args.map_cases < 0:
         raise ValueError(f"--map-cases={args.map_cases} must be >= 0 (0 skips the map).")
     progress = not args.no_progress
-    runs = {"store": store_of(args, args.json, args.plot), "jobs": jobs_of(args), "fresh": args.fresh}
+    runs = {"store": store_of(args, args.json, args.plot), "jobs": jobs_of(args), "fresh": args.fresh,
+            "executor": executor_of(args)}
     scan = stability_scan(args.cases, depths=args.depths, widths=args.widths, seed=args.seed,
                           transient=not args.no_transient, progress=progress, **runs)
     for line in scan.to_text().splitlines():

@@ -10,8 +10,8 @@ from tpdynamics.training.runner import TASKS
 
 from tpdynamics.runs import RunInterrupted, sigint_ignored
 
-from .common import (add_output_arguments, add_run_arguments, emit_json, integer, jobs_of, layer_sizes, say,
-                     store_of)
+from .common import (add_output_arguments, add_run_arguments, emit_json, executor_of, integer, jobs_of, layer_sizes,
+                     say, store_of)
 
 
 def _methods(text: str) -> list[str]:
@@ -85,7 +85,8 @@ def run_command(args) -> int:
         dtype=torch.float32 if args.float32 else torch.float64)
     store = store_of(args, args.json, args.csv, args.plot)
     try:
-        result = run_experiment(config, progress=not args.quiet, store=store, jobs=jobs_of(args), fresh=args.fresh)
+        result = run_experiment(config, progress=not args.quiet, store=store, jobs=jobs_of(args), fresh=args.fresh,
+                                executor=executor_of(args))
     except RunInterrupted as err:  # write what finished, then say so (main prints the line, exit 130)
         with sigint_ignored():
             written = _write_outputs(args, err.partial)

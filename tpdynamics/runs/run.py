@@ -90,15 +90,21 @@ def _interrupt_message(summary: RunSummary) -> str:
 
 
 def make_executor(executor=None, *, jobs: int | None = 1, threads: int | None = None) -> Executor:
-    """An :class:`Executor` from a registered name, a subclass, an instance or ``None``.
+    """An :class:`Executor` from a registered name, a scheduler address, a subclass, an instance or ``None``.
 
-    ``None`` picks ``serial`` for ``jobs == 1`` and ``processes`` otherwise. ``threads``: intra-op torch
-    threads of the processes that run tasks; ``None`` leaves this process as it is and gives workers 1.
+    ``None`` picks ``serial`` for ``jobs == 1`` and ``processes`` otherwise; ``"local-cluster:N"`` and
+    ``"tcp://HOST:PORT"`` are Dask executors (:func:`~tpdynamics.runs.cluster.scheduler_executor`).
+    ``threads``: intra-op torch threads of the processes that run tasks; ``None`` leaves this process as
+    it is and gives workers 1.
     """
     if isinstance(executor, Executor):
         return executor
     if executor is None:
         executor = "serial" if jobs == 1 else "processes"
+    if isinstance(executor, str) and executor not in EXECUTORS.names():
+        from .cluster import scheduler_executor
+
+        return scheduler_executor(executor, jobs=jobs, threads=1 if threads is None else threads)
     cls = EXECUTORS.get(executor)
     if issubclass(cls, SerialExecutor):
         return cls(jobs, threads)  # None: this process keeps its own thread setting
@@ -118,8 +124,9 @@ def run_tasks(tasks: Sequence[Task], store: ResultStore | str | Path | None = No
     store : ResultStore or path, optional
         Where results are kept; ``None`` keeps nothing (everything runs).
     executor : str, Executor subclass or instance, optional
-        A name of :data:`~tpdynamics.runs.EXECUTORS` (``serial``, ``processes``); default ``serial`` for
-        ``jobs == 1``, else ``processes``.
+        A name of :data:`~tpdynamics.runs.EXECUTORS` (``serial``, ``processes``, ``local-cluster``), a
+        Dask notation (``"local-cluster:N"``, ``"tcp://HOST:PORT"``: :mod:`~tpdynamics.runs.cluster`);
+        default ``serial`` for ``jobs == 1``, else ``processes``.
     jobs : int, optional
         Worker processes (``None``: the cores available); the pool has at most as many workers as
         tasks to run, and a single task to run runs in this process.
