@@ -131,3 +131,38 @@ def test_non_normality_does_not_import_the_report_or_the_figures():
         "analysis.stability._nonnormality"))
     assert not [t for t in graph.successors("analysis.plotting") if t.startswith("analysis.stability")]
     assert "analysis.plotting" in graph.successors("analysis.stability._report")  # the figure, one way
+
+
+def _abstract_bases():
+    import tpdynamics as tp
+    from tpdynamics.continuous.models import ContinuousModel
+    from tpdynamics.layers import FeedbackMapping
+    from tpdynamics.runs.cluster import DaskExecutor
+    from tpdynamics.runs.executors import Executor
+    from tpdynamics.statistics import IntervalMethod
+    from tpdynamics.targets import TeachingSignal
+    from tpdynamics.training.data import NoiseSource
+    from tpdynamics._equilibrium._base import EquilibriumSolver
+    return {"Nonlinearity": (tp.Nonlinearity, {"__call__", "derivative"}),
+            "FeedbackMapping": (FeedbackMapping, {"forward", "jacobian", "sympy_forward", "matrix"}),
+            "TeachingSignal": (TeachingSignal, {"value"}),
+            "NoiseSource": (NoiseSource, {"sample", "covariance"}),
+            "IntervalMethod": (IntervalMethod, {"compute"}),
+            "ContinuousModel": (ContinuousModel, {"phase_dynamics"}),
+            "Executor": (Executor, {"run"}),
+            "DaskExecutor": (DaskExecutor, {"_connect"}),
+            "EquilibriumSolver": (EquilibriumSolver, None)}
+
+
+@pytest.mark.parametrize("name", list(_abstract_bases()))
+def test_contract_bases_are_abstract_and_name_their_hooks(name):
+    """The public contracts are ``abc`` bases: instantiating one, or a subclass missing a hook, is a TypeError."""
+    import inspect
+
+    base, hooks = _abstract_bases()[name]
+    assert inspect.isabstract(base), f"{name} is not abstract"
+    if hooks is not None:
+        assert set(base.__abstractmethods__) == hooks
+    incomplete = type(f"Incomplete{name}", (base,), {})
+    with pytest.raises(TypeError, match="abstract"):
+        incomplete()

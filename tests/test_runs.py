@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tpdynamics as tp
-from tpdynamics.runs import (EXECUTORS, ResultStore, Task, TaskRecord, codec, config_hash, make_executor,
+from tpdynamics.runs import (EXECUTORS, ResultStore, Task, TaskRecord, TaskStatus, codec, config_hash, make_executor,
                              run_tasks)
 
 HELPERS = "tests.runs_helpers"
@@ -91,6 +91,7 @@ def test_store_keeps_one_file_per_task_and_reuses_only_a_matching_configuration(
     assert path == tmp_path / "store" / f"{t.key}.json" and [p.name for p in path.parent.iterdir()] == [path.name]
     record = store.get(t)
     assert record.reused and record.ok and record.result == {"value": (9, 1.5)}
+    assert record.status is TaskStatus.DONE  # the stored word comes back as the exported vocabulary
     data = json.loads(path.read_text())
     assert data["config"] == {"x": 3} and data["version"] == tp.__version__ and data["status"] == "done"
     data["config"] = {"x": 4}  # a file whose content does not match its name (edited by hand): not reused
@@ -122,6 +123,8 @@ def test_a_failed_task_is_stored_with_its_traceback_and_the_others_go_on(tmp_pat
     tasks = [task(x, "fail_on", bad=2) for x in (1, 2, 3)]
     summary = run_tasks(tasks, tmp_path)
     assert [r.status for r in summary.records] == ["done", "failed", "done"]
+    assert [r.status for r in summary.records] == [TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.DONE]
+    assert set(ResultStore(tmp_path).status(tasks)) == {s.value for s in TaskStatus}
     failed = json.loads((tmp_path / f"{tasks[1].key}.json").read_text())
     assert failed["error"] == "ArithmeticError: deliberate failure for x=2"
     assert "Traceback" in failed["traceback"] and "fail_on" in failed["traceback"]

@@ -24,6 +24,7 @@ activations of layer ``i`` has shape ``(B, n_i)``.
 """
 from __future__ import annotations
 
+import abc
 import math
 import warnings
 
@@ -67,7 +68,7 @@ def _inverse_or_raise(weight: torch.Tensor, what: str, *, stacklevel: int = 5) -
     return torch.linalg.inv(weight.detach())
 
 
-class FeedbackMapping(nn.Module):
+class FeedbackMapping(nn.Module, abc.ABC):
     """Abstract feedback mapping ``g_{i-1}``: from ``h_i`` (shape ``(B, n_i)``) to ``(B, n_{i-1})``.
 
     Subclasses implement :meth:`forward`, :meth:`jacobian` and :meth:`sympy_forward`;
@@ -76,18 +77,22 @@ class FeedbackMapping(nn.Module):
 
     name: str = "abstract"
 
+    @abc.abstractmethod
     def forward(self, h: torch.Tensor, layer: "Layer", *, check: bool = True) -> torch.Tensor:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def jacobian(self, h: torch.Tensor, layer: "Layer") -> torch.Tensor:
         """``d g_{i-1}(h) / d h``, shape ``(B, n_{i-1}, n_i)``."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def sympy_forward(self, h: list, layer: "Layer") -> list:
         """The mapping as a list of sympy expressions of the symbols ``h`` (length ``n_i``)."""
         raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def matrix(self) -> torch.Tensor:
         """The feedback weight (``W_i^{-1}``, ``Q_{i-1}`` or ``B_{i-1}``), shape ``(n_{i-1}, n_i)``."""
         raise NotImplementedError

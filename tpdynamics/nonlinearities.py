@@ -10,6 +10,7 @@ A nonlinearity is named wherever one is accepted by a spec string
 """
 from __future__ import annotations
 
+import abc
 import math
 
 import sympy
@@ -19,11 +20,12 @@ from .errors import InverseDomainError
 from .registry import Registry
 
 
-class Nonlinearity:
+class Nonlinearity(abc.ABC):
     """Abstract invertible, monotonically increasing element-wise function ``s``.
 
-    Subclasses implement :meth:`__call__`, :meth:`derivative`, :meth:`_inverse`,
-    :meth:`sympy_expression` and :meth:`sympy_inverse`; the inverse domain is given by
+    Subclasses must implement :meth:`__call__` and :meth:`derivative` (abstract); :meth:`_inverse`
+    (exact feedback), :meth:`sympy_expression` and :meth:`sympy_inverse` (symbolic Jacobian) are optional
+    hooks that raise ``NotImplementedError`` naming themselves until implemented; the inverse domain is given by
     :attr:`inverse_bound` (``None`` if the inverse is defined on all of R, else ``b``
     such that the inverse needs ``|y| < b``).
     """
@@ -46,15 +48,19 @@ class Nonlinearity:
         return hash(self.spec)
 
     # -- numerics ---------------------------------------------------------------------------
+    @abc.abstractmethod
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def derivative(self, x: torch.Tensor) -> torch.Tensor:
         """``s'(x)``, element-wise: the diagonal of ``D_s`` in the thesis."""
         raise NotImplementedError
 
     def _inverse(self, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        # optional hook: only the exact feedback (W^-1 s^-1) and the symbolic layer need it
+        raise NotImplementedError(f"{type(self).__name__} defines no inverse: implement _inverse(y) to use it in "
+                                  "exact feedback mappings.")
 
     def in_inverse_domain(self, y: torch.Tensor) -> torch.Tensor:
         """Boolean mask of the entries of ``y`` at which :meth:`inverse` is defined."""
@@ -92,12 +98,14 @@ class Nonlinearity:
 
     # -- symbolic ---------------------------------------------------------------------------
     def sympy_expression(self, x: sympy.Expr) -> sympy.Expr:
-        """The same function as a sympy expression of ``x``."""
-        raise NotImplementedError
+        """The same function as a sympy expression of ``x`` (optional hook of the symbolic Jacobian)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no sympy expression: implement "
+                                  "sympy_expression(x) to use it in the symbolic Jacobian.")
 
     def sympy_inverse(self, y: sympy.Expr) -> sympy.Expr:
-        """The inverse as a sympy expression of ``y``."""
-        raise NotImplementedError
+        """The inverse as a sympy expression of ``y`` (optional hook of the symbolic Jacobian)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no sympy inverse: implement "
+                                  "sympy_inverse(y) to use it in the symbolic Jacobian of exact feedback.")
 
 
 NONLINEARITIES: Registry[type[Nonlinearity]] = Registry("nonlinearity", Nonlinearity, "nonlinearity")

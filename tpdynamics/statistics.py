@@ -41,6 +41,7 @@ half-width beyond ``e^700``, i.e. values spread over hundreds of decades).
 """
 from __future__ import annotations
 
+import abc
 import math
 import sys
 from collections.abc import Iterable
@@ -127,7 +128,7 @@ class Interval:
         return f"{body} ({self.centre_name}, {level} {self.method} interval, n = {self.n})"
 
 
-class IntervalMethod:
+class IntervalMethod(abc.ABC):
     """One way to summarise runs: ``compute(x, confidence)`` on finite values, ``len(x) >= 2``, not all equal.
 
     Subclasses set ``centre_name`` and implement :meth:`compute` returning ``(centre, low, high)``;
@@ -140,6 +141,7 @@ class IntervalMethod:
     def check(self, x: np.ndarray) -> None:
         """Raise ``ValueError`` when ``x`` (finite values) is outside the method's domain."""
 
+    @abc.abstractmethod
     def compute(self, x: np.ndarray, confidence: float) -> tuple[float, float, float]:
         raise NotImplementedError
 

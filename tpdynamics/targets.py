@@ -17,6 +17,7 @@ Each signal gives its value and its Jacobian ``d h_L^trgt / d h_L = c I`` as the
 """
 from __future__ import annotations
 
+import abc
 import torch
 
 from .validation import check_positive, check_tensor
@@ -32,13 +33,14 @@ def l2_loss_gradient(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return h - y
 
 
-class TeachingSignal:
+class TeachingSignal(abc.ABC):
     """Abstract teaching signal ``h_L^trgt(h_L)``; batch-first."""
 
     name = "abstract"
     #: ``c`` in ``d h_L^trgt / d h_L = c I``.
     jacobian_scale: float = 0.0
 
+    @abc.abstractmethod
     def value(self, h_output: torch.Tensor) -> torch.Tensor:
         """``h_L^trgt``, shape ``(B, n_L)``."""
         raise NotImplementedError

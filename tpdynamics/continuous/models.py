@@ -30,6 +30,7 @@ mixture models (``eta~_i`` of eq. 6.19).
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 
 import torch
@@ -86,7 +87,7 @@ class LearningSignal:
         return [s / c for s, c in zip(self.signal, self.layer_factors)]
 
 
-class ContinuousModel:
+class ContinuousModel(abc.ABC):
     """Base of the continuous learning models (see the module docstring for the contract).
 
     A model sets ``phases`` (ending with ``"learning"``, the phase with the teaching signal) and
@@ -145,6 +146,7 @@ class ContinuousModel:
                 "weight_decay": self.weight_decay, "compensate_layer_factor": self.compensate_layer_factor}
 
     # -- filled or overridden by the models -------------------------------------------------------
+    @abc.abstractmethod
     def phase_dynamics(self, network: LayeredNetwork, h0: torch.Tensor, label: torch.Tensor) -> dict:
         """``{phase name: NetworkDynamics}`` for one batch."""
         raise NotImplementedError

@@ -25,9 +25,10 @@ from .executors import (EXECUTORS, Executor, ProcessExecutor, SerialExecutor, ex
                         sigint_ignored)
 from .cluster import LocalClusterExecutor, SchedulerExecutor, scheduler_executor
 from .run import RunInterrupted, RunSummary, make_executor, run_tasks
-from .store import ResultStore, Task, TaskRecord
+from .store import ResultStore, Task, TaskRecord, TaskStatus
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "canonical_json", "config_hash", "decode",
            "encode", "EXECUTORS", "Executor", "ProcessExecutor", "SerialExecutor", "execute", "sigint_deferred",
            "sigint_ignored", "LocalClusterExecutor", "SchedulerExecutor", "scheduler_executor",
-           "RunInterrupted", "RunSummary", "make_executor", "run_tasks", "ResultStore", "Task", "TaskRecord"]
+           "RunInterrupted", "RunSummary", "make_executor", "run_tasks", "ResultStore", "Task", "TaskRecord",
+           "TaskStatus"]

@@ -28,6 +28,7 @@ raise :class:`~tpdynamics.errors.MissingExtraError` naming the extra when they a
 """
 from __future__ import annotations
 
+import abc
 import atexit
 import contextlib
 import logging
@@ -41,7 +42,7 @@ import uuid
 
 from ..errors import MissingExtraError, SchedulerUnreachableError
 from .executors import EXECUTORS, Executor, execute, sigint_ignored
-from .store import TaskRecord, now, where
+from .store import TaskRecord, TaskStatus, now, where
 
 __all__ = ["DaskExecutor", "LocalClusterExecutor", "SchedulerExecutor", "scheduler_executor", "import_distributed",
            "SCHEDULER_FORMS"]
@@ -140,6 +141,7 @@ class DaskExecutor(Executor):
         import_distributed()  # a missing extra is reported before anything runs
         super().__init__(jobs, threads)
 
+    @abc.abstractmethod
     def _connect(self, tasks: int):
         raise NotImplementedError
 
@@ -163,7 +165,7 @@ class DaskExecutor(Executor):
                     record = future.result()
                 except Exception as err:  # KilledWorker (its workers kept dying), a result that does not unpickle
                     host, pid = where()
-                    record = TaskRecord(task=tasks[index], status="failed", error=f"{type(err).__name__}: {err}",
+                    record = TaskRecord(task=tasks[index], status=TaskStatus.FAILED, error=f"{type(err).__name__}: {err}",
                                         traceback=traceback.format_exc(), finished=now(), host=host, pid=pid)
                 collected.add(index)
                 future.release()  # the scheduler can forget the result: it is here now

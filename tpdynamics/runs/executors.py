@@ -18,6 +18,7 @@ interrupt.
 """
 from __future__ import annotations
 
+import abc
 import contextlib
 import importlib
 import multiprocessing
@@ -31,7 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from ..registry import Registry
 from ..threads import available_cores, check_threads
-from .store import Task, TaskRecord, now, where
+from .store import Task, TaskRecord, TaskStatus, now, where
 
 __all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "EXECUTORS", "execute", "resolve_function",
            "sigint_ignored", "sigint_deferred"]
@@ -66,10 +67,10 @@ def execute(task: Task, threads: int | None = None) -> TaskRecord:
         torch.set_num_threads(threads)
     try:
         result = codec.decode(codec.encode(resolve_function(task.function)(task.config)))
-        return TaskRecord(task=task, status="done", result=result, seconds=time.perf_counter() - start,
+        return TaskRecord(task=task, status=TaskStatus.DONE, result=result, seconds=time.perf_counter() - start,
                           finished=now(), host=host, pid=pid)
     except Exception as err:  # one task's failure must not stop the others
-        return TaskRecord(task=task, status="failed", error=f"{type(err).__name__}: {err}",
+        return TaskRecord(task=task, status=TaskStatus.FAILED, error=f"{type(err).__name__}: {err}",
                           traceback=traceback.format_exc(), seconds=time.perf_counter() - start, finished=now(),
                           host=host, pid=pid, exception=err)
     finally:
@@ -117,7 +118,7 @@ def sigint_deferred():
         raise KeyboardInterrupt
 
 
-class Executor:
+class Executor(abc.ABC):
     """Base class of the executors (see the module docstring for the contract)."""
 
     name = "abstract"
@@ -131,6 +132,7 @@ class Executor:
         self.jobs = jobs
         self.threads = None if threads is None else check_threads(threads)
 
+    @abc.abstractmethod
     def run(self, tasks: Sequence[Task], on_done: Callable[[int, TaskRecord], None]) -> None:
         raise NotImplementedError
 
@@ -202,7 +204,7 @@ class ProcessExecutor(Executor):
                             continue
                         except Exception as err:  # e.g. a result that does not pickle
                             host, pid = where()
-                            record = TaskRecord(task=pending[index], status="failed",
+                            record = TaskRecord(task=pending[index], status=TaskStatus.FAILED,
                                                 error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc(),
                                                 finished=now(), host=host, pid=pid)
                         del pending[index]
@@ -217,7 +219,7 @@ class ProcessExecutor(Executor):
                 if restarts > self.max_restarts:
                     host, pid = where()
                     for index in sorted(pending):
-                        on_done(index, TaskRecord(task=pending[index], status="failed",
+                        on_done(index, TaskRecord(task=pending[index], status=TaskStatus.FAILED,
                                                   error=f"BrokenProcessPool: {broken} (after {self.max_restarts} "
                                                         "restarts of the pool)", finished=now(), host=host, pid=pid))
                     pending.clear()

@@ -17,6 +17,7 @@ run again.
 """
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
@@ -74,6 +75,20 @@ class Task:
         return f"Task({self.kind}:{self.label or self.function}, key={self.key})"
 
 
+class TaskStatus(str, enum.Enum):
+    """Where a task stands in a :class:`ResultStore` (a ``str`` enum, as :class:`tpdynamics.EquilibriumStatus`)."""
+
+    DONE = "done"
+    """Stored with its result."""
+    FAILED = "failed"
+    """Stored with its error and traceback; the next run retries it."""
+    PENDING = "pending"
+    """Not in the store yet (never the status of a :class:`TaskRecord`)."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
 @dataclass
 class TaskRecord:
     """A finished task: its result or its error.
@@ -81,7 +96,8 @@ class TaskRecord:
     Attributes
     ----------
     task : Task
-    status : {'done', 'failed'}
+    status : TaskStatus
+        ``DONE`` or ``FAILED``.
     result : object
         What the task's function returned (decoded; ``None`` for a failed task).
     error : str or None
@@ -100,7 +116,7 @@ class TaskRecord:
     """
 
     task: Task
-    status: str
+    status: TaskStatus
     result: object = None
     error: str | None = None
     traceback: str | None = None
@@ -113,7 +129,7 @@ class TaskRecord:
 
     @property
     def ok(self) -> bool:
-        return self.status == "done"
+        return self.status == TaskStatus.DONE
 
     def to_dict(self) -> dict:
         """The stored JSON object (module docstring)."""
@@ -188,7 +204,7 @@ class ResultStore:
 
     @staticmethod
     def _record(task: Task, data: dict) -> TaskRecord:
-        return TaskRecord(task=task, status=data["status"], result=codec.decode(data.get("result")),
+        return TaskRecord(task=task, status=TaskStatus(data["status"]), result=codec.decode(data.get("result")),
                           error=data.get("error"), traceback=data.get("traceback"),
                           seconds=float(data.get("seconds") or 0.0), finished=data.get("finished", ""),
                           host=data.get("host", ""), pid=int(data.get("pid") or 0), reused=True)
@@ -227,8 +243,8 @@ class ResultStore:
 
     def status(self, tasks) -> dict[str, list[Task]]:
         """``{"done": [...], "failed": [...], "pending": [...]}``: where each of ``tasks`` stands in the store."""
-        out = {"done": [], "failed": [], "pending": []}
+        out = {TaskStatus.DONE.value: [], TaskStatus.FAILED.value: [], TaskStatus.PENDING.value: []}
         for task in tasks:
             record = self.get(task)
-            out["pending" if record is None else ("done" if record.ok else "failed")].append(task)
+            out[(TaskStatus.PENDING if record is None else record.status).value].append(task)
         return out

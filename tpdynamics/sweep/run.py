@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..errors import TPDynamicsWarning
-from ..runs import ResultStore, RunInterrupted, RunSummary, Task, run_tasks, sigint_ignored
+from ..runs import ResultStore, RunInterrupted, RunSummary, Task, TaskStatus, run_tasks, sigint_ignored
 from ..training import TrainingConfig
 from ..training.runner import training_tasks
 from .spec import SweepSpec
@@ -188,12 +188,12 @@ def sweep_status(spec: SweepSpec, out="tpdynamics-sweep") -> dict:
     """
     plan = plan_sweep(spec)
     store = ResultStore(_out(out) / STORE_FOLDER)
-    status = {"done": [], "failed": [], "pending": []}
+    status = {state.value: [] for state in TaskStatus}
     seen = set()
     for task in plan.tasks:
         if task.key in seen:
             continue
         seen.add(task.key)
         record = store.get(task)
-        status["pending" if record is None else ("done" if record.ok else "failed")].append((task, record))
+        status[(TaskStatus.PENDING if record is None else record.status).value].append((task, record))
     return status

@@ -11,6 +11,7 @@ All randomness comes from explicit ``torch.Generator`` objects seeded from ``see
 """
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,17 +38,19 @@ def derived_seed(seed: int, purpose: str) -> int:
     return (check_int("seed", seed) * 1_000_003 + SEED_PURPOSES.index(purpose)) % (2 ** 63)
 
 
-class NoiseSource:
+class NoiseSource(abc.ABC):
     """Abstract source of zero-mean Gaussian activity ``h`` of dimension :attr:`dim`."""
 
     dim: int
 
+    @abc.abstractmethod
     def sample(self, batch: int, *, generator: torch.Generator | None = None,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """``batch`` samples, shape ``(batch, dim)``."""
         raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def covariance(self) -> torch.Tensor:
         """The covariance ``Gamma`` of ``h``, shape ``(dim, dim)``."""
         raise NotImplementedError
