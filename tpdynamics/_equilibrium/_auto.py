@@ -17,10 +17,12 @@ from ._sweep import SORSolver
 class AutoSolver(EquilibriumSolver):
     """Per-sample composition of the stages, in this order; each sample stops at the first that solves it.
 
-    1. ``sor`` — the fixed-point map, swept over the layers in Gauss-Seidel order with an adaptive,
-       safeguarded over-relaxation (:class:`SORSolver`; the plain map for dynamics without a block
+    1. ``sor`` — the fixed-point map, swept over the layers in Gauss-Seidel order with a safeguarded
+       over-relaxation (:class:`SORSolver`: Young's optimum of the closed-form Jacobi radius with exact
+       inverses, adapted from the observed rate otherwise; the plain map for dynamics without a block
        ordering). One evaluation per sweep; it solves every sample whose map contracts (spectral radius
-       below one), kinks or not, and hands on those that make no progress in ``patience`` sweeps.
+       below one), kinks or not, and hands on those that make no progress in ``patience`` sweeps. When it
+       solves every sample (the common case) its result is returned as is, with no per-stage book-keeping.
     2. ``anderson`` — safeguarded Anderson acceleration (:class:`AndersonSolver`) from each remaining
        sample's best iterate: it can converge where the map is mildly expansive.
     3. ``newton`` — semismooth Newton (:class:`NewtonSolver`), ``O(L n^3)`` per iteration, for fixed points

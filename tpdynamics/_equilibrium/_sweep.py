@@ -163,16 +163,23 @@ class _SweepSolver(EquilibriumSolver):
                 if batch.n_live == 0:
                     break
             reset = None
-            if k == 0 and bool(torch.isfinite(residual).all()):
-                # the start of the first window (what the first safeguard compares with)
-                rows["best"] = rows["checked"] = rows["mark"] = residual
-            elif k % window == 0 or (per_row and scales is None) or k == max_iterations:
-                improved = residual < rows["best"] if k else torch.ones_like(done)
-                # (fmin: a NaN is never the best)
-                rows["best"] = best = torch.fmin(rows["best"], residual) if k else torch.nan_to_num(residual, math.inf)
-                rows["best_x"] = best_x = torch.where(improved.unsqueeze(-1), x, rows["best_x"])
-                if k == max_iterations:
-                    break
+            # the best iterate, at every sweep (a sample handed on to the next stage starts there); while every
+            # row improves (the common case) it is the current one, without a copy
+            if k == 0:
+                finite = bool(torch.isfinite(residual).all())
+                best = residual if finite else torch.nan_to_num(residual, nan=math.inf)
+                rows["best"] = rows["checked"] = rows["mark"] = best  # the start of the first window
+                rows["best_x"] = best_x = x
+            else:
+                improved = residual < rows["best"]  # (False for NaN: a NaN is never the best)
+                if bool(improved.all()):
+                    rows["best"], rows["best_x"] = best, best_x = residual, x
+                else:
+                    rows["best"] = best = torch.fmin(rows["best"], residual)
+                    rows["best_x"] = best_x = torch.where(improved.unsqueeze(-1), x, rows["best_x"])
+            if k == max_iterations:
+                break
+            if (k % window == 0 and (k or not finite)) or (per_row and scales is None):
                 if not per_row:
                     self._init_rows(rows, omega0, best)
                     per_row = True
@@ -185,8 +192,6 @@ class _SweepSolver(EquilibriumSolver):
                     blocks = list(torch.split(x, sizes, dim=-1))
                 scales = [omega * inverse[j] for j in range(K)]
                 factors = {j: 1.0 + slopes[j] * scales[j] for j in later}
-            if k == max_iterations:
-                break
             # the sweep; a restarted row skips the first group (its drive was taken before the restart)
             for j in first:
                 if per_row:
@@ -296,7 +301,11 @@ class _SweepSolver(EquilibriumSolver):
 
 @EQUILIBRIUM_SOLVERS.register("sor")
 class SORSolver(_SweepSolver):
-    """Nonlinear block Gauss-Seidel sweeps with a per-sample adaptive over-relaxation ``omega`` (see the module).
+    """Nonlinear block Gauss-Seidel sweeps with a safeguarded over-relaxation ``omega`` (see the module).
+
+    ``omega`` starts at Young's optimum ``2 / (1 + sqrt(1 - rho_J^2))`` of the closed-form Jacobi radius
+    (:func:`jacobi_spectral_radius`; the mixture model with exact inverses), capped at ``max_omega``;
+    elsewhere it starts at 1 and is adapted per sample from the observed contraction.
 
     One evaluation of the right-hand side per sweep; the groups and each block's self-slope come from the
     dynamics (:attr:`~tpdynamics.NetworkDynamics.sweep_groups`, :meth:`~tpdynamics.NetworkDynamics.block_slopes`):
@@ -312,7 +321,8 @@ class SORSolver(_SweepSolver):
         A residual above ``growth`` times the sample's best restarts it from its best iterate (default 1e4:
         deep chains near ``mu = 1/2`` grow their residual 50-fold before it decays, under the plain map too).
     max_omega : float, optional
-        Upper bound of the adapted ``omega`` in ``[1, 2)`` (default 1.8); 1 gives plain Gauss-Seidel.
+        Upper bound of ``omega`` (the closed-form start and the adapted value) in ``[1, 2)`` (default 1.8);
+        1 gives plain Gauss-Seidel.
     """
 
 
