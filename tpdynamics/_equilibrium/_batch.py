@@ -55,6 +55,7 @@ class SampleBatch:
         self.iterations = torch.zeros(B, dtype=torch.int64)
         self.reasons: dict = {}
         self.n_live = B  # live rows (kept as a Python int: the stages test it every iteration)
+        self.n_converged = 0  # samples retired as converged
         self._spent = 0  # evaluations of sub-dynamics that have been replaced
 
     @property
@@ -81,6 +82,7 @@ class SampleBatch:
                 self.iterations.fill_(int(iterations))
             self.live.fill_(False)
             self.n_live = 0
+            self.n_converged += where.numel() if status == EquilibriumStatus.CONVERGED else 0
             if reason and status != EquilibriumStatus.CONVERGED:
                 self.reasons.setdefault(status, reason)
             return
@@ -97,6 +99,8 @@ class SampleBatch:
         self.iterations[samples] = torch.as_tensor(its, dtype=torch.int64)
         self.live[where] = False
         self.n_live -= where.numel()
+        if status == EquilibriumStatus.CONVERGED:
+            self.n_converged += where.numel()
         if reason and status != EquilibriumStatus.CONVERGED:
             self.reasons.setdefault(status, reason)
 
@@ -124,10 +128,13 @@ class SampleBatch:
         drive = None
         if bool(self.known.all()):
             drive = self.drive
-        sample_status = self.status
-        counts = torch.bincount(self.codes, minlength=len(STATUSES))
-        n_converged = int(counts[_CODE[EquilibriumStatus.CONVERGED]])
-        status = EquilibriumStatus.CONVERGED if n_converged == len(sample_status) else overall_status(sample_status)
+        B = self.codes.numel()
+        if self.n_converged == B:  # (counted by retire: no pass over the codes on the common path)
+            sample_status, n_converged, status = [EquilibriumStatus.CONVERGED] * B, B, EquilibriumStatus.CONVERGED
+        else:
+            sample_status = self.status
+            n_converged = sample_status.count(EquilibriumStatus.CONVERGED)
+            status = overall_status(sample_status)
         iterations = int(self.iterations.max()) if self.iterations.numel() else 0
         residual = None if drive is None else finite_residual(drive)
         if status == EquilibriumStatus.CONVERGED:
