@@ -17,10 +17,12 @@ from ._sweep import SORSolver
 class AutoSolver(EquilibriumSolver):
     """Per-sample composition of the stages, in this order; each sample stops at the first that solves it.
 
-    1. ``sor`` — the fixed-point map, swept over the layers in Gauss-Seidel order with an adaptive,
-       safeguarded over-relaxation (:class:`SORSolver`; the plain map for dynamics without a block
+    1. ``sor`` — the fixed-point map, swept over the layers in Gauss-Seidel order with a safeguarded
+       over-relaxation (:class:`SORSolver`: Young's optimum of the closed-form Jacobi radius with exact
+       inverses, adapted from the observed rate otherwise; the plain map for dynamics without a block
        ordering). One evaluation per sweep; it solves every sample whose map contracts (spectral radius
-       below one), kinks or not, and hands on those that make no progress in ``patience`` sweeps.
+       below one), kinks or not, and hands on those that make no progress in ``patience`` sweeps. When it
+       solves every sample (the common case) its result is returned as is, with no per-stage book-keeping.
     2. ``anderson`` — safeguarded Anderson acceleration (:class:`AndersonSolver`) from each remaining
        sample's best iterate: it can converge where the map is mildly expansive.
     3. ``newton`` — semismooth Newton (:class:`NewtonSolver`), ``O(L n^3)`` per iteration, for fixed points
@@ -43,8 +45,21 @@ class AutoSolver(EquilibriumSolver):
         return "AutoSolver(" + " -> ".join(name for name, _ in self.stages) + " -> ode)"
 
     def solve(self, dynamics, initial, options):
-        B = initial.shape[0]
         initial = initial.detach()
+        # the common case first, before any book-keeping: the first stage solves every sample
+        name, stage = self.stages[0]
+        dynamics.reset_counters()
+        try:
+            first = stage.solve(dynamics, initial, options)
+        except MemoryLimitError:
+            first = None
+        if first is not None and first.success and not options.check_stability:
+            return first
+        return self._compose(dynamics, initial, options, first)
+
+    def _compose(self, dynamics, initial, options, first):
+        """The per-sample composition of the stages, given the first stage's result on the whole batch."""
+        B = initial.shape[0]
         state = initial.clone()
         names = [name for name, _ in self.stages] + ["ode"]
         stage_of = torch.zeros(B, dtype=torch.int64)  # index into names
@@ -67,15 +82,18 @@ class AutoSolver(EquilibriumSolver):
             start = state[pending]
             if bool(restart_from_initial.any()):
                 start = torch.where(restart_from_initial[pending].unsqueeze(-1), initial[pending], start)
-            if whole:
-                dynamics.reset_counters()  # each stage's result counts its own evaluations
-            try:
-                result = stage.solve(sub, start, options)
-            except MemoryLimitError:  # Newton's Jacobians do not fit: integration needs only O(B N) memory
+            if number == 0:  # solve() ran it already, on the whole batch
+                result = first
+            else:
+                if whole:
+                    dynamics.reset_counters()  # each stage's result counts its own evaluations
+                try:
+                    result = stage.solve(sub, start, options)
+                except MemoryLimitError:  # Newton's Jacobians do not fit: integration needs only O(B N) memory
+                    result = None
+            if result is None:
                 ran.append(f"{name} (skipped: not enough memory)")
                 continue
-            if whole and number == 0 and result.success and not options.check_stability:
-                return result  # the common case: the first stage solved every sample, nothing to merge
             nfev += result.nfev
             label = name
             sub_code = torch.tensor([STATUSES.index(s) for s in result.sample_status], dtype=torch.int64)

@@ -45,6 +45,7 @@ class SampleBatch:
         self.root = dynamics
         self.dynamics = dynamics
         self.stage = stage
+        self.sizes = tuple(dynamics.state_sizes)  # (read once: the property walks the network)
         self.index = torch.arange(B)
         self.live = torch.ones(B, dtype=torch.bool)
         self.state = initial.detach().clone()
@@ -54,6 +55,7 @@ class SampleBatch:
         self.iterations = torch.zeros(B, dtype=torch.int64)
         self.reasons: dict = {}
         self.n_live = B  # live rows (kept as a Python int: the stages test it every iteration)
+        self.n_converged = 0  # samples retired as converged
         self._spent = 0  # evaluations of sub-dynamics that have been replaced
 
     @property
@@ -66,6 +68,24 @@ class SampleBatch:
         if not bool(rows.any()):
             return
         where = torch.nonzero(rows).flatten()
+        if where.numel() == self.index.numel() == self.state.shape[0]:
+            # every sample at once, before any compaction (the common case): plain copies, no indexing
+            self.state.copy_(state.detach())
+            if drive is not None:
+                self.drive.copy_(drive.detach())
+            self.known.fill_(drive is not None)
+            status = EquilibriumStatus(status)
+            self.codes.fill_(_CODE[status])
+            if isinstance(iterations, torch.Tensor) and iterations.ndim:
+                self.iterations.copy_(iterations)
+            else:
+                self.iterations.fill_(int(iterations))
+            self.live.fill_(False)
+            self.n_live = 0
+            self.n_converged += where.numel() if status == EquilibriumStatus.CONVERGED else 0
+            if reason and status != EquilibriumStatus.CONVERGED:
+                self.reasons.setdefault(status, reason)
+            return
         samples = self.index[where]
         self.state[samples] = state[where].detach()
         if drive is not None:
@@ -79,6 +99,8 @@ class SampleBatch:
         self.iterations[samples] = torch.as_tensor(its, dtype=torch.int64)
         self.live[where] = False
         self.n_live -= where.numel()
+        if status == EquilibriumStatus.CONVERGED:
+            self.n_converged += where.numel()
         if reason and status != EquilibriumStatus.CONVERGED:
             self.reasons.setdefault(status, reason)
 
@@ -106,13 +128,18 @@ class SampleBatch:
         drive = None
         if bool(self.known.all()):
             drive = self.drive
-        sample_status = self.status
-        counts = torch.bincount(self.codes, minlength=len(STATUSES))
-        n_converged = int(counts[_CODE[EquilibriumStatus.CONVERGED]])
-        status = EquilibriumStatus.CONVERGED if n_converged == len(sample_status) else overall_status(sample_status)
+        B = self.codes.numel()
+        if self.n_converged == B:  # (counted by retire: no pass over the codes on the common path)
+            sample_status, n_converged, status = [EquilibriumStatus.CONVERGED] * B, B, EquilibriumStatus.CONVERGED
+        else:
+            sample_status = self.status
+            n_converged = sample_status.count(EquilibriumStatus.CONVERGED)
+            status = overall_status(sample_status)
         iterations = int(self.iterations.max()) if self.iterations.numel() else 0
+        residual = None if drive is None else finite_residual(drive)
         if status == EquilibriumStatus.CONVERGED:
-            residual = finite_residual(drive) if drive is not None else self.root.fixed_point_residual(state)
+            if residual is None:
+                residual = self.root.fixed_point_residual(state)
             message = converged_message(residual, options.tol, f"after {iterations} {self.stage} iteration(s)")
         else:
             failed = len(sample_status) - n_converged
@@ -123,4 +150,5 @@ class SampleBatch:
         return make_result(self.root, state, t=None, status=status, message=message, solver=self.stage,
                            options=options, iterations=iterations, stages=[self.stage] * len(sample_status),
                            sample_iterations=self.iterations.clone(), sample_status=sample_status,
-                           nfev=self.nfev, drive=drive)
+                           nfev=self.nfev, drive=drive, residual=None if drive is None else residual,
+                           state_sizes=self.sizes)

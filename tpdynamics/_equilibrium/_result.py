@@ -198,18 +198,23 @@ def overall_status(sample_status) -> EquilibriumStatus:
 
 def make_result(dynamics, state, *, t, status, message, solver, options, n_steps=0, iterations=0,
                 trajectory=None, stages=None, sample_iterations=None, sample_status=None,
-                nfev=None, drive=None) -> EquilibriumResult:
+                nfev=None, drive=None, residual=None,
+                state_sizes=None) -> EquilibriumResult:
     """The :class:`EquilibriumResult` of ``state``: residual (not counted in ``nfev``), flags, per-sample fields.
 
     Without ``sample_status`` every converged sample gets ``converged`` and the others ``status``; without
     ``stages`` every sample gets ``solver``; without ``sample_iterations`` every sample gets ``iterations``.
-    ``drive`` is the drive at ``state`` when the stage has it (otherwise one uncounted evaluation).
+    ``drive`` is the drive at ``state`` when the stage has it (otherwise one uncounted evaluation), and
+    ``residual`` its ``||.||_inf`` per row (``inf`` where non-finite) when the caller has it already;
+    ``state_sizes`` the block sizes (default: read from ``dynamics``).
     """
     if drive is None:
         with torch.no_grad():
             drive = dynamics.drive(state.detach(), check=False)
-    residual = drive.abs().amax(-1)
-    residual = torch.where(torch.isfinite(residual), residual, torch.full_like(residual, math.inf))
+        residual = None
+    if residual is None:
+        residual = drive.abs().amax(-1)
+        residual = torch.where(torch.isfinite(residual), residual, torch.full_like(residual, math.inf))
     converged = residual < options.tol
     B = state.shape[0]
     if sample_status is None:
@@ -219,8 +224,9 @@ def make_result(dynamics, state, *, t, status, message, solver, options, n_steps
     return EquilibriumResult(state=state, t=t, residual=residual, converged=converged,
                              nfev=dynamics.nfev if nfev is None else nfev, status=EquilibriumStatus(status),
                              message=message, solver=solver, tol=options.tol, n_steps=n_steps,
-                             iterations=int(iterations), state_sizes=tuple(dynamics.state_sizes),
-                             trajectory=trajectory or [], rate=drive / dynamics.tau, tau=dynamics.tau,
+                             iterations=int(iterations),
+                             state_sizes=tuple(dynamics.state_sizes if state_sizes is None else state_sizes),
+                             trajectory=trajectory or [], rate=drive if dynamics.tau == 1.0 else drive / dynamics.tau, tau=dynamics.tau,
                              stages=list(stages) if stages is not None else [solver] * B,
                              sample_iterations=sample_iterations, sample_status=list(sample_status))
 
