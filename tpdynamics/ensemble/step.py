@@ -83,8 +83,9 @@ class EnsembleStep:
     ----------
     loss : Tensor, shape (S,)
         Mini-batch loss of each member before the update (mean over the batch of ``||h_L - y||^2``).
-    fault : Tensor of int8, shape (S,)
-        0, or the :data:`FAULTS` code of the numerical failure that would have raised in serial training.
+    fault : Tensor of int16, shape (S,), or None
+        Bit ``2**code`` set for every :data:`FAULTS` code of a numerical failure that would have raised
+        in serial training (``None``: no check of this step can fail, e.g. backpropagation).
     chosen : dict
         Layer ``i`` -> bool mask ``(S,)`` of the members that updated ``W_i``.
     sherman_morrison : dict
@@ -96,7 +97,7 @@ class EnsembleStep:
     """
 
     loss: torch.Tensor
-    fault: torch.Tensor
+    fault: torch.Tensor | None
     chosen: dict = field(default_factory=dict)
     sherman_morrison: dict = field(default_factory=dict)
     backward_loss: dict = field(default_factory=dict)
@@ -159,6 +160,9 @@ class EnsembleTrainer:
         net = self.network
         self.eta = torch.tensor([[r._eta(i) for i in range(1, self.depth + 1)] for r in self.rules],
                                 dtype=net.dtype, device=net.device)  # (S, L)
+        self._scale = [None] * self.depth  # -eta_i / B per member, (S, 1, 1), set at the first step of a batch size
+        self._scale_batch = None
+        self._ones = torch.ones(self.size, dtype=torch.bool, device=net.device)
         self.eta_hat = self._column("eta_hat").view(-1, 1, 1)
         self.epsilon = self._column("epsilon")
         self.eta_backward = self._column("eta_backward")
@@ -172,6 +176,9 @@ class EnsembleTrainer:
     def step(self, h0: torch.Tensor, y: torch.Tensor, *, diagnostics: bool = False) -> EnsembleStep:
         """One iteration of every member on its mini-batch: ``h0`` (S, B, n_0), ``y`` (S, B, n_L)."""
         with torch.no_grad():
+            if self._scale_batch != h0.shape[1]:
+                self._scale_batch = h0.shape[1]
+                self._scale = [(-self.eta[:, i] / h0.shape[1]).view(-1, 1, 1) for i in range(self.depth)]
             if self.family == "bp":
                 return self._step_bp(h0, y, diagnostics)
             return self._step_tp(h0, y, diagnostics)
@@ -187,13 +194,13 @@ class EnsembleTrainer:
         return tuple(sorted(set(picks))), mask.to(self.network.device)
 
     def _add(self, i: int, left: torch.Tensor, right: torch.Tensor, chosen: torch.Tensor | None) -> None:
-        """``W_i <- W_i - (eta_i / B) sum_b left_b right_b^T`` for the chosen members (``add_outer_products``)."""
-        scale = (-self.eta[:, i - 1] / left.shape[1]).view(-1, 1, 1)
-        update = scale * (left.mT @ right)
-        if chosen is not None:
-            update = torch.where(chosen.view(-1, 1, 1), update, torch.zeros((), dtype=update.dtype,
-                                                                             device=update.device))
-        self.network.weights[i - 1].add_(update)
+        """``W_i <- W_i - (eta_i / B) sum_b left_b right_b^T`` for the chosen members (``add_outer_products``).
+
+        The per-member factor multiplies ``left`` before the product (one fused ``baddbmm_``); a member not
+        chosen gets the factor 0, i.e. an exact no-op.
+        """
+        scale = self._scale[i - 1] if chosen is None else self._scale[i - 1] * chosen.view(-1, 1, 1)
+        self.network.weights[i - 1].baddbmm_(left.mT * scale, right)
 
     def _step_bp(self, h0, y, diagnostics):
         net = self.network
@@ -210,13 +217,11 @@ class EnsembleTrainer:
             self._add(i, deltas[i], activations[i - 1], column)
             chosen[i] = column
         loss = (error ** 2).sum(-1).mean(-1)
-        fault = torch.zeros(self.size, dtype=torch.int8, device=net.device)
         diag = [StepDiagnostics() for _ in range(self.size)] if diagnostics else None
-        return EnsembleStep(loss=loss, fault=fault, chosen=self._full(chosen), diagnostics=diag)
+        return EnsembleStep(loss=loss, fault=None, chosen=self._full(chosen), diagnostics=diag)
 
     def _full(self, chosen: dict) -> dict:
-        ones = torch.ones(self.size, dtype=torch.bool, device=self.network.device)
-        return {i: ones if m is None else m for i, m in chosen.items()}
+        return {i: self._ones if m is None else m for i, m in chosen.items()}
 
     # -- target propagation ---------------------------------------------------------------------------
     def _normalised_forward(self, h0, statistics=None):
@@ -239,11 +244,11 @@ class EnsembleTrainer:
 
     def _step_tp(self, h0, y, diagnostics):
         net, L, rule = self.network, self.depth, self.rules[0]
-        fault = torch.zeros(self.size, dtype=torch.int8, device=net.device)
+        fault = torch.zeros(self.size, dtype=torch.int16, device=net.device)
 
         def flag(bad, code):
             if bad is not None:
-                fault.copy_(torch.where((fault == 0) & bad, torch.full_like(fault, code), fault))
+                fault.bitwise_or_(bad.to(torch.int16) << code)
 
         if self.family == "mtp":
             activations, inputs, stats, derivatives = self._normalised_forward(h0)
@@ -306,7 +311,7 @@ class EnsembleTrainer:
                     out.append(rule._diagnose(member, [a[s] for a in activations],
                                               [None if t is None else t[s] for t in targets], error[s]))
             except TPDynamicsError:
-                fault[s] = 4
+                fault[s] |= 1 << 4
                 out.append(None)
         return out
 
@@ -320,32 +325,27 @@ class EnsembleTrainer:
         epsilon = self.epsilon
         w_inv_u = (inverse @ u.unsqueeze(-1)).squeeze(-1)
         d = (v * w_inv_u).sum(-1)
-        denominator = 1.0 + d
+        denominator = d + 1.0
         clipped = denominator.abs() < epsilon
-        one = torch.ones((), dtype=d.dtype, device=d.device)
-        beta = torch.where(clipped, 1.0 / torch.where(clipped, epsilon - d, one), one)
+        # clipped means eps - d > 1, so the division is safe where it is selected
+        beta = torch.where(clipped, 1.0 / (epsilon - d), 1.0)
+        step = beta if chosen is None else torch.where(chosen, beta, 0.0)  # 0: an exact no-op
         if self.rules[0].inverse_update == "recompute":
-            weight.add_(self._masked((beta.view(-1, 1) * u).unsqueeze(-1) * v.unsqueeze(-2), chosen))
+            weight.baddbmm_((step.unsqueeze(-1) * u).unsqueeze(-1), v.unsqueeze(-2))
             self._recompute_inverse(i, chosen, flag, checks=False)
             return denominator, clipped, beta
         used = torch.where(clipped, epsilon, denominator)
-        n = inverse.shape[-1]
-        bound = 2.0 * n * torch.finfo(d.dtype).eps * (1.0 + torch.linalg.vector_norm(v, dim=-1)
-                                                      * torch.linalg.matrix_norm(inverse)
-                                                      * torch.linalg.vector_norm(u, dim=-1))
+        # denominator_round_off: 2 n eps (1 + ||v|| ||W^-1||_F ||u||)
+        bound = (torch.linalg.vector_norm(v, dim=-1) * torch.linalg.vector_norm(inverse, dim=(-2, -1))
+                 * torch.linalg.vector_norm(u, dim=-1) + 1.0) * (2.0 * inverse.shape[-1] * torch.finfo(d.dtype).eps)
         singular = used.abs() <= bound
         flag(singular if chosen is None else singular & chosen, 1)
         v_w_inv = (v.unsqueeze(-2) @ inverse).squeeze(-2)
-        alpha = -1.0 / torch.where(singular, one, used)
-        inverse.add_(self._masked((alpha.view(-1, 1) * w_inv_u).unsqueeze(-1) * v_w_inv.unsqueeze(-2), chosen))
-        weight.add_(self._masked((beta.view(-1, 1) * u).unsqueeze(-1) * v.unsqueeze(-2), chosen))
+        alpha = -1.0 / used
+        alpha = torch.where(singular, 0.0, alpha) if chosen is None else torch.where(chosen & ~singular, alpha, 0.0)
+        inverse.baddbmm_((alpha.unsqueeze(-1) * w_inv_u).unsqueeze(-1), v_w_inv.unsqueeze(-2))
+        weight.baddbmm_((step.unsqueeze(-1) * u).unsqueeze(-1), v.unsqueeze(-2))
         return denominator, clipped, beta
-
-    @staticmethod
-    def _masked(update, chosen):
-        if chosen is None:
-            return update
-        return torch.where(chosen.view(-1, 1, 1), update, torch.zeros((), dtype=update.dtype, device=update.device))
 
     def _recompute_inverse(self, i, chosen, flag, *, checks=True):
         """``W_i^{-1}`` recomputed for the chosen members (``Layer.sync_inverse``), with its singularity checks."""

@@ -115,15 +115,15 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
         index = torch.stack([_batches(n_train, batch_size, count, shuffles[s]) for s in range(S)]).to(device)
         inputs = train_x[members.view(-1, 1, 1), index]   # (S, count, B, n_0)
         labels = train_y[members.view(-1, 1, 1), index]
-        losses = torch.empty(count, S, dtype=ensemble.dtype, device=device)
-        faults = torch.zeros(count, S, dtype=torch.int8, device=device)
+        losses, faults = [], {}
         sm_layers = {}  # layer -> lists over steps of (chosen, |denominator|, clipped)
         diagnosed = {}  # step -> per-member StepDiagnostics
         for b in range(count):
             record_diagnostics = config.diagnostics and ((steps_done + b) % config.diagnostics_every == 0)
             record = trainer.step(inputs[:, b], labels[:, b], diagnostics=record_diagnostics)
-            losses[b] = record.loss
-            faults[b] = record.fault
+            losses.append(record.loss)
+            if record.fault is not None:
+                faults[b] = record.fault
             for i, (denominator, clipped, _) in record.sherman_morrison.items():
                 entry = sm_layers.setdefault(i, ([], [], []))
                 entry[0].append(record.chosen[i])
@@ -131,7 +131,13 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
                 entry[2].append(clipped)
             if record.diagnostics is not None:
                 diagnosed[b] = record.diagnostics
-        losses_host, faults_host = losses.T.tolist(), faults.T.tolist()
+        losses_host = torch.stack(losses).T.tolist()
+        faults_host = [[0] * count for _ in range(S)]
+        if faults:
+            steps_with, masks = list(faults), torch.stack(list(faults.values())).T.tolist()
+            for s in range(S):
+                for b, code in zip(steps_with, masks[s]):
+                    faults_host[s][b] = code
         sm_host = {i: tuple(torch.stack(v).T.tolist() for v in entry) for i, entry in sm_layers.items()}
         still = []
         evaluated = None
@@ -140,9 +146,9 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
             accumulator = _EpochDiagnostics(L)
             epoch_losses, stop = [], None
             for b in range(count):
-                code = faults_host[s][b]
-                if code:
-                    name, text = FAULTS[code]
+                bits = faults_host[s][b]
+                if bits:
+                    name, text = FAULTS[min(c for c in FAULTS if bits >> c & 1)]
                     stop = (TrainingStatus.NUMERICAL_ERROR, f"{name} at epoch {epoch}, step {b + 1}: {text}.")
                     break
                 history.steps += 1
