@@ -17,9 +17,9 @@ goes exactly where ``rules[s].step`` would have taken it alone (tested to 1e-12 
 * the white noise of A.8 is drawn per member from its generator (torch generators cannot be batched,
   and a batched draw would give other numbers), ``S (L - 1)`` small draws per step.
 
-Diagnostics (``diagnostics=True``) are measured per member with the rule's own ``_diagnose`` on the
-member network views, before the update (the rule's definition, unchanged); ask for them every k-th
-step to bound their cost (``TrainingConfig.diagnostics_every``).
+Diagnostics (``diagnostics=True``) are the rule's (``_diagnose``), measured before the update and
+batched over the members (:mod:`tpdynamics.ensemble.diagnostics`); ``TrainingConfig.diagnostics_every``
+measures them every k-th step only.
 
 Rules whose step is not one of the registered families' (a user subclass overriding ``_step`` or
 another hook) are refused by :func:`ensemble_support`, which says why; the runner then trains them
@@ -34,9 +34,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import TPDynamicsError, TPDynamicsWarning
+from ..errors import TPDynamicsWarning
 from ..layers import ExactInverseFeedback, LearnedInverseFeedback, OriginalFeedback
-from ..training.diagnostics import StepDiagnostics
 from ..training.propagation import output_target
 from ..training.rules import (Backpropagation, LearningRule, ModifiedTargetPropagation, TargetPropagationRule)
 from .network import EnsembleNetwork
@@ -45,8 +44,7 @@ from .network import EnsembleNetwork
 FAULTS = {1: ("SingularWeightError", "Sherman-Morrison denominator 1 + v^T W^-1 u is zero to round-off: "
                                      "W + u v^T is singular (Algorithm 4.1)"),
           2: ("InverseDomainError", "an activity left the domain of the inverse nonlinearity"),
-          3: ("SingularWeightError", "a weight whose exact inverse is recomputed is singular"),
-          4: ("TPDynamicsError", "the diagnostics failed")}
+          3: ("SingularWeightError", "a weight whose exact inverse is recomputed is singular")}
 
 _FAMILIES = {"bp": (Backpropagation, ("_step", "_choose_layers", "predict")),
              "tp": (TargetPropagationRule, ("_step", "_choose_layers", "_forward_factor", "_update_forward",
@@ -92,8 +90,9 @@ class EnsembleStep:
         Layer ``i`` -> ``(denominator, clipped, beta)``, each ``(S,)``, for members ``chosen[i]``.
     backward_loss : dict
         Thesis index ``i`` of ``Q_i`` -> ``(S,)`` losses of Alg. A.8/A.9 before the step.
-    diagnostics : list or None
-        Per member :class:`StepDiagnostics` (None for members that had faulted).
+    diagnostics : dict or None
+        Name -> ``(S, L - 1)`` tensor of the diagnostics measured before the update, named as in
+        :meth:`StepDiagnostics.flat` (:mod:`tpdynamics.ensemble.diagnostics`); None when not asked for.
     """
 
     loss: torch.Tensor
@@ -217,7 +216,7 @@ class EnsembleTrainer:
             self._add(i, deltas[i], activations[i - 1], column)
             chosen[i] = column
         loss = (error ** 2).sum(-1).mean(-1)
-        diag = [StepDiagnostics() for _ in range(self.size)] if diagnostics else None
+        diag = {} if diagnostics else None  # StepDiagnostics() of backpropagation: nothing to average
         return EnsembleStep(loss=loss, fault=None, chosen=self._full(chosen), diagnostics=diag)
 
     def _full(self, chosen: dict) -> dict:
@@ -272,7 +271,7 @@ class EnsembleTrainer:
                 targets[i] = activations[i] + (propagated - at_activation)
             else:
                 targets[i] = propagated
-        diag = self._diagnose(activations, targets, error, fault) if diagnostics else None
+        diag = self._diagnose(activations, derivatives, targets, error) if diagnostics else None
         record = EnsembleStep(loss=(error ** 2).sum(-1).mean(-1), fault=fault, diagnostics=diag)
         for i in sorted(layers, reverse=True):
             column = None if mask is None else mask[:, i]
@@ -291,29 +290,13 @@ class EnsembleTrainer:
         record.backward_loss = self._train_backward(activations, flag)
         return record
 
-    def _diagnose(self, activations, targets, error, fault) -> list:
-        """The rule's own ``_diagnose`` on each member's view (or the mtp statistics), before the update."""
-        from ..training.diagnostics import pseudo_inverse_distances
+    def _diagnose(self, activations, derivatives, targets, error) -> dict:
+        """The rule's diagnostics (``TargetPropagationRule._diagnose``; mtp: the ``W^+`` distances), batched."""
+        from .diagnostics import pseudo_inverse_distance, pseudo_inverses, target_propagation_diagnostics
 
-        net = self.network
-        out = []
-        faulted = fault.tolist()
-        for s, rule in enumerate(self.rules):
-            if faulted[s]:
-                out.append(None)
-                continue
-            member = net.member(s)
-            net.sync_members((s,))
-            try:
-                if self.family == "mtp":
-                    out.append(StepDiagnostics(pseudo_inverse_distance=pseudo_inverse_distances(member)))
-                else:
-                    out.append(rule._diagnose(member, [a[s] for a in activations],
-                                              [None if t is None else t[s] for t in targets], error[s]))
-            except TPDynamicsError:
-                fault[s] |= 1 << 4
-                out.append(None)
-        return out
+        if self.family == "mtp":
+            return {"pseudo_inverse_distance": pseudo_inverse_distance(self.network, pseudo_inverses(self.network))}
+        return target_propagation_diagnostics(self.network, activations, derivatives, targets, error, self.eta_hat)
 
     def _sherman_morrison(self, i, u, v, chosen, flag):
         """Batched robust Sherman–Morrison step (Alg. 4.1; ``robust_sherman_morrison_``) on ``W_i`` and ``W_i^{-1}``.

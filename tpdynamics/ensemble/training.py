@@ -31,7 +31,7 @@ from ..statistics import DIVERGENCE_THRESHOLD, diverged
 from ..training.data import derived_seed
 from ..training.diagnostics import sherman_morrison_summary
 from ..training.results import RunHistory
-from ..training.rules import LEARNING_RULES, LearningRule, StepRecord
+from ..training.rules import LEARNING_RULES, LearningRule
 from ..training.status import TrainingStatus
 from .network import EnsembleNetwork, resolve_device
 from .step import FAULTS, EnsembleTrainer, ensemble_support
@@ -66,7 +66,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
     list of RunHistory
         What S serial runs would have recorded.
     """
-    from ..training.runner import _EpochDiagnostics, _student_feedback, rate_schedule, _batches
+    from ..training.runner import _batches, _student_feedback, rate_schedule
 
     rules, problems, seeds = list(rules), list(problems), list(seeds)
     S = len(rules)
@@ -117,7 +117,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
         labels = train_y[members.view(-1, 1, 1), index]
         losses, faults = [], {}
         sm_layers = {}  # layer -> lists over steps of (chosen, |denominator|, clipped)
-        diagnosed = {}  # step -> per-member StepDiagnostics
+        diagnosed = []  # name -> (S, L - 1) tensors of the diagnosed steps
         for b in range(count):
             record_diagnostics = config.diagnostics and ((steps_done + b) % config.diagnostics_every == 0)
             record = trainer.step(inputs[:, b], labels[:, b], diagnostics=record_diagnostics)
@@ -130,7 +130,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
                 entry[1].append(denominator.abs())
                 entry[2].append(clipped)
             if record.diagnostics is not None:
-                diagnosed[b] = record.diagnostics
+                diagnosed.append(record.diagnostics)
         losses_host = torch.stack(losses).T.tolist()
         faults_host = [[0] * count for _ in range(S)]
         if faults:
@@ -141,9 +141,9 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
         sm_host = {i: tuple(torch.stack(v).T.tolist() for v in entry) for i, entry in sm_layers.items()}
         still = []
         evaluated = None
+        diagnostic_means = _diagnostic_means(diagnosed, S)
         for s in active:
             history = histories[s]
-            accumulator = _EpochDiagnostics(L)
             epoch_losses, stop = [], None
             for b in range(count):
                 bits = faults_host[s][b]
@@ -160,8 +160,6 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
                                                      f"threshold {DIVERGENCE_THRESHOLD:.3g}) at epoch {epoch}, step "
                                                      f"{b + 1} of {cls.name}; history kept up to epoch {epoch - 1}.")
                     break
-                if b in diagnosed:
-                    accumulator.add(StepRecord(loss=loss, updated_layers=(), diagnostics=diagnosed[b][s]))
                 epoch_losses.append(loss)
             if stop is None:
                 if evaluated is None:
@@ -182,7 +180,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
             history.train_loss.append(train)
             history.test_loss.append(test)
             history.batch_loss.append(sum(epoch_losses) / len(epoch_losses))
-            means = accumulator.means()
+            means = dict(diagnostic_means.get(s, {}))
             if sm_host:
                 means.update(_sherman_morrison_means(sm_host, s, L))
             for name, values in means.items():
@@ -202,6 +200,23 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
         if history.status == TrainingStatus.COMPLETED:
             history.message = f"{epochs} epochs, {history.steps} steps"
     return histories
+
+
+def _diagnostic_means(diagnosed: list, S: int) -> dict:
+    """Member -> name -> per-layer means over the epoch's diagnosed steps of the finite values (``_EpochDiagnostics``).
+
+    Only members that complete the epoch read theirs, so every diagnosed step of the epoch counts.
+    """
+    if not diagnosed or not diagnosed[0]:
+        return {}
+    out = {s: {} for s in range(S)}
+    for name in diagnosed[0]:
+        values = torch.stack([d[name] for d in diagnosed])  # (steps, S, L - 1)
+        finite = torch.isfinite(values)
+        means = (torch.where(finite, values, 0.0).sum(0) / finite.sum(0)).tolist()  # 0 / 0: nan, as the runner's
+        for s in range(S):
+            out[s][name] = means[s]
+    return out
 
 
 def _sherman_morrison_means(sm_host: dict, s: int, L: int) -> dict:
