@@ -146,6 +146,7 @@ class EnsembleTrainer:
         self.randomized = bool(getattr(cls, "randomized", False))
         # batch-normalisation state of mtp / rmtp: running statistics of h_0..h_{L-1}, (S, 1, n_i)
         self.running = None
+        self._noise = None  # white noise of A.8 drawn ahead (predraw_noise)
         self.refresh()
 
     # -- hyper-parameters ---------------------------------------------------------------------------
@@ -373,9 +374,14 @@ class EnsembleTrainer:
             kind, q = net.kinds[i], net.feedback[i]  # g_i lives on layer i + 1
             if rule.backward == "A.8" and kind is LearnedInverseFeedback:
                 n = net.layer_sizes[i]
-                draws = [torch.randn(batch, n, generator=r.generator, dtype=net.dtype) if on
-                         else torch.zeros(batch, n, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
-                h = self.noise_std * torch.stack(draws).to(net.device)
+                if self._noise is not None and self._noise_cursor < self._noise.shape[1]:
+                    start = self._noise_offsets[i]
+                    h = self._noise[:, self._noise_cursor, start:start + batch * n].view(-1, batch, n)
+                else:
+                    draws = [torch.randn(batch, n, generator=r.generator, dtype=net.dtype) if on
+                             else torch.zeros(batch, n, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
+                    h = torch.stack(draws).to(net.device)
+                h = self.noise_std * h
                 upper = net.nonlinearities[i]
                 out = upper(h @ net.weights[i].mT)
                 if upper.inverse_bound is not None:
@@ -392,7 +398,34 @@ class EnsembleTrainer:
                 continue
             losses[i] = (residual ** 2).sum(-1).mean(-1)
             q.copy_(q * decay - (eta_b / batch) * gradient)
+        if self._noise is not None:
+            self._noise_cursor += 1
         return losses
+
+    def predraw_noise(self, steps: int, batch: int) -> bool:
+        """Draw the white noise of Alg. A.8 for the next ``steps`` steps at once (one call per member).
+
+        Only where it gives the very numbers of the per-step draws: the rule's generator serves A.8 alone
+        (not a randomized rule, whose layer choice draws from it in between), and every per-step draw has a
+        multiple of 16 values, for which torch's CPU normal sampler fills blocks of 16 from the stream in
+        order, so one long draw is the concatenation of the short ones (the oracle tests check it).
+        Returns whether it did; otherwise the steps draw per member as before.
+        """
+        net, rule = self.network, self.rules[0]
+        self._noise = None
+        learned = [i for i in range(1, self.depth) if net.kinds[i] is LearnedInverseFeedback]
+        if (self.family != "tp" or rule.backward != "A.8" or self.randomized or not learned
+                or any(batch * net.layer_sizes[i] % 16 for i in learned) or not any(self.backward_on)):
+            return False
+        self._noise_offsets, total = {}, 0
+        for i in learned:
+            self._noise_offsets[i] = total
+            total += batch * net.layer_sizes[i]
+        draws = [torch.randn(steps * total, generator=r.generator, dtype=net.dtype) if on
+                 else torch.zeros(steps * total, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
+        self._noise = torch.stack(draws).view(self.size, steps, total).to(net.device)
+        self._noise_cursor = 0
+        return True
 
     def _on(self) -> torch.Tensor:
         return torch.tensor(self.backward_on, dtype=torch.bool, device=self.network.device)

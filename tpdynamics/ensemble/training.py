@@ -112,6 +112,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
             if base_eta_backward[s] is not None:
                 rule.eta_backward = rate_schedule(base_eta_backward[s], epoch, epochs, fraction)
         trainer.refresh()
+        trainer.predraw_noise(count, batch_size)
         index = torch.stack([_batches(n_train, batch_size, count, shuffles[s]) for s in range(S)]).to(device)
         inputs = train_x[members.view(-1, 1, 1), index]   # (S, count, B, n_0)
         labels = train_y[members.view(-1, 1, 1), index]
