@@ -13,12 +13,5 @@ from .step import FAULTS, EnsembleStep, EnsembleTrainer, ensemble_support
 from .training import EnsembleExecutor, run_training_ensemble, train_ensemble
 
 
-def _codec_roundtrip(value):
-    """The value as the store will hold it (what :func:`tpdynamics.runs.executors.execute` returns)."""
-    from ..runs import codec
-
-    return codec.decode(codec.encode(value))
-
-
 __all__ = ["EnsembleNetwork", "EnsembleStep", "EnsembleTrainer", "EnsembleExecutor", "FAULTS", "architecture",
            "ensemble_support", "resolve_device", "run_training_ensemble", "train_ensemble"]

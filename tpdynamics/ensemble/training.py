@@ -335,7 +335,7 @@ class EnsembleExecutor(SerialExecutor):
                 on_done(index, record)
 
     def _run_group(self, group) -> list[TaskRecord]:
-        from . import _codec_roundtrip
+        from ..runs import codec
 
         host, pid = where()
         start = time.perf_counter()
@@ -356,5 +356,5 @@ class EnsembleExecutor(SerialExecutor):
             if previous is not None:
                 torch.set_num_threads(previous)
         seconds = (time.perf_counter() - start) / len(group)  # the group's time, shared
-        return [TaskRecord(task=t, status="done", result=_codec_roundtrip(r), seconds=seconds, finished=now(),
+        return [TaskRecord(task=t, status="done", result=codec.decode(codec.encode(r)), seconds=seconds, finished=now(),
                            host=host, pid=pid) for t, r in zip(group, results)]

