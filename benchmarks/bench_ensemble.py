@@ -32,8 +32,8 @@ from tpdynamics.training.rules import LEARNING_RULES
 from tpdynamics.training.runner import TrainingConfig, _problem, _train_run, training_tasks
 
 
-def _setup(method: str, seeds: int, batches: int | None, diagnostics: bool, every: int):
-    config = TrainingConfig(methods=(method,), seeds=seeds, epochs=1, batches_per_epoch=batches,
+def _setup(method: str, seeds: int, batches: int | None, diagnostics: bool, every: int, epochs: int):
+    config = TrainingConfig(methods=(method,), seeds=seeds, epochs=epochs, batches_per_epoch=batches,
                             diagnostics=diagnostics, diagnostics_every=every, n_test=1000)
     names, hyper, settings, tasks = training_tasks(config)
     hyper = hyper[names[0]]
@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--batches-per-epoch", type=int, default=None, help="default: the thesis's (2000 / 60)")
     parser.add_argument("--methods", default=",".join(LEARNING_RULES.names()))
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="epochs per run; the time is divided by them (a run's set-up is shared, as in real runs)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--diagnostics", action="store_true", help="also time the diagnosed epochs")
@@ -88,15 +90,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     methods = args.methods.split(",")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), device {args.device}, S = {args.seeds} "
-          f"seeds, batches per epoch: {args.batches_per_epoch or 'thesis'}; {args.clock} time, best of {args.repeats}")
+          f"seeds, batches per epoch: {args.batches_per_epoch or 'thesis'}, {args.epochs} epochs per run; {args.clock} "
+          f"time, best of {args.repeats}")
     header = f"{'method':10s} {'batch x steps':>14s} {'serial ms/seed-epoch':>21s} {'ensemble ms/seed-epoch':>23s} " \
              f"{'speed-up':>9s}"
     if args.diagnostics:
         header += f" {'diag/plain serial':>18s} {'diag/plain ensemble':>20s}"
     print(header)
     for method in methods:
-        plain = _setup(method, args.seeds, args.batches_per_epoch, False, 1)
-        diag = _setup(method, args.seeds, args.batches_per_epoch, True, args.diagnostics_every) \
+        plain = _setup(method, args.seeds, args.batches_per_epoch, False, 1, args.epochs)
+        diag = _setup(method, args.seeds, args.batches_per_epoch, True, args.diagnostics_every, args.epochs) \
             if args.diagnostics else None
         serial, ensemble, serial_d, ensemble_d = [], [], [], []
         for _ in range(args.repeats):
@@ -106,7 +109,7 @@ def main() -> None:
                 serial_d.append(_time_serial(diag, args.clock))
                 ensemble_d.append(_time_ensemble(diag, args.device, args.clock))
         hyper = plain[1]
-        per_seed = 1e3 / args.seeds
+        per_seed = 1e3 / (args.seeds * args.epochs)
         line = (f"{method:10s} {hyper['batch_size']:>5d} x {hyper['batches_per_epoch']:<6d} "
                 f"{min(serial) * per_seed:21.1f} {min(ensemble) * per_seed:23.1f} {min(serial) / min(ensemble):8.1f}x")
         if diag is not None:

@@ -145,6 +145,7 @@ class EnsembleTrainer:
         self.trainable = rules[0]._trainable(self.depth)
         self.randomized = bool(getattr(cls, "randomized", False))
         # batch-normalisation state of mtp / rmtp: running statistics of h_0..h_{L-1}, (S, 1, n_i)
+        self._eye = torch.eye(self.depth + 1, dtype=torch.bool, device=network.device)
         self.running = None
         self._noise = None  # white noise of A.8 drawn ahead (predraw_noise)
         self.refresh()
@@ -189,9 +190,9 @@ class EnsembleTrainer:
             return self.trainable, None
         picks = [self.trainable[int(torch.randint(len(self.trainable), (1,), generator=r.generator))]
                  for r in self.rules]
-        mask = torch.zeros(self.size, self.depth + 1, dtype=torch.bool)
-        mask[torch.arange(self.size), torch.tensor(picks)] = True
-        return tuple(sorted(set(picks))), mask.to(self.network.device)
+        # row p of the identity is the one-hot mask of layer p (two small ops, not an index_put)
+        mask = self._eye[torch.tensor(picks, device=self.network.device)]
+        return tuple(sorted(set(picks))), mask
 
     def _add(self, i: int, left: torch.Tensor, right: torch.Tensor, chosen: torch.Tensor | None) -> None:
         """``W_i <- W_i - (eta_i / B) sum_b left_b right_b^T`` for the chosen members (``add_outer_products``).
