@@ -148,6 +148,9 @@ class EnsembleTrainer:
         self._eye = torch.eye(self.depth + 1, dtype=torch.bool, device=network.device)
         self.running = None
         self._noise = None  # white noise of A.8 drawn ahead (predraw_noise)
+        #: Whether steps report the losses of Alg. A.8/A.9 (``EnsembleStep.backward_loss``; the runner does not
+        #: record them, so it turns them off).
+        self.backward_losses = True
         self.refresh()
 
     # -- hyper-parameters ---------------------------------------------------------------------------
@@ -367,38 +370,41 @@ class EnsembleTrainer:
         net, rule = self.network, self.rules[0]
         if rule.backward is None or not any(self.backward_on):
             return {}
-        eta_b = self.eta_backward.view(-1, 1, 1)
-        decay = 1.0 - eta_b * self.lambda_.view(-1, 1, 1)
-        losses = {}
         batch = activations[0].shape[1]
+        # Q <- (1 - eta^b lambda) Q - (eta^b / B) sum_b residual_b pre_b^T, the factor folded into one baddbmm_
+        step = -self.eta_backward.view(-1, 1, 1) / batch
+        decay = None if not bool(self.lambda_.any()) else 1.0 - self.eta_backward.view(-1, 1, 1) * self.lambda_.view(-1, 1, 1)
+        losses = {}
         for i in range(1, self.depth):
             kind, q = net.kinds[i], net.feedback[i]  # g_i lives on layer i + 1
             if rule.backward == "A.8" and kind is LearnedInverseFeedback:
                 n = net.layer_sizes[i]
                 if self._noise is not None and self._noise_cursor < self._noise.shape[1]:
-                    start = self._noise_offsets[i]
+                    start = self._noise_offsets[i]  # already scaled by sigma
                     h = self._noise[:, self._noise_cursor, start:start + batch * n].view(-1, batch, n)
                 else:
                     draws = [torch.randn(batch, n, generator=r.generator, dtype=net.dtype) if on
                              else torch.zeros(batch, n, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
-                    h = torch.stack(draws).to(net.device)
-                h = self.noise_std * h
+                    h = self.noise_std * torch.stack(draws).to(net.device)
                 upper = net.nonlinearities[i]
                 out = upper(h @ net.weights[i].mT)
                 if upper.inverse_bound is not None:
                     flag((~upper.in_inverse_domain(out)).flatten(1).any(1) & self._on(), 2)
                 pre = upper.inverse(out, check=False)
                 residual = pre @ q.mT - h
-                gradient = residual.mT @ pre
+                left, right = residual, pre
             elif rule.backward == "A.9" and kind is OriginalFeedback:
                 t = net.feedback_nonlinearities[i]
                 pre = activations[i + 1] @ q.mT
                 residual = t(pre) - activations[i]
-                gradient = (t.derivative(pre) * residual).mT @ activations[i + 1]
+                left, right = t.derivative(pre) * residual, activations[i + 1]
             else:
                 continue
-            losses[i] = (residual ** 2).sum(-1).mean(-1)
-            q.copy_(q * decay - (eta_b / batch) * gradient)
+            if self.backward_losses:
+                losses[i] = (residual ** 2).sum(-1).mean(-1)
+            if decay is not None:
+                q.mul_(decay)
+            q.baddbmm_(left.mT * step, right)
         if self._noise is not None:
             self._noise_cursor += 1
         return losses
@@ -424,7 +430,8 @@ class EnsembleTrainer:
             total += batch * net.layer_sizes[i]
         draws = [torch.randn(steps * total, generator=r.generator, dtype=net.dtype) if on
                  else torch.zeros(steps * total, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
-        self._noise = torch.stack(draws).view(self.size, steps, total).to(net.device)
+        # sigma h as the step would form it (an element-wise product, so the same numbers)
+        self._noise = self.noise_std.view(-1, 1, 1) * torch.stack(draws).view(self.size, steps, total).to(net.device)
         self._noise_cursor = 0
         return True
 

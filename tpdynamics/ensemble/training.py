@@ -77,6 +77,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
     device = resolve_device(device)
     ensemble = EnsembleNetwork([p.student(_student_feedback(cls, p.layer_sizes)) for p in problems], device=device)
     trainer = EnsembleTrainer(rules, ensemble)
+    trainer.backward_losses = False  # RunHistory does not record them
     L = ensemble.depth
     histories = [RunHistory(seed=seed) for seed in seeds]
     toy = problems[0].trainable_layers == (1,) and problems[0].layer_sizes == (1, 2, 2)
