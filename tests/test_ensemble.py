@@ -8,6 +8,7 @@ whose learning rate makes it diverge within a few steps (the others must not not
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import pytest
@@ -220,3 +221,27 @@ def test_cuda_ensemble_equals_cpu():  # pragma: no cover - runs where a GPU is l
     for a, b in zip(cpu, gpu):
         for x, y in zip(a["run"]["step_loss"], b["run"]["step_loss"]):
             assert _relative(x, y) <= 1e-10
+
+
+def test_cli_train_ensemble_equals_no_ensemble_and_bad_devices_exit_2(capsys, tmp_path):
+    from tpdynamics_cli.main import main
+
+    common = ["train", "--method", "rtp-ei", "--seeds", "2", "--epochs", "1", "--batches-per-epoch", "5",
+              "--n-test", "10", "--quiet"]
+    outputs = []
+    for extra in ([], ["--no-ensemble"]):
+        path = tmp_path / f"out{len(outputs)}.json"
+        assert main(common + ["--json", str(path)] + extra) == 0
+        outputs.append(json.loads(path.read_text())["results"])
+    _assert_same(outputs[1], outputs[0])
+    capsys.readouterr()
+    bad = [(["--device", "tpu:x"], "is not a torch device")]
+    if not torch.cuda.is_available():
+        bad.append((["--device", "cuda"], "needs CUDA"))
+    bad.append((["--device", "cpu", "--no-ensemble"], "applies to the ensemble path only"))
+    for extra, message in bad:
+        with pytest.raises(SystemExit) as info:
+            code = main(common + extra)
+            raise SystemExit(code)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert info.value.code == 2 and len(err) == 1 and message in err[0], err
