@@ -13,7 +13,9 @@ epoch does. Reported: milliseconds per seed-epoch and the ratio (goal: >= 10x at
 one for both paths (goal: <= 2x).
 
 Run:  python benchmarks/bench_ensemble.py [--seeds 10] [--batches-per-epoch N] [--methods tp-ei,bp]
-      [--diagnostics] [--diagnostics-every K] [--threads 1] [--device cpu]
+      [--epochs 3] [--diagnostics] [--diagnostics-every K] [--threads 1] [--device cpu] [--clock cpu|wall]
+
+Not measured here (not built): the continuous models' ensemble, and ``reproduce`` with ensembles.
 
 One torch thread by default (the policy for these sizes). The machine this was written on is shared
 and noisy: each case is timed ``--repeats`` times, interleaved, and the best is kept.
