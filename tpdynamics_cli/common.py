@@ -190,6 +190,16 @@ def jobs_of(args) -> int:
     return tp.available_cores() if args.jobs == "auto" else args.jobs
 
 
+def device_spec(text: str) -> str:
+    """argparse type of ``--device``: ``cpu``, ``cuda`` or ``cuda:N`` (CUDA only where torch has it)."""
+    from tpdynamics.ensemble import resolve_device
+
+    try:
+        return str(resolve_device(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def scheduler_spec(text: str) -> str:
     """argparse type of ``--scheduler``: ``processes``, ``serial``, ``local-cluster[:N]`` or ``SCHEME://HOST:PORT``."""
     name, colon, count = text.partition(":")

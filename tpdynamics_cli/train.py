@@ -10,7 +10,7 @@ from tpdynamics.training.runner import TASKS
 
 from tpdynamics.runs import RunInterrupted, sigint_ignored
 
-from .common import (add_output_arguments, add_run_arguments, emit_json, executor_of, integer, jobs_of, layer_sizes,
+from .common import (add_output_arguments, device_spec, add_run_arguments, emit_json, executor_of, integer, jobs_of, layer_sizes,
                      say, store_of)
 
 
@@ -66,6 +66,13 @@ def add_parser(subparsers) -> None:
     run.add_argument("--n-test", type=integer("--n-test", 1, 1000), default=1000, help="test-set size (default 1000)")
     run.add_argument("--diagnostics", action="store_true",
                      help="record learning-signal diagnostics (e_TP, e_approx, cosines with e_GN and e_BP, ...)")
+    run.add_argument("--diagnostics-every", type=integer("--diagnostics-every", 1, 10), default=1, metavar="K",
+                     help="with --diagnostics: measure them every K-th step only (default 1: every step)")
+    run.add_argument("--no-ensemble", dest="ensemble", action="store_false",
+                     help="train the seeds one after another instead of as one stacked ensemble (same numbers, "
+                          "to rounding; for comparison)")
+    run.add_argument("--device", type=device_spec, default=None, metavar="DEV",
+                     help="where the ensemble computes: cpu (default), cuda or cuda:N")
     out = p.add_argument_group("output")
     add_output_arguments(out, plot_help="write a figure of the train and test loss curves (PNG)")
     out.add_argument("--csv", default=None, metavar="FILE", help="write per-epoch geometric mean and 95%% log-scale interval as CSV")
@@ -82,11 +89,12 @@ def run_command(args) -> int:
         epsilon=args.epsilon, noise_std=args.noise_std, batch_size=args.batch_size,
         batches_per_epoch=args.batches_per_epoch, final_rate_fraction=args.final_rate_fraction,
         n_train=args.n_train, n_test=args.n_test, distance=args.distance, diagnostics=args.diagnostics,
+        diagnostics_every=args.diagnostics_every,
         dtype=torch.float32 if args.float32 else torch.float64)
     store = store_of(args, args.json, args.csv, args.plot)
     try:
         result = run_experiment(config, progress=not args.quiet, store=store, jobs=jobs_of(args), fresh=args.fresh,
-                                executor=executor_of(args))
+                                executor=executor_of(args), ensemble=args.ensemble, device=args.device)
     except RunInterrupted as err:  # write what finished, then say so (main prints the line, exit 130)
         with sigint_ignored():
             written = _write_outputs(args, err.partial)

@@ -35,6 +35,7 @@ carries the partial :class:`ExperimentResult` (``partial``, ``missing_runs``).
 from __future__ import annotations
 
 import contextvars
+import importlib
 import math
 import warnings
 from collections.abc import Sequence
@@ -363,7 +364,8 @@ def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, 
 
 
 def run_experiment(config: TrainingConfig, *, progress: bool = False, store=None, jobs: int | None = 1,
-                   fresh: bool = False, threads: int | None = None, executor=None) -> ExperimentResult:
+                   fresh: bool = False, threads: int | None = None, executor=None, ensemble: bool = True,
+                   device=None) -> ExperimentResult:
     """Train every method of ``config`` on identical data and initialisations, for every seed.
 
     Each (method, seed) run is a task of :mod:`tpdynamics.runs` (module docstring): with a ``store``
@@ -385,6 +387,12 @@ def run_experiment(config: TrainingConfig, *, progress: bool = False, store=None
         Intra-op torch threads while training (workers: 1 unless given; ``None`` keeps this process's).
     executor : str or tpdynamics.runs.Executor, optional
         Where the runs execute (:data:`tpdynamics.runs.EXECUTORS`).
+    ensemble : bool
+        In this process (``jobs=1``, no other executor), train the seeds of each method as one
+        ensemble (:mod:`tpdynamics.ensemble`: the same numbers as the serial runs, to rounding);
+        ``False`` trains them one after another. Rules the ensemble does not know run serially.
+    device : str or torch.device, optional
+        Where the ensembles compute (default ``cpu``).
 
     Returns
     -------
@@ -401,7 +409,7 @@ def run_experiment(config: TrainingConfig, *, progress: bool = False, store=None
     if not isinstance(config, TrainingConfig):
         raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}.")
     return _run_training(config, progress=progress, store=store, jobs=jobs, fresh=fresh, threads=threads,
-                        executor=executor)
+                        executor=executor, ensemble=ensemble, device=device)
 
 
 def _config(methods, config: dict) -> TrainingConfig:
@@ -412,7 +420,7 @@ def _config(methods, config: dict) -> TrainingConfig:
     return TrainingConfig(methods=methods, **config)
 
 
-def train(method, *, progress: bool = False, **config) -> TrainingResult:
+def train(method, *, progress: bool = False, ensemble: bool = True, device=None, **config) -> TrainingResult:
     """Train one method; the keyword arguments are the fields of :class:`TrainingConfig`.
 
     Examples
@@ -420,13 +428,14 @@ def train(method, *, progress: bool = False, **config) -> TrainingResult:
     >>> result = train("tp-ei", seeds=2, epochs=3)          # doctest: +SKIP
     >>> result.test_loss[0] > result.test_loss[-1]          # doctest: +SKIP
     """
-    return run_experiment(_config((method,), config), progress=progress).results[
+    return run_experiment(_config((method,), config), progress=progress, ensemble=ensemble, device=device).results[
         LEARNING_RULES.get(method).name]
 
 
-def compare_methods(methods: Sequence, *, progress: bool = False, **config) -> ExperimentResult:
+def compare_methods(methods: Sequence, *, progress: bool = False, ensemble: bool = True, device=None,
+                    **config) -> ExperimentResult:
     """Train several methods side by side on identical data and initialisations (see :func:`run_experiment`)."""
-    return run_experiment(_config(tuple(methods), config), progress=progress)
+    return run_experiment(_config(tuple(methods), config), progress=progress, ensemble=ensemble, device=device)
 
 
 # -- training as tasks of tpdynamics.runs: one (method, seed) run each ------------------------------------
@@ -514,11 +523,18 @@ def _assemble(config: TrainingConfig, names, hyper, settings, tasks, records) ->
 
 
 def _run_training(config: TrainingConfig, *, progress: bool = False, store=None, jobs: int | None = 1,
-                 fresh: bool = False, threads: int | None = None, executor=None) -> ExperimentResult:
+                 fresh: bool = False, threads: int | None = None, executor=None, ensemble: bool = True,
+                 device=None) -> ExperimentResult:
     """:func:`run_experiment`: plan the tasks, run them (reusing a store's), assemble the result."""
     names, hyper, settings, tasks = training_tasks(config)
     store = None if store is None else (store if isinstance(store, ResultStore) else ResultStore(store))
     serial = (executor is None or executor == "serial") and jobs == 1
+    if device is not None and not (ensemble and serial):
+        raise ValueError(f"device={device!r} applies to the ensemble path only: use jobs=1 and no executor, with the "
+                         "ensemble path on (the default).")
+    if ensemble and serial:  # the seeds of each method as one stacked computation (tpdynamics.ensemble)
+        # tpdynamics.ensemble builds on this module; looked up by name so that the import graph has no circle
+        executor = importlib.import_module("tpdynamics.ensemble").EnsembleExecutor(threads=threads, device=device)
     bar = None
     if progress and serial:  # in this process: a bar over epochs, as the runs go
         from tqdm.auto import tqdm

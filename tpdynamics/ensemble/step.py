@@ -1,0 +1,455 @@
+"""One training step of S members at once: the discrete rules of Appendix A over the ensemble dimension.
+
+:class:`EnsembleTrainer` takes S rule objects of one registered class (each with its own
+hyper-parameters and its own random generator) and an :class:`~tpdynamics.ensemble.EnsembleNetwork`
+of their students, and advances all members by one iteration of that rule with stacked tensors.
+It follows the rule's own code path step for step (forward pass, output target
+:func:`~tpdynamics.training.propagation.output_target`, target propagation, the rule's
+``_forward_factor``, the forward updates top to bottom, then Algorithms A.8/A.9), so that member ``s``
+goes exactly where ``rules[s].step`` would have taken it alone (tested to 1e-12 in float64):
+
+* every per-member decision is a mask, not a Python branch: the layer chosen by a randomized rule
+  (drawn from the member's own generator, in the serial order), the robust Sherman–Morrison clip
+  ``|1 + d| < eps`` with its ``beta = 1/(eps - d)`` (Alg. 4.1), members with ``eta^b = 0``;
+* a numerical failure (a Sherman–Morrison denominator zero to round-off, a singular weight whose
+  inverse is recomputed, an activity outside the inverse nonlinearity's domain) is a per-member *fault
+  code* instead of an exception; the caller stops that member only (:mod:`tpdynamics.ensemble.training`);
+* the white noise of A.8 is drawn per member from its generator (torch generators cannot be batched,
+  and a batched draw would give other numbers), ``S (L - 1)`` small draws per step.
+
+Diagnostics (``diagnostics=True``) are the rule's (``_diagnose``), measured before the update and
+batched over the members (:mod:`tpdynamics.ensemble.diagnostics`); ``TrainingConfig.diagnostics_every``
+measures them every k-th step only.
+
+Rules whose step is not one of the registered families' (a user subclass overriding ``_step`` or
+another hook) are refused by :func:`ensemble_support`, which says why; the runner then trains them
+serially.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import TPDynamicsWarning
+from ..layers import ExactInverseFeedback, LearnedInverseFeedback, OriginalFeedback
+from ..training.propagation import output_target
+from ..training.rules import (Backpropagation, LearningRule, ModifiedTargetPropagation, TargetPropagationRule)
+from .network import EnsembleNetwork
+
+#: Per-member fault codes of one step (0: none) and the error class serial training would have raised.
+FAULTS = {1: ("SingularWeightError", "Sherman-Morrison denominator 1 + v^T W^-1 u is zero to round-off: "
+                                     "W + u v^T is singular (Algorithm 4.1)"),
+          2: ("InverseDomainError", "an activity left the domain of the inverse nonlinearity"),
+          3: ("SingularWeightError", "a weight whose exact inverse is recomputed is singular")}
+
+_FAMILIES = {"bp": (Backpropagation, ("_step", "_choose_layers", "predict")),
+             "tp": (TargetPropagationRule, ("_step", "_choose_layers", "_forward_factor", "_update_forward",
+                                            "_rank_one", "_train_backward", "predict")),
+             "mtp": (ModifiedTargetPropagation, ("_step", "_choose_layers", "_forward_factor", "_update_forward",
+                                                 "_rank_one", "_train_backward", "predict", "_normalised_forward"))}
+
+
+def _family(cls: type) -> tuple[str | None, str | None]:
+    """``(family, None)`` if ``cls`` runs one of the known step codes, else ``(None, reason)``."""
+    if not (isinstance(cls, type) and issubclass(cls, LearningRule)):
+        return None, f"{cls!r} is not a LearningRule class"
+    for family in ("mtp", "tp", "bp"):
+        base, hooks = _FAMILIES[family]
+        if issubclass(cls, base):
+            changed = [h for h in hooks if getattr(cls, h) is not getattr(base, h)]
+            if changed:
+                return None, (f"{cls.__name__} overrides {', '.join(changed)} of {base.__name__}, which the "
+                              "ensemble step does not know")
+            return family, None
+    return None, f"{cls.__name__} is not a backpropagation or target-propagation rule the ensemble step knows"
+
+
+def ensemble_support(rule_class) -> str | None:
+    """``None`` if the rule class can be trained as an ensemble, else the reason why not (a sentence)."""
+    return _family(rule_class)[1]
+
+
+@dataclass
+class EnsembleStep:
+    """What one batched step did, as per-member tensors (on the ensemble's device).
+
+    Attributes
+    ----------
+    loss : Tensor, shape (S,)
+        Mini-batch loss of each member before the update (mean over the batch of ``||h_L - y||^2``).
+    fault : Tensor of int16, shape (S,), or None
+        Bit ``2**code`` set for every :data:`FAULTS` code of a numerical failure that would have raised
+        in serial training (``None``: no check of this step can fail, e.g. backpropagation).
+    chosen : dict
+        Layer ``i`` -> bool mask ``(S,)`` of the members that updated ``W_i``.
+    sherman_morrison : dict
+        Layer ``i`` -> ``(denominator, clipped, beta)``, each ``(S,)``, for members ``chosen[i]``.
+    backward_loss : dict
+        Thesis index ``i`` of ``Q_i`` -> ``(S,)`` losses of Alg. A.8/A.9 before the step.
+    diagnostics : dict or None
+        Name -> ``(S, L - 1)`` tensor of the diagnostics measured before the update, named as in
+        :meth:`StepDiagnostics.flat` (:mod:`tpdynamics.ensemble.diagnostics`); None when not asked for.
+    """
+
+    loss: torch.Tensor
+    fault: torch.Tensor | None
+    chosen: dict = field(default_factory=dict)
+    sherman_morrison: dict = field(default_factory=dict)
+    backward_loss: dict = field(default_factory=dict)
+    diagnostics: list | None = None
+
+
+class EnsembleTrainer:
+    """Advance S members, each with its own rule object, by batched steps (module docstring).
+
+    Parameters
+    ----------
+    rules : sequence of LearningRule
+        One rule object per member, all of one class, with distinct generators. Their
+        hyper-parameters are read by :meth:`refresh` (call it after changing them, e.g. per epoch).
+    network : EnsembleNetwork
+        The members' students, stacked.
+
+    Raises
+    ------
+    ValueError
+        For a class :func:`ensemble_support` refuses, members that differ in something that is not
+        a per-member value (``trainable_layers``, ``inverse_update``), or shared generators.
+    """
+
+    def __init__(self, rules: Sequence[LearningRule], network: EnsembleNetwork):
+        rules = list(rules)
+        if len(rules) != len(network):
+            raise ValueError(f"got {len(rules)} rules for an ensemble of {len(network)} members; pass one per member.")
+        classes = {type(r) for r in rules}
+        if len(classes) != 1:
+            raise ValueError(f"an ensemble trains one rule class, got {sorted(c.__name__ for c in classes)}.")
+        cls = classes.pop()
+        family, reason = _family(cls)
+        if family is None:
+            raise ValueError(f"method {cls.name!r} cannot be trained as an ensemble: {reason}. Train it serially.")
+        for s, (rule, member) in enumerate(zip(rules, network.members)):
+            rule.check_network(member)
+        for attribute in ("trainable_layers", "inverse_update"):
+            values = {repr(getattr(r, attribute, None)) for r in rules}
+            if len(values) > 1:
+                raise ValueError(f"the members' {attribute} differ ({sorted(values)}); an ensemble shares it.")
+        if len({id(r.generator) for r in rules}) != len(rules):
+            raise ValueError("two members share one random generator; give each rule its own (seed= or generator=).")
+        self.rules, self.network, self.family, self.rule_class = rules, network, family, cls
+        self.size, self.depth = len(rules), network.depth
+        self.trainable = rules[0]._trainable(self.depth)
+        self.randomized = bool(getattr(cls, "randomized", False))
+        # batch-normalisation state of mtp / rmtp: running statistics of h_0..h_{L-1}, (S, 1, n_i)
+        self._eye = torch.eye(self.depth + 1, dtype=torch.bool, device=network.device)
+        self.running = None
+        self._noise = None  # white noise of A.8 drawn ahead (predraw_noise)
+        #: Whether steps report the losses of Alg. A.8/A.9 (``EnsembleStep.backward_loss``; the runner does not
+        #: record them, so it turns them off).
+        self.backward_losses = True
+        self.refresh()
+
+    # -- hyper-parameters ---------------------------------------------------------------------------
+    def _column(self, name: str, default: float = 0.0) -> torch.Tensor:
+        values = [getattr(r, name, None) for r in self.rules]
+        values = [default if v is None else float(v) for v in values]
+        return torch.tensor(values, dtype=self.network.dtype, device=self.network.device)
+
+    def refresh(self) -> None:
+        """Read every member's hyper-parameters (after a change, e.g. the per-epoch rate schedule)."""
+        net = self.network
+        self.eta = torch.tensor([[r._eta(i) for i in range(1, self.depth + 1)] for r in self.rules],
+                                dtype=net.dtype, device=net.device)  # (S, L)
+        self._scale = [None] * self.depth  # -eta_i / B per member, (S, 1, 1), set at the first step of a batch size
+        self._scale_batch = None
+        self._ones = torch.ones(self.size, dtype=torch.bool, device=net.device)
+        self.eta_hat = self._column("eta_hat").view(-1, 1, 1)
+        self.epsilon = self._column("epsilon")
+        self.eta_backward = self._column("eta_backward")
+        self.lambda_ = self._column("lambda_")
+        self.noise_std = self._column("noise_std", 1.0).view(-1, 1, 1)
+        self.momentum = self._column("momentum").view(-1, 1, 1)
+        # as in TargetPropagationRule._train_backward: no backward step (and no noise draw) when eta^b is 0
+        self.backward_on = [bool(getattr(r, "backward", None)) and bool(r.eta_backward) for r in self.rules]
+
+    # -- the step -----------------------------------------------------------------------------------
+    def step(self, h0: torch.Tensor, y: torch.Tensor, *, diagnostics: bool = False) -> EnsembleStep:
+        """One iteration of every member on its mini-batch: ``h0`` (S, B, n_0), ``y`` (S, B, n_L)."""
+        with torch.no_grad():
+            if self._scale_batch != h0.shape[1]:
+                self._scale_batch = h0.shape[1]
+                self._scale = [(-self.eta[:, i] / h0.shape[1]).view(-1, 1, 1) for i in range(self.depth)]
+            if self.family == "bp":
+                return self._step_bp(h0, y, diagnostics)
+            return self._step_tp(h0, y, diagnostics)
+
+    def _choose(self) -> tuple[tuple, torch.Tensor | None]:
+        """The layers to compute and, for randomized rules, the (S, L) mask of each member's chosen layer."""
+        if not self.randomized:
+            return self.trainable, None
+        picks = [self.trainable[int(torch.randint(len(self.trainable), (1,), generator=r.generator))]
+                 for r in self.rules]
+        # row p of the identity is the one-hot mask of layer p (two small ops, not an index_put)
+        mask = self._eye[torch.tensor(picks, device=self.network.device)]
+        return tuple(sorted(set(picks))), mask
+
+    def _add(self, i: int, left: torch.Tensor, right: torch.Tensor, chosen: torch.Tensor | None) -> None:
+        """``W_i <- W_i - (eta_i / B) sum_b left_b right_b^T`` for the chosen members (``add_outer_products``).
+
+        The per-member factor multiplies ``left`` before the product (one fused ``baddbmm_``); a member not
+        chosen gets the factor 0, i.e. an exact no-op.
+        """
+        scale = self._scale[i - 1] if chosen is None else self._scale[i - 1] * chosen.view(-1, 1, 1)
+        self.network.weights[i - 1].baddbmm_(left.mT * scale, right)
+
+    def _step_bp(self, h0, y, diagnostics):
+        net = self.network
+        activations, derivatives = net.forward_pass(h0)
+        L = self.depth
+        error = activations[L] - y
+        layers, mask = self._choose()
+        deltas = {L: derivatives[L] * error}
+        for i in range(L - 1, min(layers) - 1, -1):
+            deltas[i] = derivatives[i] * (deltas[i + 1] @ net.weights[i])
+        chosen = {}
+        for i in sorted(layers, reverse=True):
+            column = None if mask is None else mask[:, i]
+            self._add(i, deltas[i], activations[i - 1], column)
+            chosen[i] = column
+        loss = (error ** 2).sum(-1).mean(-1)
+        diag = {} if diagnostics else None  # StepDiagnostics() of backpropagation: nothing to average
+        return EnsembleStep(loss=loss, fault=None, chosen=self._full(chosen), diagnostics=diag)
+
+    def _full(self, chosen: dict) -> dict:
+        return {i: self._ones if m is None else m for i, m in chosen.items()}
+
+    # -- target propagation ---------------------------------------------------------------------------
+    def _normalised_forward(self, h0, statistics=None):
+        """Batched ``ModifiedTargetPropagation._normalised_forward`` (statistics over the batch dimension 1)."""
+        net, eps = self.network, self.rule_class.bn_epsilon
+        activations, inputs, stats, derivatives = [h0], [], [], [None]
+        for i in range(1, self.depth + 1):
+            h = activations[-1]
+            if statistics is None:
+                mean, var = h.mean(1, keepdim=True), h.var(1, unbiased=False, keepdim=True)
+            else:
+                mean, var = statistics[i - 1]
+            sigma = torch.sqrt(var + eps)
+            inputs.append((h - mean) / sigma)
+            stats.append((mean, var, sigma))
+            a = inputs[-1] @ net.weights[i - 1].mT
+            activations.append(net.nonlinearities[i - 1](a))
+            derivatives.append(net.nonlinearities[i - 1].derivative(a))
+        return activations, inputs, stats, derivatives
+
+    def _step_tp(self, h0, y, diagnostics):
+        net, L, rule = self.network, self.depth, self.rules[0]
+        fault = torch.zeros(self.size, dtype=torch.int16, device=net.device)
+
+        def flag(bad, code):
+            if bad is not None:
+                fault.bitwise_or_(bad.to(torch.int16) << code)
+
+        if self.family == "mtp":
+            activations, inputs, stats, derivatives = self._normalised_forward(h0)
+        else:
+            activations, derivatives = net.forward_pass(h0)
+            inputs, stats = activations, None
+        error = activations[L] - y
+        layers, mask = self._choose()
+        targets = [None] * (L + 1)
+        targets[L] = output_target(activations[L], y, self.eta_hat)
+        lowest = 1 if diagnostics else min(layers)
+        for i in range(L - 1, lowest - 1, -1):
+            propagated, outside = net.feedback_forward(i + 1, targets[i + 1])
+            flag(outside, 2)
+            if stats is not None:
+                mean, _, sigma = stats[i]
+                targets[i] = sigma * propagated + mean
+            elif rule.difference:
+                at_activation, outside = net.feedback_forward(i + 1, activations[i + 1])
+                flag(outside, 2)
+                targets[i] = activations[i] + (propagated - at_activation)
+            else:
+                targets[i] = propagated
+        diag = self._diagnose(activations, derivatives, targets, error) if diagnostics else None
+        record = EnsembleStep(loss=(error ** 2).sum(-1).mean(-1), fault=fault, diagnostics=diag)
+        for i in sorted(layers, reverse=True):
+            column = None if mask is None else mask[:, i]
+            factor = rule._forward_factor(derivatives[i], activations[i], targets[i])
+            if rule.sherman_morrison and net.kinds[i - 1] is ExactInverseFeedback:
+                record.sherman_morrison[i] = self._sherman_morrison(i, -self.eta[:, i - 1].view(-1, 1) * factor[:, 0],
+                                                                    inputs[i - 1][:, 0], column, flag)
+            else:
+                self._add(i, factor, inputs[i - 1], column)
+                if net.kinds[i - 1] is ExactInverseFeedback:
+                    self._recompute_inverse(i, column, flag)
+            record.chosen[i] = column
+        record.chosen = self._full(record.chosen)
+        if stats is not None:
+            self._update_running(stats)
+        record.backward_loss = self._train_backward(activations, flag)
+        return record
+
+    def _diagnose(self, activations, derivatives, targets, error) -> dict:
+        """The rule's diagnostics (``TargetPropagationRule._diagnose``; mtp: the ``W^+`` distances), batched."""
+        from .diagnostics import pseudo_inverse_distance, pseudo_inverses, target_propagation_diagnostics
+
+        if self.family == "mtp":
+            return {"pseudo_inverse_distance": pseudo_inverse_distance(self.network, pseudo_inverses(self.network))}
+        return target_propagation_diagnostics(self.network, activations, derivatives, targets, error, self.eta_hat)
+
+    def _sherman_morrison(self, i, u, v, chosen, flag):
+        """Batched robust Sherman–Morrison step (Alg. 4.1; ``robust_sherman_morrison_``) on ``W_i`` and ``W_i^{-1}``.
+
+        ``u`` (S, n_i), ``v`` (S, n_{i-1}); each member clips with its own ``eps`` and ``beta``. Returns
+        ``(denominator, clipped, beta)``.
+        """
+        weight, inverse = self.network.weights[i - 1], self.network.feedback[i - 1]
+        epsilon = self.epsilon
+        w_inv_u = (inverse @ u.unsqueeze(-1)).squeeze(-1)
+        d = (v * w_inv_u).sum(-1)
+        denominator = d + 1.0
+        clipped = denominator.abs() < epsilon
+        # clipped means eps - d > 1, so the division is safe where it is selected
+        beta = torch.where(clipped, 1.0 / (epsilon - d), 1.0)
+        step = beta if chosen is None else torch.where(chosen, beta, 0.0)  # 0: an exact no-op
+        if self.rules[0].inverse_update == "recompute":
+            weight.baddbmm_((step.unsqueeze(-1) * u).unsqueeze(-1), v.unsqueeze(-2))
+            self._recompute_inverse(i, chosen, flag, checks=False)
+            return denominator, clipped, beta
+        used = torch.where(clipped, epsilon, denominator)
+        # denominator_round_off: 2 n eps (1 + ||v|| ||W^-1||_F ||u||)
+        bound = (torch.linalg.vector_norm(v, dim=-1) * torch.linalg.vector_norm(inverse, dim=(-2, -1))
+                 * torch.linalg.vector_norm(u, dim=-1) + 1.0) * (2.0 * inverse.shape[-1] * torch.finfo(d.dtype).eps)
+        singular = used.abs() <= bound
+        flag(singular if chosen is None else singular & chosen, 1)
+        v_w_inv = (v.unsqueeze(-2) @ inverse).squeeze(-2)
+        alpha = -1.0 / used
+        alpha = torch.where(singular, 0.0, alpha) if chosen is None else torch.where(chosen & ~singular, alpha, 0.0)
+        inverse.baddbmm_((alpha.unsqueeze(-1) * w_inv_u).unsqueeze(-1), v_w_inv.unsqueeze(-2))
+        weight.baddbmm_((step.unsqueeze(-1) * u).unsqueeze(-1), v.unsqueeze(-2))
+        return denominator, clipped, beta
+
+    def _recompute_inverse(self, i, chosen, flag, *, checks=True):
+        """``W_i^{-1}`` recomputed for the chosen members (``Layer.sync_inverse``), with its singularity checks."""
+        weight, inverse = self.network.weights[i - 1], self.network.feedback[i - 1]
+        active = torch.ones(self.size, dtype=torch.bool, device=weight.device) if chosen is None else chosen
+        if checks:
+            # a member gone non-finite is flagged; its identity stand-in keeps the batched SVD from failing
+            finite = torch.isfinite(weight).flatten(1).all(1)
+            eye = torch.eye(weight.shape[-1], dtype=weight.dtype, device=weight.device)
+            s = torch.linalg.svdvals(torch.where(finite.view(-1, 1, 1), weight, eye))
+            eps = torch.finfo(weight.dtype).eps
+            singular = ((s.min(-1).values <= s.max(-1).values * weight.shape[-1] * eps) | ~finite) & active
+            flag(singular, 3)
+            condition = s.max(-1).values / s.min(-1).values
+            ill = (condition > 1.0 / math.sqrt(eps)) & active & ~singular
+            if bool(ill.any()):
+                members = ill.nonzero().flatten().tolist()
+                warnings.warn(f"W_{i} of ensemble member(s) {members} is ill-conditioned (condition number up to "
+                              f"{float(condition[ill].max()):.3g} > 1/sqrt(eps)); its recomputed inverse keeps few "
+                              "digits. Redraw the weight (init_threshold > 0), use weight_init='orthogonal', or "
+                              "float64.", TPDynamicsWarning, stacklevel=5)
+        new, info = torch.linalg.inv_ex(weight)
+        inverse.copy_(torch.where((active & (info == 0)).view(-1, 1, 1), new, inverse))
+
+    def _update_running(self, stats) -> None:
+        m = self.momentum
+        if self.running is None:
+            self.running = [(torch.zeros_like(mean), torch.ones_like(var)) for mean, var, _ in stats]
+        self.running = [((1 - m) * rm + m * mean, (1 - m) * rv + m * var)
+                        for (rm, rv), (mean, var, _) in zip(self.running, stats)]
+
+    def _train_backward(self, activations, flag) -> dict:
+        """Algorithms A.8 (learned ``Q`` on white noise) and A.9 (original ``Q`` on the activations), batched."""
+        net, rule = self.network, self.rules[0]
+        if rule.backward is None or not any(self.backward_on):
+            return {}
+        batch = activations[0].shape[1]
+        # Q <- (1 - eta^b lambda) Q - (eta^b / B) sum_b residual_b pre_b^T, the factor folded into one baddbmm_
+        step = -self.eta_backward.view(-1, 1, 1) / batch
+        decay = None if not bool(self.lambda_.any()) else 1.0 - self.eta_backward.view(-1, 1, 1) * self.lambda_.view(-1, 1, 1)
+        losses = {}
+        for i in range(1, self.depth):
+            kind, q = net.kinds[i], net.feedback[i]  # g_i lives on layer i + 1
+            if rule.backward == "A.8" and kind is LearnedInverseFeedback:
+                n = net.layer_sizes[i]
+                if self._noise is not None and self._noise_cursor < self._noise.shape[1]:
+                    start = self._noise_offsets[i]  # already scaled by sigma
+                    h = self._noise[:, self._noise_cursor, start:start + batch * n].view(-1, batch, n)
+                else:
+                    draws = [torch.randn(batch, n, generator=r.generator, dtype=net.dtype) if on
+                             else torch.zeros(batch, n, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
+                    h = self.noise_std * torch.stack(draws).to(net.device)
+                upper = net.nonlinearities[i]
+                out = upper(h @ net.weights[i].mT)
+                if upper.inverse_bound is not None:
+                    flag((~upper.in_inverse_domain(out)).flatten(1).any(1) & self._on(), 2)
+                pre = upper.inverse(out, check=False)
+                residual = pre @ q.mT - h
+                left, right = residual, pre
+            elif rule.backward == "A.9" and kind is OriginalFeedback:
+                t = net.feedback_nonlinearities[i]
+                pre = activations[i + 1] @ q.mT
+                residual = t(pre) - activations[i]
+                left, right = t.derivative(pre) * residual, activations[i + 1]
+            else:
+                continue
+            if self.backward_losses:
+                losses[i] = (residual ** 2).sum(-1).mean(-1)
+            if decay is not None:
+                q.mul_(decay)
+            q.baddbmm_(left.mT * step, right)
+        if self._noise is not None:
+            self._noise_cursor += 1
+        return losses
+
+    def predraw_noise(self, steps: int, batch: int) -> bool:
+        """Draw the white noise of Alg. A.8 for the next ``steps`` steps at once (one call per member).
+
+        Only where it gives the very numbers of the per-step draws: the rule's generator serves A.8 alone
+        (not a randomized rule, whose layer choice draws from it in between), and every per-step draw has a
+        multiple of 16 values, for which torch's CPU normal sampler fills blocks of 16 from the stream in
+        order, so one long draw is the concatenation of the short ones (the oracle tests check it).
+        Returns whether it did; otherwise the steps draw per member as before.
+        """
+        net, rule = self.network, self.rules[0]
+        self._noise = None
+        learned = [i for i in range(1, self.depth) if net.kinds[i] is LearnedInverseFeedback]
+        if (self.family != "tp" or rule.backward != "A.8" or self.randomized or not learned
+                or any(batch * net.layer_sizes[i] % 16 for i in learned) or not any(self.backward_on)):
+            return False
+        self._noise_offsets, total = {}, 0
+        for i in learned:
+            self._noise_offsets[i] = total
+            total += batch * net.layer_sizes[i]
+        draws = [torch.randn(steps * total, generator=r.generator, dtype=net.dtype) if on
+                 else torch.zeros(steps * total, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
+        # sigma h as the step would form it (an element-wise product, so the same numbers)
+        self._noise = self.noise_std.view(-1, 1, 1) * torch.stack(draws).view(self.size, steps, total).to(net.device)
+        self._noise_cursor = 0
+        return True
+
+    def _on(self) -> torch.Tensor:
+        return torch.tensor(self.backward_on, dtype=torch.bool, device=self.network.device)
+
+    # -- the model's output ---------------------------------------------------------------------------
+    def predict(self, h0: torch.Tensor) -> torch.Tensor:
+        """Every member's ``rule.predict``: ``(S, N, n_0) -> (S, N, n_L)`` (running statistics for mtp)."""
+        with torch.no_grad():
+            if self.family == "mtp" and self.running is not None:
+                return self._normalised_forward(h0, self.running)[0][-1]
+            return self.network.forward(h0)
+
+    def write_back(self) -> None:
+        """Give each rule object its member's state (mtp's running statistics), as serial training leaves it."""
+        if self.family != "mtp" or self.running is None:
+            return
+        for s, rule in enumerate(self.rules):
+            rule.running_mean = {i: mean[s, 0].clone() for i, (mean, _) in enumerate(self.running)}
+            rule.running_var = {i: var[s, 0].clone() for i, (_, var) in enumerate(self.running)}

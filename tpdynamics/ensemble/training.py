@@ -1,0 +1,361 @@
+"""The runner's training loop for S seeds at once, and the executor that groups the runner's tasks into ensembles.
+
+:func:`train_ensemble` is :func:`tpdynamics.training.runner` 's per-run loop (rate schedule, shuffled
+batches from each seed's own generator, evaluation after every epoch, divergence and numerical-error
+stops, Sherman–Morrison statistics, diagnostics every k-th step) for S members in one stacked
+computation (:class:`~tpdynamics.ensemble.EnsembleTrainer`). It returns the same
+:class:`~tpdynamics.training.RunHistory` per member as S serial runs (the oracle tests check it to
+1e-12 in float64). A member that stops (diverged, numerical error) is masked out of the record from
+that step on; its tensors keep being computed (they cost nothing extra in a stacked step) but nothing
+of them is read, and no other member depends on them.
+
+Per-step values stay on the device during an epoch (no host synchronisation per step, which matters
+on a GPU); the stop decisions of the epoch are taken at its end, in the serial order.
+
+:class:`EnsembleExecutor` is a :class:`tpdynamics.runs.SerialExecutor` that runs the runner's
+``train`` tasks which differ only in their seed as one ensemble, and every other task as before; the
+store, the reuse of stored runs and the records are those of :func:`tpdynamics.runs.run_tasks`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import torch
+
+from ..network import make_generator
+from ..runs.executors import SerialExecutor, execute, resolve_function
+from ..runs.store import TaskRecord, now, where
+from ..statistics import DIVERGENCE_THRESHOLD, diverged
+from ..training.data import derived_seed
+from ..training.diagnostics import sherman_morrison_summary
+from ..training.results import RunHistory
+from ..training.rules import LEARNING_RULES, LearningRule
+from ..training.status import TrainingStatus
+from .network import EnsembleNetwork, resolve_device
+from .step import FAULTS, EnsembleTrainer, ensemble_support
+
+
+def _mse(outputs: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """:func:`~tpdynamics.training.data.mean_squared_error` of every member, ``(S, N, n_L)`` -> S floats."""
+    return ((outputs - labels) ** 2).sum(-1).mean(-1).tolist()
+
+
+def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, settings: dict, config, seeds: Sequence[int],
+                   *, device=None, progress_bar=None) -> list[RunHistory]:
+    """Train ``rules[s]`` on ``problems[s]`` for every member ``s`` at once; the runner's loop, batched.
+
+    Parameters
+    ----------
+    rules : sequence of LearningRule
+        One per member (one class; each with its own generator).
+    problems : sequence of StudentTeacherProblem
+        One per member, of one architecture and one training-set size.
+    hyper, settings, config
+        As for the runner's per-run loop: ``hyper['batch_size']``, ``hyper['batches_per_epoch']``;
+        ``settings['epochs']``, ``settings['final_rate_fraction']``; ``config.diagnostics``,
+        ``config.diagnostics_every``, ``config.record_steps``.
+    seeds : sequence of int
+        The members' seeds (the shuffling generator of member ``s`` is seeded from ``seeds[s]``).
+    device : str or torch.device, optional
+        Where the stacked computation runs (default ``cpu``).
+
+    Returns
+    -------
+    list of RunHistory
+        What S serial runs would have recorded.
+    """
+    from ..training.runner import _batches, _student_feedback, rate_schedule
+
+    rules, problems, seeds = list(rules), list(problems), list(seeds)
+    S = len(rules)
+    if not (len(problems) == S == len(seeds)):
+        raise ValueError(f"got {len(rules)} rules, {len(problems)} problems and {len(seeds)} seeds; pass one of each "
+                         "per member.")
+    cls = type(rules[0])
+    device = resolve_device(device)
+    ensemble = EnsembleNetwork([p.student(_student_feedback(cls, p.layer_sizes)) for p in problems], device=device)
+    trainer = EnsembleTrainer(rules, ensemble)
+    trainer.backward_losses = False  # RunHistory does not record them
+    L = ensemble.depth
+    histories = [RunHistory(seed=seed) for seed in seeds]
+    toy = problems[0].trainable_layers == (1,) and problems[0].layer_sizes == (1, 2, 2)
+    train_x = ensemble.stack([p.train_inputs for p in problems])
+    train_y = ensemble.stack([p.train_labels for p in problems])
+    test_x = ensemble.stack([p.test_inputs for p in problems])
+    test_y = ensemble.stack([p.test_labels for p in problems])
+    members = torch.arange(S, device=device)
+
+    def evaluate():
+        return _mse(trainer.predict(train_x), train_y), _mse(trainer.predict(test_x), test_y)
+
+    def trajectory(s):
+        return ensemble.weights[0][s].detach().flatten().tolist()
+
+    train, test = evaluate()
+    for s, history in enumerate(histories):
+        history.train_loss.append(train[s])
+        history.test_loss.append(test[s])
+        if toy:
+            history.trajectory.append(trajectory(s))
+    shuffles = [make_generator(derived_seed(seed, "shuffle")) for seed in seeds]
+    base_eta = [r.eta for r in rules]
+    base_eta_backward = [r.eta_backward for r in rules]
+    epochs, fraction = settings["epochs"], settings["final_rate_fraction"]
+    batch_size, count = hyper["batch_size"], hyper["batches_per_epoch"]
+    n_train = problems[0].train_inputs.shape[0]
+    active = list(range(S))
+    steps_done = 0  # every active member has made the same number of steps
+    for epoch in range(1, epochs + 1):
+        for s, rule in enumerate(rules):
+            rule.eta = rate_schedule(base_eta[s], epoch, epochs, fraction)
+            if base_eta_backward[s] is not None:
+                rule.eta_backward = rate_schedule(base_eta_backward[s], epoch, epochs, fraction)
+        trainer.refresh()
+        trainer.predraw_noise(count, batch_size)
+        index = torch.stack([_batches(n_train, batch_size, count, shuffles[s]) for s in range(S)]).to(device)
+        inputs = train_x[members.view(-1, 1, 1), index]   # (S, count, B, n_0)
+        labels = train_y[members.view(-1, 1, 1), index]
+        losses, faults = [], {}
+        sm_layers = {}  # layer -> lists over steps of (chosen, |denominator|, clipped)
+        diagnosed = []  # name -> (S, L - 1) tensors of the diagnosed steps
+        for b in range(count):
+            record_diagnostics = config.diagnostics and ((steps_done + b) % config.diagnostics_every == 0)
+            record = trainer.step(inputs[:, b], labels[:, b], diagnostics=record_diagnostics)
+            losses.append(record.loss)
+            if record.fault is not None:
+                faults[b] = record.fault
+            for i, (denominator, clipped, _) in record.sherman_morrison.items():
+                entry = sm_layers.setdefault(i, ([], [], []))
+                entry[0].append(record.chosen[i])
+                entry[1].append(denominator.abs())
+                entry[2].append(clipped)
+            if record.diagnostics is not None:
+                diagnosed.append(record.diagnostics)
+        losses_host = torch.stack(losses).T.tolist()
+        faults_host = [[0] * count for _ in range(S)]
+        if faults:
+            steps_with, masks = list(faults), torch.stack(list(faults.values())).T.tolist()
+            for s in range(S):
+                for b, code in zip(steps_with, masks[s]):
+                    faults_host[s][b] = code
+        sm_host = {i: tuple(torch.stack(v).T.tolist() for v in entry) for i, entry in sm_layers.items()}
+        still = []
+        evaluated = None
+        diagnostic_means = _diagnostic_means(diagnosed, S)
+        for s in active:
+            history = histories[s]
+            epoch_losses, stop = [], None
+            for b in range(count):
+                bits = faults_host[s][b]
+                if bits:
+                    name, text = FAULTS[min(c for c in FAULTS if bits >> c & 1)]
+                    stop = (TrainingStatus.NUMERICAL_ERROR, f"{name} at epoch {epoch}, step {b + 1}: {text}.")
+                    break
+                history.steps += 1
+                loss = losses_host[s][b]
+                if config.record_steps:
+                    history.step_loss.append(loss)
+                if not math.isfinite(loss) or diverged(loss):
+                    stop = (TrainingStatus.DIVERGED, f"non-finite or overflowing training loss ({loss:.3g}; divergence "
+                                                     f"threshold {DIVERGENCE_THRESHOLD:.3g}) at epoch {epoch}, step "
+                                                     f"{b + 1} of {cls.name}; history kept up to epoch {epoch - 1}.")
+                    break
+                epoch_losses.append(loss)
+            if stop is None:
+                if evaluated is None:
+                    trainer.write_back()
+                    evaluated = evaluate()
+                train, test = evaluated[0][s], evaluated[1][s]
+                if diverged(train) or diverged(test):
+                    stop = (TrainingStatus.DIVERGED, f"non-finite or overflowing loss after epoch {epoch} (train "
+                                                     f"{train:.3g}, test {test:.3g}; divergence threshold "
+                                                     f"{DIVERGENCE_THRESHOLD:.3g}) of {cls.name}; history kept up to "
+                                                     f"epoch {epoch - 1}.")
+            if stop is not None:
+                history.status, history.message = stop
+                if progress_bar is not None:
+                    progress_bar.update(epochs - epoch + 1)
+                continue
+            still.append(s)
+            history.train_loss.append(train)
+            history.test_loss.append(test)
+            history.batch_loss.append(sum(epoch_losses) / len(epoch_losses))
+            means = dict(diagnostic_means.get(s, {}))
+            if sm_host:
+                means.update(_sherman_morrison_means(sm_host, s, L))
+            for name, values in means.items():
+                history.diagnostics.setdefault(name, []).append(values)
+            if toy:
+                history.trajectory.append(trajectory(s))
+            if progress_bar is not None:
+                progress_bar.update(1)
+                progress_bar.set_postfix(method=cls.name, seed=seeds[s], test=f"{test:.3g}")
+        active = still
+        steps_done += count
+        if not active:
+            break
+    trainer.write_back()
+    ensemble.sync_members()
+    for history in histories:
+        if history.status == TrainingStatus.COMPLETED:
+            history.message = f"{epochs} epochs, {history.steps} steps"
+    return histories
+
+
+def _diagnostic_means(diagnosed: list, S: int) -> dict:
+    """Member -> name -> per-layer means over the epoch's diagnosed steps of the finite values (``_EpochDiagnostics``).
+
+    Only members that complete the epoch read theirs, so every diagnosed step of the epoch counts.
+    """
+    if not diagnosed or not diagnosed[0]:
+        return {}
+    out = {s: {} for s in range(S)}
+    for name in diagnosed[0]:
+        values = torch.stack([d[name] for d in diagnosed])  # (steps, S, L - 1)
+        finite = torch.isfinite(values)
+        means = (torch.where(finite, values, 0.0).sum(0) / finite.sum(0)).tolist()  # 0 / 0: nan, as the runner's
+        for s in range(S):
+            out[s][name] = means[s]
+    return out
+
+
+def _sherman_morrison_means(sm_host: dict, s: int, L: int) -> dict:
+    """The runner's per-layer ``sm_*`` epoch means of member ``s`` from the epoch's per-step records."""
+    summaries = []
+    for i in range(1, L + 1):
+        if i not in sm_host:
+            summaries.append(sherman_morrison_summary([]))
+            continue
+        chosen, absolute, clipped = (column[s] for column in sm_host[i])
+        picked = [(a, c) for ch, a, c in zip(chosen, absolute, clipped) if ch]
+        if not picked:
+            summaries.append(sherman_morrison_summary([]))
+            continue
+        values = [a for a, _ in picked]
+        summaries.append({"abs_denominator_mean": sum(values) / len(values), "abs_denominator_min": min(values),
+                          "clipped_fraction": sum(c for _, c in picked) / len(picked)})
+    if all(math.isnan(x["abs_denominator_mean"]) for x in summaries):
+        return {}  # no Sherman-Morrison step of this member in the epoch: the serial record has none either
+    return {"sm_abs_denominator_mean": [x["abs_denominator_mean"] for x in summaries],
+            "sm_abs_denominator_min": [x["abs_denominator_min"] for x in summaries],
+            "sm_clipped_fraction": [x["clipped_fraction"] for x in summaries]}
+
+
+# -- the runner's tasks as ensembles ---------------------------------------------------------------------
+def _group_key(task) -> str | None:
+    """Tasks with equal keys differ only in their seed (an ensemble); ``None`` for tasks that are not training."""
+    from ..runs.codec import canonical_json
+
+    if task.kind != "train" or not isinstance(task.config, dict) or "seed" not in task.config:
+        return None
+    return canonical_json({k: v for k, v in task.config.items() if k != "seed"})
+
+
+def run_training_ensemble(configs: Sequence[dict], *, device=None) -> list[dict]:
+    """The runner's ``run_training_task`` for several task configurations that differ only in the seed, as one ensemble."""
+    from ..training.runner import _PROBLEM_FIELDS, TrainingConfig, _problem
+
+    first = configs[0]
+    cls = resolve_function(first["rule"]) if "rule" in first else LEARNING_RULES.get(first["method"])
+    problem_settings = {k: first["problem"][k] for k in _PROBLEM_FIELDS}
+    config = TrainingConfig(methods=(cls,), dtype=getattr(torch, first["problem"]["dtype"]), **problem_settings,
+                            **first["run"])
+    settings = {**first["settings"], "layers": tuple(first["settings"]["layers"])}
+    hyper = first["hyperparameters"]
+    schedule = ("batch_size", "batches_per_epoch")
+    for c in configs:
+        if {k: c["hyperparameters"][k] for k in schedule} != {k: hyper[k] for k in schedule} or \
+                {k: v for k, v in c.items() if k not in ("seed", "hyperparameters")} != \
+                {k: v for k, v in first.items() if k not in ("seed", "hyperparameters")}:
+            raise ValueError("the members of an ensemble must share the method, the problem settings and the batch "
+                             "schedule (batch_size, batches_per_epoch); only seeds and hyper-parameter values may differ.")
+    seeds = [c["seed"] for c in configs]
+    problems = [_problem(config, settings, seed) for seed in seeds]
+    rules = [cls(**{k: v for k, v in c["hyperparameters"].items() if k not in schedule},
+                 trainable_layers=p.trainable_layers, generator=make_generator(derived_seed(c["seed"], "rule")))
+             for c, p in zip(configs, problems)]
+    from ..training.runner import _EPOCH_BAR
+
+    histories = train_ensemble(rules, problems, hyper, settings, config, seeds, device=device,
+                               progress_bar=_EPOCH_BAR.get())
+    return [{"run": h.to_dict(), "problem": p.describe()} for h, p in zip(histories, problems)]
+
+
+class EnsembleExecutor(SerialExecutor):
+    """Run the runner's training tasks that differ only in their seed as one ensemble (module docstring).
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        Where the ensembles run (default ``cpu``).
+    min_size : int
+        Groups smaller than this run serially (a one-member ensemble gains nothing).
+
+    Attributes
+    ----------
+    fallbacks : dict
+        Method name -> why its tasks ran serially (:func:`ensemble_support`), for the groups that did.
+    """
+
+    name = "ensemble"
+
+    def __init__(self, jobs: int | None = 1, threads: int | None = None, *, device=None, min_size: int = 2):
+        super().__init__(jobs, threads)
+        self.device = resolve_device(device)
+        self.min_size = min_size
+        self.fallbacks: dict[str, str] = {}
+
+    def run(self, tasks, on_done):
+        groups: dict[str, list[int]] = {}
+        order = []
+        for index, task in enumerate(tasks):
+            key = _group_key(task)
+            if key is None:
+                order.append([index])
+                continue
+            if key not in groups:
+                groups[key] = []
+                order.append(groups[key])
+            groups[key].append(index)
+        for indices in order:
+            first = tasks[indices[0]]
+            reason = None
+            if len(indices) >= self.min_size:
+                config = first.config
+                cls = resolve_function(config["rule"]) if "rule" in config else LEARNING_RULES.get(config["method"])
+                reason = ensemble_support(cls)
+                if reason is not None:
+                    self.fallbacks[config["method"]] = reason
+            if len(indices) < self.min_size or reason is not None:
+                for index in indices:
+                    on_done(index, execute(tasks[index], self.threads))
+                continue
+            for index, record in zip(indices, self._run_group([tasks[i] for i in indices])):
+                on_done(index, record)
+
+    def _run_group(self, group) -> list[TaskRecord]:
+        from ..runs import codec
+
+        host, pid = where()
+        start = time.perf_counter()
+        previous = None
+        if self.threads is not None:
+            previous = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+        try:
+            results = run_training_ensemble([t.config for t in group], device=self.device)
+        except Exception as err:  # a bug: every member fails with it, as each serial task would
+            import traceback
+
+            text = traceback.format_exc()
+            return [TaskRecord(task=t, status="failed", error=f"{type(err).__name__}: {err}", traceback=text,
+                               seconds=time.perf_counter() - start, finished=now(), host=host, pid=pid, exception=err)
+                    for t in group]
+        finally:
+            if previous is not None:
+                torch.set_num_threads(previous)
+        seconds = (time.perf_counter() - start) / len(group)  # the group's time, shared
+        return [TaskRecord(task=t, status="done", result=codec.decode(codec.encode(r)), seconds=seconds, finished=now(),
+                           host=host, pid=pid) for t, r in zip(group, results)]
