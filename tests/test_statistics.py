@@ -195,3 +195,14 @@ def test_paired_comparison_inconclusive_excluded_and_deterministic():
         paired_comparison([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match=r"confidence=1.5 must be a number in \(0, 1\)"):
         paired_comparison([1.0], [1.0], confidence=1.5)
+
+
+def test_paired_difference_of_a_signed_quantity_and_bounds():
+    from tpdynamics.statistics import paired_comparison
+
+    cos_a, cos_b = [0.9, 0.8, 0.95, 0.7], [0.5, 0.6, 0.4, 0.65]
+    diff = paired_comparison(cos_b, cos_a, difference=True)  # b - a: negative, b's alignment is worse
+    assert diff.ordering() is True and diff.mean == pytest.approx(-0.3) and math.isnan(diff.ratio)
+    assert "per problem: mean -0.3 " in diff.format("B", "A")
+    ratio = paired_comparison([1.0, 1.1, 0.9], [10.0, 10.0, 10.0])  # ratios about 0.1
+    assert ratio.below(0.2) is True and ratio.below(0.05) is False and ratio.below(0.105) is None

@@ -310,7 +310,8 @@ class PairedComparison:
     Attributes
     ----------
     log_ratios : tuple of float
-        ``z_k`` (natural log) for the problems where both values are finite and positive, in problem order.
+        ``z_k`` (natural log) for the problems where both values are finite and positive, in problem order
+        (``z_k = a_k - b_k`` for a signed quantity, ``difference=True``).
     mean : float
         ``mean_k z_k``; ``exp(mean)`` (:attr:`ratio`) is the geometric mean of the per-problem ratios.
     low, high : float
@@ -333,25 +334,34 @@ class PairedComparison:
     n_excluded: int
     a_lower: int
     confidence: float
+    difference: bool = False
 
     @property
     def ratio(self) -> float:
-        """``exp(mean)``: the geometric mean of ``a_k / b_k``."""
-        return math.exp(self.mean) if math.isfinite(self.mean) else math.nan
+        """``exp(mean)``: the geometric mean of ``a_k / b_k`` (NaN for ``difference``)."""
+        return math.exp(self.mean) if math.isfinite(self.mean) and not self.difference else math.nan
 
     @property
     def ratio_interval(self) -> tuple[float, float]:
-        """``(exp(low), exp(high))``."""
-        return tuple(math.exp(v) if math.isfinite(v) else math.nan for v in (self.low, self.high))
+        """``(exp(low), exp(high))`` (NaN for ``difference``)."""
+        return tuple(math.exp(v) if math.isfinite(v) and not self.difference else math.nan
+                     for v in (self.low, self.high))
 
     def ordering(self) -> bool | None:
         """Whether ``a < b``: ``True`` if the interval lies below 0, ``False`` if above, ``None`` (inconclusive) if it
         straddles 0 or there are fewer than two problems."""
+        return self.below(0.0 if self.difference else 1.0)
+
+    def below(self, bound: float) -> bool | None:
+        """Whether the per-problem comparison is below ``bound`` (a ratio ``a/b``, or ``a - b`` for
+        ``difference``): ``True`` if the whole interval is, ``False`` if the whole interval is above, else
+        ``None`` (inconclusive)."""
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
             return None
-        if self.high < 0:
+        level = bound if self.difference else math.log(bound)
+        if self.high < level:
             return True
-        if self.low > 0:
+        if self.low > level:
             return False
         return None
 
@@ -373,9 +383,13 @@ class PairedComparison:
         if self.n == 0:
             return f"{a}/{b}: no problem where both completed"
         level = f"{100 * self.confidence:g} %"
+        excluded = f"; {self.n_excluded} problem(s) left out (diverged)" if self.n_excluded else ""
+        if self.difference:
+            band = f"[{self.low:+.3g}, {self.high:+.3g}]" if math.isfinite(self.low) else "(no interval, n = 1)"
+            return (f"{a} - {b} per problem: mean {self.mean:+.3g} {band} (paired bootstrap {level}), {a} lower on "
+                    f"{self.a_lower} of {self.n}{excluded}")
         lo, hi = self.ratio_interval
         band = f"[{lo:.3g}, {hi:.3g}]" if math.isfinite(lo) else "(no interval, n = 1)"
-        excluded = f"; {self.n_excluded} problem(s) left out (diverged)" if self.n_excluded else ""
         return (f"{a}/{b} per problem: geometric-mean ratio {self.ratio:.3g} {band} (paired bootstrap {level} of the "
                 f"mean log-ratio), {a} lower on {self.a_lower} of {self.n}{excluded}")
 
@@ -384,11 +398,12 @@ class PairedComparison:
         return {"log_ratios": list(self.log_ratios), "mean_log_ratio": self.mean, "low": self.low, "high": self.high,
                 "ratio": self.ratio, "ratio_interval": list(self.ratio_interval), "n": self.n,
                 "n_excluded": self.n_excluded, "a_lower": self.a_lower, "confidence": self.confidence,
-                "ordering": self.ordering(), "method": "paired percentile bootstrap of the mean log-ratio"}
+                "ordering": self.ordering(), "difference": self.difference,
+                "method": f"paired percentile bootstrap of the mean {'difference' if self.difference else 'log-ratio'}"}
 
 
 def paired_comparison(a: Iterable, b: Iterable, *, confidence: float = 0.95, resamples: int = 10000,
-                      seed: int = 0) -> PairedComparison:
+                      seed: int = 0, difference: bool = False) -> PairedComparison:
     """Paired comparison of a positive quantity of two methods measured on the same problems.
 
     Parameters
@@ -402,6 +417,9 @@ def paired_comparison(a: Iterable, b: Iterable, *, confidence: float = 0.95, res
         Bootstrap resamples of the problems.
     seed : int
         Seed of the bootstrap (the result is deterministic).
+    difference : bool
+        For a signed quantity (a cosine): compare ``z_k = a_k - b_k`` instead of the log-ratio; any finite
+        values are used.
 
     Returns
     -------
@@ -431,20 +449,24 @@ def paired_comparison(a: Iterable, b: Iterable, *, confidence: float = 0.95, res
             v = float(v)
         except (TypeError, ValueError):
             return False
-        return math.isfinite(v) and v > 0
+        return math.isfinite(v) and (difference or v > 0)
 
     pairs = [(float(x), float(y)) for x, y in zip(a, b) if usable(x) and usable(y)]
-    z = np.asarray([math.log(x) - math.log(y) for x, y in pairs], dtype=float)
+    z = np.asarray([x - y if difference else math.log(x) - math.log(y) for x, y in pairs], dtype=float)
     lower = sum(x < y for x, y in pairs)
     excluded = len(a) - len(pairs)
+
+    def make(mean, low, high) -> PairedComparison:
+        return PairedComparison(tuple(z.tolist()), float(mean), float(low), float(high), int(z.size), excluded, lower,
+                                float(confidence), bool(difference))
+
     if z.size == 0:
-        return PairedComparison((), math.nan, math.nan, math.nan, 0, excluded, 0, float(confidence))
+        return make(math.nan, math.nan, math.nan)
     mean = float(np.mean(z))
     if z.size == 1:
-        return PairedComparison(tuple(z.tolist()), mean, math.nan, math.nan, 1, excluded, lower, float(confidence))
+        return make(mean, math.nan, math.nan)
     index = np.random.default_rng(seed).integers(0, z.size, size=(int(resamples), z.size))
     means = z[index].mean(axis=1)
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(means, [tail, 100 - tail])
-    return PairedComparison(tuple(z.tolist()), mean, float(min(low, mean)), float(max(high, mean)), int(z.size),
-                            excluded, lower, float(confidence))
+    return make(mean, min(low, mean), max(high, mean))
