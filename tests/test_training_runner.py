@@ -211,6 +211,17 @@ def test_train_command_single_method_json_to_stdout(capsys):
     assert data["method"] == "tp-ei" and len(data["train_loss"]) == len(data["test_loss_ci"]) == 2
 
 
+def test_train_command_loss_convention_and_unit(capsys):
+    code = main(["train", "--method", "bp", "--epochs", "1", "--layers", "3,3,3", "--batches-per-epoch", "2",
+                 "--n-test", "20", "--loss-convention", "half", "--json", "--quiet"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["hyperparameters"]["loss_convention"] == "half" and "torch.nn.MSELoss" in data["loss_unit"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--method", "bp", "--loss-convention", "double", "--quiet"])
+    assert exit_info.value.code == 2 and "invalid choice: 'double'" in capsys.readouterr().err
+
+
 def test_train_command_rejects_bad_input(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--method", "tp-best", "--quiet"])

@@ -5,7 +5,7 @@ import argparse
 
 import torch
 
-from tpdynamics.training import LEARNING_RULES, THESIS_PRESETS, TrainingConfig, run_experiment
+from tpdynamics.training import LEARNING_RULES, LOSS_CONVENTIONS, THESIS_PRESETS, TrainingConfig, run_experiment
 from tpdynamics.training.runner import TASKS
 
 from .common import add_output_arguments, emit_json, layer_sizes, say
@@ -24,8 +24,8 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train discrete learning rules (Appendix A) on a student-teacher problem",
         description="Train one or several methods on identical data and initialisations and report the "
-                    "per-epoch train/test MSE (mean over samples of ||h_L - y||^2), averaged over seeds with a "
-                    "95%% t-interval. Options left unset take the thesis's values (--preset, or each method's "
+                    "per-epoch train/test MSE (mean over samples and outputs, as torch.nn.MSELoss and the thesis's "
+                    "figures), the geometric mean over seeds with a 95%% log-t interval. Options left unset take the thesis's values (--preset, or each method's "
                     "own experiment: section 5.1.3 for the exact-inverse rules and BP, 5.2.2 for the others). "
                     f"Methods: {', '.join(LEARNING_RULES.names())}.")
     p.add_argument("--method", type=_methods, required=True, metavar="NAME[,NAME...]",
@@ -52,6 +52,9 @@ def add_parser(subparsers) -> None:
                      help="weight decay lambda of the inverse loss, eq. 4.97 (thesis 0)")
     run.add_argument("--epsilon", type=float, default=None, help="robust Sherman-Morrison threshold (thesis 0.5)")
     run.add_argument("--noise-std", type=float, default=None, help="std of the white noise of A.8 (default 1)")
+    run.add_argument("--loss-convention", default=None, choices=LOSS_CONVENTIONS.names(),
+                     help="'thesis': ||h_L - y||^2, factor 2 on e_L and the local gradients (chapter 5 and its "
+                          "toolbox; the presets' default); 'half': 1/2 ||h_L - y||^2 (chapter 4)")
     run.add_argument("--batch-size", type=int, default=None, help="mini-batch size (thesis: 1 for EI, 32 for AI)")
     run.add_argument("--batches-per-epoch", type=int, default=None, help="thesis: 2000 for EI, 60 for AI")
     run.add_argument("--final-rate-fraction", type=float, default=0.2,
@@ -72,7 +75,8 @@ def run_command(args) -> int:
         methods=tuple(args.method), task=args.task, layers=args.layers, nonlinearity=args.nonlinearity,
         output_nonlinearity=args.output_nonlinearity, seeds=args.seeds, epochs=args.epochs, preset=args.preset,
         eta=args.eta, eta_hat=args.eta_hat, eta_backward=args.eta_backward, lambda_=args.lambda_,
-        epsilon=args.epsilon, noise_std=args.noise_std, batch_size=args.batch_size,
+        epsilon=args.epsilon, noise_std=args.noise_std, loss_convention=args.loss_convention,
+        batch_size=args.batch_size,
         batches_per_epoch=args.batches_per_epoch, final_rate_fraction=args.final_rate_fraction,
         n_train=args.n_train, n_test=args.n_test, distance=args.distance, diagnostics=args.diagnostics,
         dtype=torch.float32 if args.float32 else torch.float64)
