@@ -34,15 +34,15 @@ class StudentTeacherDeepApproximateInverses(StudentTeacherTraining):
                    "the training, RTP-AI outperforms TP-AI\"; \"BP clearly outperforms the target propagation "
                    "variants, while TP-AI and RTP-AI still perform better than fixed-BP\".")
     full = {"preset": "5.2.2-deep", "methods": ("tp-ai", "rtp-ai", "bp", "bp-fixed"), "epochs": 600,
-            "batches_per_epoch": None, "n_train": 3840, "n_test": 1000, "diagnostics_every": 0, "max_redraws": 3}
+            "batches_per_epoch": None, "n_train": 3840, "n_test": 1000, "diagnostics_every": 0, "max_redraws": 2}
     quick = {**full, "epochs": 4, "max_redraws": 0}
     default_seeds = 5
     quick_seeds = 2
 
     def summarize(self, settings, results):
         methods = settings["methods"]
-        view = self.views(results)
-        tables = self.tables(settings, view)
+        viewset = self.views(settings, results)
+        tables = self.tables(settings, viewset)
         table = tables["all_runs"]
         epochs = max(len(v["test_loss_mean"]) for v in table.values()) - 1
         rough = {m: [upward_movement(r["methods"][m]["test_loss"]) for r in results] for m in ("tp-ai", "rtp-ai")}
@@ -67,11 +67,11 @@ class StudentTeacherDeepApproximateInverses(StudentTeacherTraining):
             holds=stable, robust=False,
             values={"unstable": unstable, "upward_movement": rough, "paired_upward_movement": smoother.to_dict(),
                     "judged_on": "all_runs"}))
-        claims.append(self.compare(view, "rtp-ai", "tp-ai",
+        claims.append(self.compare(viewset, "rtp-ai", "tp-ai",
                                    "\"At the end of the training, RTP-AI outperforms TP-AI\".", robust=False))
-        claims.append(self.ordering(view, "\"BP clearly outperforms the target propagation variants\".",
+        claims.append(self.ordering(viewset, "\"BP clearly outperforms the target propagation variants\".",
                                     "bp", ("tp-ai", "rtp-ai"), robust=False))
-        claims.append(self.ordering(view, "\"TP-AI and RTP-AI still perform better than fixed-BP\" (they propagate "
+        claims.append(self.ordering(viewset, "\"TP-AI and RTP-AI still perform better than fixed-BP\" (they propagate "
                                     "useful learning signals to the hidden layers).", ("tp-ai", "rtp-ai"),
                                     ("bp-fixed",), robust=False))
         fig = Figure(figsize=(12, 4.6), layout="constrained")

@@ -68,11 +68,25 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
     STABILITY = ("All runs are usable: the thesis averages 15 runs per method and reports no unstable run for "
                  "figures 5.14-5.17.")
 
-    @staticmethod
-    def signal_table(settings, results) -> dict:
-        """Per TP method and diagnostic: per-epoch mean curve (layer 1) and per-seed means over the last third."""
-        keys = ("e_approx_norm", "e_tp_norm", "cos_signal_tp", "cos_signal_gn", "cos_signal_bp", "reconstruction_error")
-        return {m: signal_row(results, m, keys) for m in settings["methods"] if m not in ("bp", "bp-fixed")}
+    #: Diagnostics of the signal table.
+    SIGNAL_KEYS = ("e_approx_norm", "e_tp_norm", "cos_signal_tp", "cos_signal_gn", "cos_signal_bp",
+                   "reconstruction_error")
+
+    def survival_groups(self, settings) -> dict:
+        """The figure scripts ran the not-randomized (fig. 5.15) and the randomized variants (figs 5.14, 5.16, 5.17) in
+        separate runs, each with BP and fixed-BP: a draw is redrawn when a method of its figure fails."""
+        plain = tuple(m for m in settings["methods"] if m in _TP_VARIANTS) + ("bp", "bp-fixed")
+        randomized = tuple(m for m in settings["methods"] if m in _RANDOMIZED.values()) + ("bp", "bp-fixed")
+        return {self.GROUPS[0]: plain, self.GROUPS[1]: randomized}
+
+    #: Names of the survival groups (:meth:`survival_groups`).
+    GROUPS = ("figure 5.15: not randomized", "figures 5.14, 5.16-5.17: randomized")
+
+    def signal_table(self, settings, viewset) -> dict:
+        """Per TP method and diagnostic: per-epoch mean curve (layer 1) and per-seed means over the last third, on
+        the surviving draws of the method's figure."""
+        return {m: signal_row(viewset((m,))["thesis"], m, self.SIGNAL_KEYS) for m in settings["methods"]
+                if m not in ("bp", "bp-fixed")}
 
     @staticmethod
     def late(signals, method: str, key: str) -> float:
@@ -81,7 +95,7 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
         values = [v for v in signals[method][f"{key}_late"] if math.isfinite(v)]
         return float(np.mean(values)) if values else math.nan
 
-    def stability_claim(self, table, results, statement: str, view: dict) -> Claim:
+    def stability_claim(self, table, results, statement: str, viewset) -> Claim:
         """Claim ``statement`` that no run diverged (all runs), with the diverged counts, the redraws of the thesis's
         view and the backward-rate bound."""
         diverged = {m: v["n_diverged"] for m, v in table.items()}
@@ -91,7 +105,9 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
                 + "; ".join(f"{v['label']} {v['n_diverged']}/{v['n_runs']}" for v in table.values())
                 + f". Judged on all runs. The thesis's figure scripts wrap each random draw in try/except and redraw "
                   f"it when training raises, so its 15-run averages exclude failed draws without saying so; the "
-                  f"thesis's view here needed {view['redraws']} redraw(s) of {len(view['redrawn_slots'])} slot(s).")
+                  "thesis's view here needed " + "; ".join(
+                      f"{name}: {t['redraws']} redraw(s) of {len(t['redrawn_slots'])} slot(s)"
+                      for name, t in ((n, viewset(g)) for n, g in viewset.groups.items())) + ".")
         if sigma and any(diverged.values()):
             text += (f" The white-noise update of Q_1 (Alg. A.8) converges in expectation only if eta_b "
                      f"sigma_max(W_2)^2 < 2; the students start with sigma_max(W_2) = "
@@ -102,7 +118,7 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
                      "whose targets carry the resulting reconstruction errors (TP-AI, original TP) diverge most.")
         return Claim(statement, text, holds=bool(all(v == 0 for v in diverged.values())), robust=False,
                      values={"diverged": diverged, "initial_sigma_max_w2": sigma, "judged_on": "all_runs",
-                             "redraws": view["redraws"]})
+                             "redraws": {n: viewset(g)["redraws"] for n, g in viewset.groups.items()}})
 
     def loss_claims(self, view) -> list:
         """The final-loss comparisons of figures 5.14-5.15, paired per problem on the thesis's view."""
@@ -138,23 +154,25 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
         return claims
 
     @staticmethod
-    def loss_methods(view) -> list:
+    def loss_methods(viewset) -> list:
         """The methods of the runs (in the order of the settings)."""
-        return list(view["all_runs"][0]["methods"]) if view["all_runs"] else []
+        return list(viewset.results[0]["methods"]) if viewset.results else []
 
-    def signal_order(self, signals, a: str, others, key: str, statement: str, *, robust: bool = False,
+    def signal_order(self, viewset, a: str, others, key: str, statement: str, *, robust: bool = False,
                      extra=None, note: str = "") -> Claim:
-        """Claim that method ``a``'s late-training cosine ``key`` lies above each of ``others``'s (paired per problem,
-        surviving draws), optionally with further verdicts ``extra`` (a list of (text, verdict)) and a ``note``."""
-        comps = {o: paired_comparison(signals[o][f"{key}_late"], signals[a][f"{key}_late"], difference=True)
-                 for o in others}
+        """Claim that method ``a``'s late-training cosine ``key`` lies above each of ``others``'s (paired per problem on
+        the draws where all of them survived), optionally with further verdicts ``extra`` (a list of (text,
+        verdict)) and a ``note``."""
+        runs = viewset((a,) + tuple(others))["thesis"]
+        late = {m: signal_row(runs, m, (key,))[f"{key}_late"] for m in (a,) + tuple(others)}
+        comps = {o: paired_comparison(late[o], late[a], difference=True) for o in others}
         verdicts = [c.ordering() for c in comps.values()] + [v for _, v in (extra or [])]
         text = "; ".join(c.format(_label(o), _label(a)) for o, c in comps.items())
         text += "".join(f"; {t}" for t, _ in (extra or [])) + (f"; {note}" if note else "")
         return Claim(statement, text, holds=_both(*verdicts), robust=robust,
                      values={f"{o}-{a}": c.to_dict() for o, c in comps.items()})
 
-    def signal_claims(self, signals) -> list:
+    def signal_claims(self, signals, viewset) -> list:
         """The learning-signal claims of figures 5.16-5.17 (``signals``: :meth:`signal_table`)."""
         claims = []
         dtp = ("dtp-ai", "rdtp-ai", "dtp-orig", "rdtp-orig")
@@ -205,14 +223,14 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
         cos_gn = {m: self.late(signals, m, "cos_signal_gn") for m in signals}
         listing = ", ".join(f"{_label(m)} {_f(cos_gn[m])}" for m in signals)
         claims.append(self.signal_order(
-            signals, "rdtp-ai", ("dtp-orig", "rdtp-orig"), "cos_signal_gn",
+            viewset, "rdtp-ai", ("dtp-orig", "rdtp-orig"), "cos_signal_gn",
             "RDTP-AI's signal is \"much better aligned with the Gauss-Newton learning signal e_GN compared to "
             "original-DTP and original-RDTP\", which \"does not align completely with e_GN\" (figure 5.17a).",
             extra=[(f"means over seeds of the last-third cos(h_hat_1 - h_1, e_GN_1): {listing}; criterion: RDTP-AI "
                     "above original-DTP and original-RDTP per problem (paired differences below 0), and those below "
                     "0.9", _all([cos_gn["rdtp-orig"], cos_gn["dtp-orig"]], lambda v: v < 0.9))]))
         claims.append(self.signal_order(
-            signals, "rtp-ai", ("rtp-orig", "rdtp-orig"), "cos_signal_gn",
+            viewset, "rtp-ai", ("rtp-orig", "rdtp-orig"), "cos_signal_gn",
             "RTP-AI's signal \"does indeed approximately align with the Gauss-Newton learning signal, explaining its "
             "improved performance compared to original-RTP and original-RDTP\" (figure 5.17a).",
             note=f"means: {listing}; criterion: RTP-AI above original-RTP and original-RDTP per problem (paired "
@@ -229,21 +247,22 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
             values={"first_epoch": first, "last_third": last}))
         return claims
 
-    def result_claims(self, view, signals) -> list:
+    def result_claims(self, viewset, signals) -> list:
         """The claims after the stability claim: final losses (figures 5.14-5.15), then signals (5.16-5.17)."""
-        return self.loss_claims(view) + self.signal_claims(signals)
+        return self.loss_claims(viewset) + self.signal_claims(signals, viewset)
 
     def summarize(self, settings, results):
-        view = self.views(results)
-        tables = self.tables(settings, view)
-        signals = self.signal_table(settings, view["thesis"])
+        viewset = self.views(settings, results)
+        tables = self.group_tables(settings, viewset)
+        signals = self.signal_table(settings, viewset)
         data = {"methods": tables, "signals": signals, "seeds": [r["seed"] for r in results],
                 "convention": _CONVENTION, "loss_unit": LOSS_UNIT}
-        claims = ([self.stability_claim(tables["all_runs"], results, self.STABILITY, view)]
-                  + self.result_claims(view, signals))
-        return Summary(data=data, claims=claims, figure=self.figure(settings, view, tables))
+        every = self.method_table(settings, results)
+        claims = ([self.stability_claim(every, results, self.STABILITY, viewset)]
+                  + self.result_claims(viewset, signals))
+        return Summary(data=data, claims=claims, figure=self.figure(settings, viewset, tables))
 
-    def figure(self, settings, view, tables) -> Figure:
+    def figure(self, settings, viewset, tables) -> Figure:
         """Loss curves (not randomized, randomized) above the layer-1 learning signals; panel titles :attr:`FIGURES`.
 
         The loss panels show the thesis's view (surviving draws) with the all-runs geometric mean dotted; the
@@ -251,16 +270,15 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
         """
         fig = Figure(figsize=(18, 8.5), layout="constrained")
         axes = fig.subplots(2, 4)
-        plain = [m for m in settings["methods"] if m in _TP_VARIANTS] + ["bp", "bp-fixed"]
-        randomized = ([_RANDOMIZED[m] for m in _TP_VARIANTS if _RANDOMIZED[m] in settings["methods"]]
-                      + ["bp", "bp-fixed"])
-        self.plot_losses(axes[0, 0], tables, plain, "train_loss", self.FIGURES[0])
-        self.plot_losses(axes[0, 1], tables, plain, "test_loss", self.FIGURES[1])
-        self.plot_losses(axes[0, 2], tables, randomized, "train_loss", self.FIGURES[2])
-        self.plot_losses(axes[0, 3], tables, randomized, "test_loss", self.FIGURES[3])
-        tp_methods = [m for m in settings["methods"] if m not in ("bp", "bp-fixed")]
+        plain, randomized = (viewset.groups[name] for name in self.GROUPS)
+        self.plot_losses(axes[0, 0], tables[self.GROUPS[0]], plain, "train_loss", self.FIGURES[0])
+        self.plot_losses(axes[0, 1], tables[self.GROUPS[0]], plain, "test_loss", self.FIGURES[1])
+        self.plot_losses(axes[0, 2], tables[self.GROUPS[1]], randomized, "train_loss", self.FIGURES[2])
+        self.plot_losses(axes[0, 3], tables[self.GROUPS[1]], randomized, "test_loss", self.FIGURES[3])
+        signal_methods = [m for m in randomized if m not in ("bp", "bp-fixed")]  # figs 5.16-5.17: randomized
         for ax, (key, title, log), label in zip(axes[1], self.SIGNAL_PANELS, self.FIGURES[4:]):
-            self.plot_diagnostic(ax, view["thesis"], tp_methods, key, f"({label}) {title}", log=log)
+            self.plot_diagnostic(ax, viewset(signal_methods)["thesis"], signal_methods, key, f"({label}) {title}",
+                                 log=log)
         legend_outside(axes[0, 1], "below", fontsize=7)
         legend_outside(axes[0, 3], "below", fontsize=7)
         legend_outside(axes[1, 3], fontsize=7)

@@ -212,11 +212,14 @@ SURVIVAL = {
 }
 
 
-def survives(result: dict, criterion: str = "completed") -> bool:
-    """Whether every method of one draw survived: ``"completed"`` or also ``"stable"`` (:data:`SURVIVAL`)."""
+def survives(result: dict, criterion: str = "completed", methods=None) -> bool:
+    """Whether every method of one draw (or every one of ``methods``) survived: ``"completed"`` or also ``"stable"``
+    (:data:`SURVIVAL`)."""
     if criterion not in SURVIVAL:
         raise ValueError(f"criterion={criterion!r} is not valid; use one of {', '.join(SURVIVAL)}.")
-    for name in result["methods"]:
+    for name in (result["methods"] if methods is None else methods):
+        if name not in result["methods"]:  # a redraw that trained only another group's methods
+            return False
         if criterion == "stable":
             if unstable_runs([result], name):
                 return False
@@ -225,29 +228,35 @@ def survives(result: dict, criterion: str = "completed") -> bool:
     return True
 
 
-def views(results: list[dict], criterion: str = "completed") -> dict:
+def views(results: list[dict], criterion: str = "completed", methods=None) -> dict:
     """The two views of the task results: ``all_runs`` (first draws) and ``thesis`` (first surviving draw per slot).
+
+    ``methods`` are the methods that must survive (default: all): the methods of the figure a comparison belongs
+    to, since the toolbox ran each figure's methods in one loop and redrew a draw when one of them failed.
 
     Returns
     -------
     dict
-        ``all_runs`` and ``thesis`` (lists of draws), ``criterion`` (its text), ``redraws`` (draws made
-        beyond the first), ``redrawn_slots``, ``exhausted_slots`` (slots without a survivor within the
-        allowed redraws: left out of the thesis's view) and ``surviving_seeds``.
+        ``all_runs`` and ``thesis`` (lists of draws), ``criterion`` (its text), ``survivors_of``, ``redraws``
+        (draws this view needed beyond the first), ``redrawn_slots``, ``exhausted_slots`` (slots without a
+        survivor within the allowed redraws: left out of the thesis's view) and ``surviving_seeds``.
     """
-    thesis, redrawn, exhausted = [], [], []
+    thesis, redrawn, exhausted, redraws = [], [], [], 0
     for r in results:
         draws = [r] + list(r.get("redraws", []))
-        if len(draws) > 1:
-            redrawn.append(r["seed"])
-        kept = next((d for d in draws if survives(d, criterion)), None)
-        if kept is None:
+        index = next((k for k, d in enumerate(draws) if survives(d, criterion, methods)), None)
+        if index is None:
             exhausted.append(r["seed"])
-        else:
-            thesis.append(kept)
+            redrawn.append(r["seed"])
+            redraws += len(draws) - 1
+            continue
+        thesis.append(draws[index])
+        redraws += index
+        if index:
+            redrawn.append(r["seed"])
     return {"all_runs": results, "thesis": thesis, "criterion": SURVIVAL[criterion],
-            "redraws": sum(len(r.get("redraws", [])) for r in results), "redrawn_slots": redrawn,
-            "exhausted_slots": exhausted, "surviving_seeds": [d["seed"] for d in thesis]}
+            "survivors_of": None if methods is None else list(methods), "redraws": redraws,
+            "redrawn_slots": redrawn, "exhausted_slots": exhausted, "surviving_seeds": [d["seed"] for d in thesis]}
 
 
 def paired_final(results: list[dict], a: str, b: str, key: str = "test_loss") -> PairedComparison:

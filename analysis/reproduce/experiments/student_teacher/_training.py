@@ -41,6 +41,43 @@ _WHY_THESIS_VIEW = ("judged on the thesis's view because its curves average the 
                     "redrew a draw whose training raised)")
 
 
+class ViewSet:
+    """The two views of a set of task results, for any set of compared methods (:func:`~._statistics.views`).
+
+    The toolbox trained each figure's methods in one loop and redrew the draw when one of them failed, so the
+    draws that survive depend on the figure: a comparison of ``methods`` uses the survivors of the group
+    (:meth:`StudentTeacherTraining.survival_groups`) that contains them all, or, across groups, of the union of
+    their groups.
+    """
+
+    def __init__(self, results: list[dict], criterion: str, groups: dict):
+        self.results, self.criterion, self.groups = results, criterion, groups
+        self._cache: dict = {}
+
+    def survivors_for(self, methods) -> tuple:
+        """The methods that must survive for a comparison of ``methods``."""
+        methods = set(methods)
+        for group in self.groups.values():
+            if methods <= set(group):
+                return tuple(group)
+        return tuple(dict.fromkeys(m for g in self.groups.values() if methods & set(g) for m in g))
+
+    def group_name(self, methods) -> str:
+        """The name of the group a comparison of ``methods`` is judged in (``"+"``-joined across groups)."""
+        methods = set(methods)
+        for name, group in self.groups.items():
+            if methods <= set(group):
+                return name
+        return " + ".join(name for name, g in self.groups.items() if methods & set(g))
+
+    def __call__(self, methods=None) -> dict:
+        key = self.survivors_for(methods) if methods is not None else tuple(dict.fromkeys(
+            m for g in self.groups.values() for m in g))
+        if key not in self._cache:
+            self._cache[key] = {**views(self.results, self.criterion, key), "group": self.group_name(key)}
+        return self._cache[key]
+
+
 def _label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
 
@@ -90,22 +127,38 @@ class StudentTeacherTraining(Experiment):
         # values bound the stable backward rates of Alg. A.8 (eta_b sigma_max(W_{i+1})^2 < 2)
         start = student_teacher(THESIS_PRESETS[settings["preset"]].layers, n_train=1, n_test=1, seed=seed)
         sigma_max = [float(torch.linalg.svdvals(w)[0]) for w in start.student_weights]
-        return {"seed": seed, "problem": result.problems[0], "methods": methods, "initial_sigma_max": sigma_max}
+        # and the curvature of the output layer's loss, lambda_max(E[h_{L-1} h_{L-1}^T]): SGD with the thesis's factor
+        # 2 on W_L is stable only if 2 eta lambda_max < 2
+        problem = student_teacher(THESIS_PRESETS[settings["preset"]].layers, n_train=settings.get("n_train") or 1920,
+                                  n_test=1, seed=seed)
+        with torch.no_grad():
+            h = problem.student(None)(problem.train_inputs)[-2]
+        curvature = float(torch.linalg.eigvalsh(h.T @ h / h.shape[0])[-1])
+        return {"seed": seed, "problem": result.problems[0], "methods": methods, "initial_sigma_max": sigma_max,
+                "initial_output_curvature": curvature}
+
+    def survival_groups(self, settings) -> dict:
+        """The methods the toolbox trained in one loop of a figure script (a draw is redrawn when one of them fails):
+        name -> methods. Default: all methods of the experiment in one group."""
+        return {"all methods": tuple(settings["methods"])}
 
     def run_task(self, settings, task, dtype=torch.float64):
-        """Slot ``task["seed"]``: its first draw, then redraws (at most ``max_redraws``) until one survives."""
-        first = self.train_seed(settings, task["seed"], dtype)
-        redraws = []
-        if not survives(first, self.survival):
-            for j in range(1, int(settings.get("max_redraws", 0)) + 1):
-                redraws.append(self.train_seed(settings, task["seed"] + j * REDRAW_STRIDE, dtype))
-                if survives(redraws[-1], self.survival):
-                    break
-        return {**first, "redraws": redraws}
+        """Slot ``task["seed"]``: its first draw, then redraws (at most ``max_redraws``) until every survival group
+        (:meth:`survival_groups`) has a surviving draw."""
+        groups = [g for g in self.survival_groups(settings).values() if set(g) <= set(settings["methods"])]
+        draws = [self.train_seed(settings, task["seed"], dtype)]
+        for j in range(1, int(settings.get("max_redraws", 0)) + 1):
+            missing = [g for g in groups if not any(survives(d, self.survival, g) for d in draws)]
+            if not missing:
+                break
+            # a redraw trains only the methods of the groups still without a survivor
+            methods = tuple(m for m in settings["methods"] if any(m in g for g in missing))
+            draws.append(self.train_seed({**settings, "methods": methods}, task["seed"] + j * REDRAW_STRIDE, dtype))
+        return {**draws[0], "redraws": draws[1:]}
 
-    def views(self, results) -> dict:
-        """:func:`~._statistics.views` with this experiment's survival criterion."""
-        return views(results, self.survival)
+    def views(self, settings, results) -> ViewSet:
+        """The :class:`ViewSet` of the results with this experiment's survival criterion and groups."""
+        return ViewSet(results, self.survival, self.survival_groups(settings))
 
     # -- summary helpers ------------------------------------------------------------------------------
     @staticmethod
@@ -134,24 +187,32 @@ class StudentTeacherTraining(Experiment):
             }
         return table
 
-    def tables(self, settings, views: dict) -> dict:
-        """:meth:`method_table` of both views, with the redraw counts: ``{"all_runs", "thesis", "redraws", ...}``."""
-        return {"all_runs": self.method_table(settings, views["all_runs"]),
-                "thesis": self.method_table(settings, views["thesis"]),
-                "survival": views["criterion"], "redraws": views["redraws"],
-                "redrawn_slots": views["redrawn_slots"], "exhausted_slots": views["exhausted_slots"],
-                "surviving_seeds": views["surviving_seeds"]}
+    def tables(self, settings, viewset: ViewSet, methods=None) -> dict:
+        """:meth:`method_table` of both views of ``methods`` (default: all; the survivors of their group), with the
+        redraw counts: ``{"all_runs", "thesis", "group", "survivors_of", "redraws", ...}``."""
+        methods = tuple(settings["methods"] if methods is None else methods)
+        view = viewset(methods)
+        part = {**settings, "methods": methods}
+        return {"all_runs": self.method_table(part, view["all_runs"]), "thesis": self.method_table(part, view["thesis"]),
+                "group": view["group"], "survivors_of": view["survivors_of"], "survival": view["criterion"],
+                "redraws": view["redraws"], "redrawn_slots": view["redrawn_slots"],
+                "exhausted_slots": view["exhausted_slots"], "surviving_seeds": view["surviving_seeds"]}
+
+    def group_tables(self, settings, viewset: ViewSet) -> dict:
+        """:meth:`tables` per survival group (the JSON's ``methods``): group name -> tables."""
+        return {name: self.tables(settings, viewset, group) for name, group in viewset.groups.items()}
 
     # -- paired claims ----------------------------------------------------------------------------------
     @staticmethod
     def _view_line(views: dict) -> str:
         exhausted = (f"; {len(views['exhausted_slots'])} slot(s) without a survivor within the allowed redraws, "
                      "left out" if views["exhausted_slots"] else "")
-        return (f"thesis's view: {len(views['thesis'])} surviving draws, {views['redraws']} redraw(s) of "
-                f"{len(views['redrawn_slots'])} slot(s){exhausted}")
+        return (f"thesis's view ({views.get('group', 'all methods')}): {len(views['thesis'])} surviving draws, "
+                f"{views['redraws']} redraw(s) of {len(views['redrawn_slots'])} slot(s){exhausted}")
 
-    def paired_text(self, views: dict, a: str, b: str) -> tuple[str, dict]:
+    def paired_text(self, viewset: ViewSet, a: str, b: str) -> tuple[str, dict]:
         """The paired comparison of the final test MSE of ``a`` and ``b`` in both views, as text and values."""
+        views = viewset((a, b))
         thesis, every = paired_final(views["thesis"], a, b), paired_final(views["all_runs"], a, b)
         diverged = {m: sum(r["methods"][m]["status"] != TrainingStatus.COMPLETED for r in views["all_runs"])
                     for m in (a, b)}
