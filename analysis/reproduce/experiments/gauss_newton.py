@@ -118,7 +118,7 @@ class BlockDiagonalGaussNewton(Experiment):
         "\"(c) 10 hidden layers and a mini-batch size of 100\": \"the block-diagonal approximation is valid in this "
         "case of large mini-batches\".")
     full = {"trials": 10000, "width": 10, "jacobian_std": 1.0, "chunk": 250}
-    quick = {"trials": 400, "width": 10, "jacobian_std": 1.0, "chunk": 200}
+    quick = {"trials": 300, "width": 10, "jacobian_std": 1.0, "chunk": 150}
     default_seeds = 1
     quick_seeds = 1
 

@@ -27,7 +27,7 @@ class ShermanMorrisonCorrelation(Experiment):
     #: draw this experiment used before (n = 6, unscaled W, u, v), kept beside it.
     full = {"trials": 20000, "n": 5, "w_scale": 5.0, "uv_scale": 0.5, "epsilon": 0.1, "threshold": 0.4,
             "clip_text": 0.1, "clip_script": 0.3, "package_trials": 20000, "package_n": 6}
-    quick = {**full, "trials": 8000, "package_trials": 2000}
+    quick = {**full, "trials": 6000, "package_trials": 1000}
     #: Each seed is one 20000-trial draw, the size of the thesis's statistic: their spread is its sampling spread.
     default_seeds = 5
     quick_seeds = 1
