@@ -276,8 +276,8 @@ class StudentTeacherTraining(Experiment):
                                     if all_row["n_diverged"] else "")
             curves.append({**row[f"{key}_interval"], "label": label, "color": _COLOURS.get(method),
                            "style": "--" if _is_randomized(method) else "-"})
-        loss_panel(ax, curves, title=f"{title}\n(as the thesis plotted: {len(tables['surviving_seeds'])} surviving "
-                                     f"draws, {tables['redraws']} redraws; dotted: all runs)")
+        loss_panel(ax, curves, title=f"{title}\nthesis's view: {len(tables['surviving_seeds'])} draws, "
+                                     f"{tables['redraws']} redrawn\n(dotted: all runs)")
         for method in methods:  # the all-runs statistic beside the thesis's view
             centre = every[method][f"{key}_interval"]["centre"]
             if every[method]["n_diverged"] or tables["redraws"]:
