@@ -6,12 +6,20 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
+from tpdynamics.runs import atomic_path
+
 
 def save(figure: Figure, path) -> Path:
-    """Write ``figure`` to ``path`` (PNG, 120 dpi, parent folders created); returns the path as a ``Path``."""
+    """Write ``figure`` to ``path`` (PNG, 120 dpi, parent folders created); returns the path as a ``Path``.
+
+    A path without a suffix gets ``.png`` (as matplotlib would add it), so the returned path is the file
+    written; the format is the suffix's. The file is written atomically (:func:`tpdynamics.runs.atomic_path`).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix[1:].lower())
     return path
 
 

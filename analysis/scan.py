@@ -36,11 +36,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from tpdynamics import stability_tolerance
 from tpdynamics.serialization import jsonable, write_json
-from tpdynamics.validation import check_int, check_positive
+from tpdynamics.validation import check_int, check_memory, check_positive
 
 from .stability import transient_growth
 
@@ -302,8 +301,13 @@ def _evaluate(J: torch.Tensor, *, transient: bool) -> dict:
 
 def stability_scan(cases: int = 100_000, *, depths=(2, 3, 4, 6), widths=(1, 2, 4, 8), mu_range=(0.0, 0.5),
                    std_range=(0.1, 10.0), delta: float = 0.0, seed: int = 0, transient: bool = True,
-                   refine: int = 5, chunk_elements: int = 15_000_000, progress: bool = False) -> ScanResult:
+                   refine: int = 5, chunk_elements: int = 15_000_000, progress: bool = False, store=None,
+                   jobs: int | None = 1, fresh: bool = False, batch_cases: int = 5000, executor=None) -> ScanResult:
     """Batched random-matrix stability scan of section 6.7 (module docstring).
+
+    The cases are evaluated in batches, each a task of :mod:`tpdynamics.runs`: with a ``store`` every
+    batch is kept as it finishes and a rerun reuses them (an interrupted scan resumes); ``jobs`` spreads
+    the batches over worker processes. The result does not depend on the batching.
 
     Parameters
     ----------
@@ -319,7 +323,7 @@ def stability_scan(cases: int = 100_000, *, depths=(2, 3, 4, 6), widths=(1, 2, 4
     delta : float
         Relative Frobenius size of the feedback perturbation ``E_i`` (0: exact inverses).
     seed : int
-        Seed; the result does not depend on ``chunk_elements``.
+        Seed; the result does not depend on ``chunk_elements``, ``batch_cases`` or ``jobs``.
     transient : bool
         Estimate the transient growth (the costliest part).
     refine : int
@@ -328,87 +332,162 @@ def stability_scan(cases: int = 100_000, *, depths=(2, 3, 4, 6), widths=(1, 2, 4
         Largest ``B N^2`` per batched eigenvalue call (memory).
     progress : bool
         Show a tqdm progress bar (on stderr).
+    store : tpdynamics.runs.ResultStore or path, optional
+        Keep each batch's result there and reuse the ones it has.
+    jobs : int, optional
+        Worker processes (1: this process; ``None``: every core).
+    fresh : bool
+        Recompute batches the store has.
+    batch_cases : int
+        Largest number of cases per batch (task).
+    executor : str or tpdynamics.runs.Executor, optional
+        Where the batches run (:func:`tpdynamics.runs.make_executor`: ``"local-cluster:N"``,
+        ``"tcp://HOST:PORT"``, ...); default by ``jobs``.
 
     Returns
     -------
     ScanResult
+
+    Raises
+    ------
+    tpdynamics.runs.RunInterrupted
+        On Ctrl-C (the finished batches are in the store).
     """
     cases = check_int("cases", cases, minimum=1)
+    _check_scan_memory(cases, depths, widths, delta, chunk_elements)
     mu_lo, mu_hi = _check_range("mu_range", mu_range, 0.0, 1.0)
     seed = check_int("seed", seed)
-    generator = torch.Generator().manual_seed(seed)
-    mu = mu_lo + (mu_hi - mu_lo) * torch.rand(cases, generator=generator, dtype=torch.float64)
-    bar = tqdm(total=cases, disable=not progress, desc="stability scan", unit="case", leave=False)
-    try:
-        result = _scan(mu, depths=depths, widths=widths, std_range=std_range, delta=delta, seed=seed,
-                       transient=transient, refine=refine, chunk_elements=chunk_elements, bar=bar)
-    finally:
-        bar.close()
+    mu = {"low": mu_lo, "high": mu_hi, "cases": cases, "seed": seed}
+    result = _scan(mu, depths=depths, widths=widths, std_range=std_range, delta=delta, seed=seed,
+                   transient=transient, refine=refine, chunk_elements=chunk_elements, batch_cases=batch_cases,
+                   store=store, jobs=jobs, fresh=fresh, progress=progress, desc="stability scan", executor=executor)
     result.settings["mu_range"] = [mu_lo, mu_hi]
     return result
 
 
-def _scan(mu: torch.Tensor, *, depths, widths, std_range, delta, seed, transient, refine, chunk_elements,
-          bar=None) -> ScanResult:
-    """The scan for given ``mu`` values (one per case); see :func:`stability_scan`."""
+def _check_scan_memory(cases: int, depths, widths, delta: float, chunk_elements: int) -> None:
+    """Refuse a scan whose arrays exceed the available memory, before drawing anything.
+
+    Per case: ``mu``, the shape index and nine float64 results (72 bytes); per shape group (about
+    ``cases / groups`` cases, 20 % added for the fluctuation of the draw) its ``J_i`` and their inverses
+    (and ``E_i`` and ``J_g`` with ``delta > 0``), drawn up front; per chunk the assembled Jacobians
+    and their eigen-decompositions (about four copies of ``chunk_elements`` float64 values).
+    """
     depths, widths = _check_sizes("depths", depths), _check_sizes("widths", widths)
-    std_range = _check_range("std_range", std_range, 1e-300, math.inf)
-    delta = check_positive("delta", delta, allow_zero=True)
-    refine = check_int("refine", refine)
     chunk_elements = check_int("chunk_elements", chunk_elements, minimum=1)
+    groups = len(depths) * len(widths)
+    copies = 4 if check_positive("delta", delta, allow_zero=True) else 2
+    group = max(max(L - 1, 0) * n * n for L in depths for n in widths) * copies * 8 * math.ceil(1.2 * cases / groups)
+    check_memory(f"a stability scan of cases={cases} with depths {list(depths)} and widths {list(widths)}",
+                 72 * cases + group + 4 * 8 * chunk_elements,
+                 hint="Use fewer cases, or several scans with different seeds.")
+
+
+def _mu(spec: dict) -> torch.Tensor:
+    """``mu`` of every case: uniform ``{"low", "high", "cases", "seed"}`` or constant ``{"value", "cases"}``."""
+    if "value" in spec:
+        return torch.full((spec["cases"],), float(spec["value"]), dtype=torch.float64)
+    generator = torch.Generator().manual_seed(spec["seed"])
+    return spec["low"] + (spec["high"] - spec["low"]) * torch.rand(spec["cases"], generator=generator,
+                                                                     dtype=torch.float64)
+
+
+def _shapes(spec: dict):
+    """The ``(L, n)`` shapes and the shape index of every case."""
+    shapes = [(L, n) for L in spec["depths"] for n in spec["widths"]]
+    which = torch.randint(len(shapes), (spec["mu"]["cases"],),
+                          generator=torch.Generator().manual_seed(_seed(spec["seed"], -1)))
+    return shapes, which
+
+
+def _group_draws(spec: dict, g: int, count: int, L: int, n: int):
+    """Forward Jacobians and feedback blocks of shape group ``g``, all drawn up front (batching-independent)."""
+    group_gen = torch.Generator().manual_seed(_seed(spec["seed"], g))
+    forward, inverse = _draw(group_gen, count, L, n, tuple(spec["std_range"]))
+    if spec["delta"] > 0 and L > 1:
+        E = torch.randn(forward.shape, generator=group_gen, dtype=torch.float64)
+        scale = torch.linalg.matrix_norm(inverse) / torch.linalg.matrix_norm(E)
+        return forward, inverse + spec["delta"] * scale[..., None, None] * E
+    return forward, inverse
+
+
+def _scan_batch(spec: dict) -> dict:
+    """Task function (any process): cases ``start:stop`` of shape group ``group``; arrays and refinement candidates."""
+    mu = _mu(spec["mu"])
+    shapes, which = _shapes(spec)
+    g, sl = spec["group"], slice(spec["start"], spec["stop"])
+    L, n = shapes[g]
+    index = torch.nonzero(which == g).flatten()
+    forward, feedback = _group_draws(spec, g, index.numel(), L, n)
+    res = _evaluate(random_jacobians(L, n, mu[index][sl], forward[sl], feedback=feedback[sl]),
+                    transient=spec["transient"])
+    top = []
+    if spec["transient"] and spec["refine"]:
+        finite = torch.where(torch.isfinite(res["growth"]), res["growth"], torch.zeros_like(res["growth"]))
+        best = torch.topk(finite, min(spec["refine"], finite.numel()))
+        top = [[value, int(index[sl][j])] for value, j in zip(best.values.tolist(), best.indices.tolist())]
+    return {"index": index[sl].numpy(), **{k: v.numpy() for k, v in res.items()}, "top": top}
+
+
+def _scan(mu: dict, *, depths, widths, std_range, delta, seed, transient, refine, chunk_elements, batch_cases=5000,
+          store=None, jobs=1, fresh=False, progress=False, desc="stability scan", executor=None) -> ScanResult:
+    """The scan for the ``mu`` of :func:`_mu` as tasks of one batch each; see :func:`stability_scan`."""
+    from tpdynamics.runs import Task, run_tasks
+
+    spec = {"mu": mu, "depths": list(_check_sizes("depths", depths)), "widths": list(_check_sizes("widths", widths)),
+            "std_range": list(_check_range("std_range", std_range, 1e-300, math.inf)),
+            "delta": check_positive("delta", delta, allow_zero=True), "seed": seed, "transient": bool(transient),
+            "refine": check_int("refine", refine)}
+    chunk_elements = check_int("chunk_elements", chunk_elements, minimum=1)
+    batch_cases = check_int("batch_cases", batch_cases, minimum=1)
+    _check_scan_memory(mu["cases"], depths, widths, delta, chunk_elements)
     started = time.perf_counter()
-    cases = mu.shape[0]
-    shapes = [(L, n) for L in depths for n in widths]
-    which = torch.randint(len(shapes), (cases,), generator=torch.Generator().manual_seed(_seed(seed, -1)))
-    out = {k: np.empty(cases) for k in ("alpha", "omega", "tol", "growth")}
-    keep = []  # (growth estimate, case, L, n, J) of the largest estimates, for the exact refinement
+    shapes, which = _shapes(spec)
+    tasks = []
     for g, (L, n) in enumerate(shapes):
-        index = torch.nonzero(which == g).flatten()
-        if index.numel() == 0:
-            continue
-        # all random numbers of a shape group are drawn up front, so chunking does not change them
-        group_gen = torch.Generator().manual_seed(_seed(seed, g))
-        forward, inverse = _draw(group_gen, index.numel(), L, n, std_range)
-        feedback = inverse
-        if delta > 0 and L > 1:
-            E = torch.randn(forward.shape, generator=group_gen, dtype=torch.float64)
-            scale = torch.linalg.matrix_norm(inverse) / torch.linalg.matrix_norm(E)
-            feedback = inverse + delta * scale[..., None, None] * E
-        group_mu = mu[index]
-        chunk = max(1, chunk_elements // (L * n) ** 2)
-        for s in range(0, index.numel(), chunk):
-            sl = slice(s, s + chunk)
-            J = random_jacobians(L, n, group_mu[sl], forward[sl], feedback=feedback[sl])
-            res = _evaluate(J, transient=transient)
-            idx = index[sl].numpy()
-            for key in out:
-                out[key][idx] = res[key].numpy()
-            if transient and refine:
-                finite = torch.where(torch.isfinite(res["growth"]), res["growth"], torch.zeros_like(res["growth"]))
-                top = torch.topk(finite, min(refine, len(idx)))
-                for value, j in zip(top.values.tolist(), top.indices.tolist()):
-                    keep.append((value, int(idx[j]), L, n, J[j].numpy().copy()))
-                keep = sorted(keep, key=lambda x: -x[0])[:refine]
-            if bar is not None:
-                bar.update(len(idx))
+        count = int((which == g).sum())
+        chunk = min(max(1, chunk_elements // (L * n) ** 2), batch_cases)
+        for s in range(0, count, chunk):
+            tasks.append(Task("analysis.scan:_scan_batch", {**spec, "group": g, "start": s, "stop": min(s + chunk, count)},
+                              kind="scan", label=f"L={L} n={n} cases {s}..{min(s + chunk, count) - 1}"))
+    summary = run_tasks(tasks, store, jobs=jobs, fresh=fresh, progress=progress, desc=desc, unit="batch",
+                        executor=executor)
+    for record in summary.failed:
+        raise RuntimeError(f"scan batch {record.task.label} failed:\n{record.traceback}")
+    cases = mu["cases"]
+    out = {k: np.empty(cases) for k in ("alpha", "omega", "tol", "growth")}
+    keep = []  # (growth estimate, case, group) of the largest estimates, for the exact refinement
+    for record in summary.records:
+        r = record.result
+        for key in out:
+            out[key][r["index"]] = r[key]
+        group = record.task.config["group"]
+        keep = sorted(keep + [(value, case, group) for value, case in r["top"]], key=lambda x: -x[0])[:spec["refine"]]
     depth_arr, width_arr = np.array(shapes)[which.numpy()].T
-    mu_np = mu.numpy()
-    if delta > 0:
+    mu_np = _mu(mu).numpy()
+    if spec["delta"] > 0:
         closed = np.full(cases, np.nan)
     else:
         closed = -1.0 + 2.0 * np.sqrt(mu_np * (1.0 - mu_np)) * np.cos(np.pi / (depth_arr + 1))
-    refined = []
-    for value, i, L, n, J in keep:
+    refined, draws = [], {}
+    for value, i, g in keep:
         if value <= 1.0:
             continue
-        exact = transient_growth(J)
+        L, n = shapes[g]
+        index = torch.nonzero(which == g).flatten()
+        if g not in draws:
+            draws[g] = _group_draws(spec, g, index.numel(), L, n)
+        forward, feedback = draws[g]
+        p = int(torch.nonzero(index == i)[0, 0])
+        J = random_jacobians(L, n, torch.from_numpy(mu_np[i:i + 1]), forward[p:p + 1], feedback=feedback[p:p + 1])[0]
+        exact = transient_growth(J.numpy())
         refined.append({"case": i, "depth": L, "width": n, "mu": float(mu_np[i]), "estimate": value,
                         "transient_growth": exact.value, "time": exact.time})
         out["growth"][i] = max(out["growth"][i], exact.value)
-    return ScanResult(depth_arr, width_arr, mu_np, delta, out["alpha"], out["omega"], closed, out["growth"],
+    return ScanResult(depth_arr, width_arr, mu_np, spec["delta"], out["alpha"], out["omega"], closed, out["growth"],
                       out["tol"], refined, seed, time.perf_counter() - started,
-                      {"depths": list(depths), "widths": list(widths), "std_range": list(std_range),
-                       "transient": transient, "refine": refine})
+                      {"depths": spec["depths"], "widths": spec["widths"], "std_range": spec["std_range"],
+                       "transient": spec["transient"], "refine": spec["refine"]})
 
 
 def _seed(seed: int, stream: int) -> int:
@@ -492,7 +571,8 @@ class InverseApproximationMap:
 
 def approximate_inverse_map(mu_values=None, delta_values=None, *, cases_per_cell: int = 200, depths=(2, 3, 4, 6),
                             widths=(1, 2, 4, 8), std_range=(0.1, 10.0), seed: int = 0, level: float = 0.5,
-                            progress: bool = False) -> InverseApproximationMap:
+                            progress: bool = False, store=None, jobs: int | None = 1,
+                            fresh: bool = False, executor=None) -> InverseApproximationMap:
     """Map the stability boundary of approximate inverses over ``(mu, delta)`` (module docstring).
 
     Parameters
@@ -510,6 +590,8 @@ def approximate_inverse_map(mu_values=None, delta_values=None, *, cases_per_cell
         Fraction-stable level of the boundary ``delta*(mu)``.
     progress : bool
         Show a tqdm progress bar.
+    store, jobs, fresh, executor
+        As in :func:`stability_scan`; a task is one row (one ``mu``) of the grid.
 
     Returns
     -------
@@ -526,22 +608,32 @@ def approximate_inverse_map(mu_values=None, delta_values=None, *, cases_per_cell
     seed = check_int("seed", seed)
     if not 0.0 < level < 1.0:
         raise ValueError(f"level={level!r} must be in (0, 1).")
+    from tpdynamics.runs import Task, run_tasks
+
     started = time.perf_counter()
-    M, D = len(mu_values), len(delta_values)
-    frac, worst, median = np.empty((M, D)), np.empty((M, D)), np.empty((M, D))
-    bar = tqdm(total=M * D, disable=not progress, desc="approximate inverses", unit="cell", leave=False)
-    try:
-        for i, mu in enumerate(mu_values):
-            for j, delta in enumerate(delta_values):
-                res = _scan(torch.full((cases_per_cell,), float(mu), dtype=torch.float64), depths=depths,
-                            widths=widths, std_range=std_range, delta=float(delta), seed=_seed(seed, i * D + j),
-                            transient=False, refine=0, chunk_elements=15_000_000)
-                frac[i, j] = res.fraction_stable
-                worst[i, j] = res.worst_abscissa
-                median[i, j] = float(np.median(res.abscissa))
-                bar.update(1)
-    finally:
-        bar.close()
+    base = {"deltas": delta_values.tolist(), "cases_per_cell": cases_per_cell, "depths": list(depths),
+            "widths": list(widths), "std_range": list(std_range), "seed": seed}
+    tasks = [Task("analysis.scan:_map_row", {**base, "row": i, "mu": float(mu)}, kind="scan-map", label=f"mu={mu:g}")
+             for i, mu in enumerate(mu_values)]
+    summary = run_tasks(tasks, store, jobs=jobs, fresh=fresh, progress=progress, desc="approximate inverses",
+                        unit="row", executor=executor)
+    for record in summary.failed:
+        raise RuntimeError(f"approximate-inverse row {record.task.label} failed:\n{record.traceback}")
+    frac, worst, median = (np.array([r.result[key] for r in summary.records]) for key in ("fraction", "worst", "median"))
     return InverseApproximationMap(mu_values, delta_values, frac, worst, median, cases_per_cell, level,
                                    {"depths": list(depths), "widths": list(widths), "std_range": list(std_range),
                                     "seed": seed}, time.perf_counter() - started)
+
+
+def _map_row(spec: dict) -> dict:
+    """Task function (any process): row ``spec["row"]`` of :func:`approximate_inverse_map`, every ``delta``."""
+    i, D = spec["row"], len(spec["deltas"])
+    row = {"fraction": [], "worst": [], "median": []}
+    for j, delta in enumerate(spec["deltas"]):
+        res = _scan({"value": spec["mu"], "cases": spec["cases_per_cell"]}, depths=spec["depths"],
+                    widths=spec["widths"], std_range=spec["std_range"], delta=float(delta),
+                    seed=_seed(spec["seed"], i * D + j), transient=False, refine=0, chunk_elements=15_000_000)
+        row["fraction"].append(res.fraction_stable)
+        row["worst"].append(res.worst_abscissa)
+        row["median"].append(float(np.median(res.abscissa)))
+    return row

@@ -22,6 +22,9 @@ def test_equilibrium_json_has_the_documented_fields(capsys, tmp_path):
         assert key in data
     assert data["converged"] is True and data["status"] == "converged" and data["layers"] == [3, 4, 4]
     assert data["residual"] < 1e-6 and data["mu"] == 0.2
+    # the stage that solved each sample, not the integrator's method when it never ran
+    assert data["stage_per_sample"] == ["sor", "sor"] and data["stage_counts"] == {"sor": 2}
+    assert data["ode_method"] is None and "method" not in data
     assert (tmp_path / "traj.png").stat().st_size > 1000
     assert "wrote" in err  # human output goes to stderr when JSON goes to stdout
 
@@ -31,13 +34,14 @@ def test_equilibrium_ode_solver_reports_time(capsys, tmp_path):
                            str(tmp_path / "r.json"), "--free", "--feedback", "learned")
     data = json.loads((tmp_path / "r.json").read_text())
     assert code == 0 and data["solver"] == "ode" and data["t"] >= 0 and data["teaching"]["kind"] == "free"
+    assert data["stage_per_sample"] == ["ode"] * data["batch"] and data["ode_method"] == "dopri5"
 
 
 @pytest.mark.parametrize("args, message", [
     (["--mu", "1.5"], "mu=1.5 is outside"),
     (["--feedback", "nope"], "Valid names: exact, fixed, learned, original"),
     (["--layers", "3,4,5", "--feedback", "exact"], "square weights"),
-    (["--solver", "magic"], "anderson, auto, newton, ode"),
+    (["--solver", "magic"], "anderson, auto, map, newton, ode, sor"),
 ])
 def test_bad_input_exits_2_with_a_clear_message(capsys, args, message):
     with pytest.raises(SystemExit) as info:
@@ -49,7 +53,7 @@ def test_bad_input_exits_2_with_a_clear_message(capsys, args, message):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--method", ","], "--method needs at least one name"),
     (["compare", "alignment", "--mus", "0.1,x"], "--mus must be comma-separated numbers"),
-    (["compare", "alignment", "--eta-hat", "0"], "eta_hat=0.0 must be finite and > 0"),  # not replaced by the default
+    (["compare", "alignment", "--eta-hat", "0"], "--eta-hat=0.0 must be finite and > 0"),  # not replaced by the default
 ])
 def test_bad_list_arguments_exit_2_with_a_clear_message(capsys, argv, message):
     with pytest.raises(SystemExit) as info:

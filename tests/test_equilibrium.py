@@ -90,8 +90,9 @@ def test_returned_state_satisfies_the_fixed_point_equation(solver, nonlinearity,
     tol = 1e-9
     result = tp.equilibrium(dyn, solver=solver, tol=tol)
     assert result.success, result.message
-    # residual ||dh/dt|| < tol means ||h - (1-mu) f - mu g|| < tau tol
-    assert fixed_point_defect(dyn, result.state) < dyn.tau * tol * 1.0001
+    # tol bounds the fixed-point residual ||h - (1-mu) f - mu g||_inf itself, whatever tau (here 0.5)
+    assert fixed_point_defect(dyn, result.state) < tol * 1.0001
+    torch.testing.assert_close(result.rate_residual, result.residual / dyn.tau)
 
 
 def _signal_errors(eta_hats, nonlinearity, seed=0):
@@ -218,7 +219,8 @@ def test_inverse_domain_error_is_a_status():
     _, _, _, dyn = make_problem((3, 3, 3), nonlinearity="tanh", output="tanh", mu=0.4,
                                 target=lambda out: torch.full_like(out, 4.0))
     result = tp.equilibrium(dyn)
-    assert result.status == "domain_error" and result.solver == "anderson->newton->ode"
+    assert result.status == "domain_error" and result.solver == "sor->anderson->newton->ode"
+    assert result.sample_status == ["domain_error"] * dyn.batch_size and result.stages == ["ode"] * dyn.batch_size
     assert "tanh inverse needs |y| < 1" in result.message
 
 
@@ -318,7 +320,7 @@ def test_non_converged_state_carries_no_gradient():
 
 def test_bad_arguments_are_named():
     _, _, _, dyn = make_problem()
-    with pytest.raises(ValueError, match="Unknown equilibrium solver solver='broyden'.*anderson, auto, newton, ode"):
+    with pytest.raises(ValueError, match="Unknown equilibrium solver solver='broyden'.*anderson, auto, map, newton, ode, sor"):
         tp.equilibrium(dyn, solver="broyden")
     with pytest.raises(ValueError, match="Unknown ODE method='rk45'.*dopri5"):
         tp.equilibrium(dyn, method="rk45")

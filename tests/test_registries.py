@@ -101,15 +101,21 @@ def test_a_configured_anderson_instance_is_used_as_given():
 
 @pytest.mark.parametrize("solver", tp.EQUILIBRIUM_SOLVERS.names())
 def test_nfev_counts_every_evaluation_of_the_right_hand_side(solver, monkeypatch):
-    """``evaluate`` is the one counted evaluation: count its calls independently and compare."""
+    """``evaluate`` (and ``evaluate_group`` once per sweep) are the counted evaluations: count their calls and compare."""
     calls = []
-    original = tp.NetworkDynamics.evaluate
+    original, original_group = tp.NetworkDynamics.evaluate, tp.NetworkDynamics.evaluate_group
 
     def counting(self, state, *, check=True):
         calls.append(1)
         return original(self, state, check=check)
 
+    def counting_group(self, blocks, group, *, check=True):
+        if 0 in group:  # a sweep over all groups evaluates every block once
+            calls.append(1)
+        return original_group(self, blocks, group, check=check)
+
     monkeypatch.setattr(tp.NetworkDynamics, "evaluate", counting)
+    monkeypatch.setattr(tp.NetworkDynamics, "evaluate_group", counting_group)
     _, _, _, dyn = make_problem(nonlinearity="tanh")
     with torch.no_grad():  # no implicit-gradient step after the solve
         result = tp.equilibrium(dyn, solver=solver, tol=1e-9)

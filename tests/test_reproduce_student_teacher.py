@@ -88,7 +88,9 @@ def test_summarize_runs_on_a_tiny_equal_layer_run():
     assert set(results[0]["methods"]) == set(settings["methods"])
     summary = experiment.summarize(settings, results)
     assert summary.claims and all(c.holds in (True, False, None) for c in summary.claims)
-    assert set(summary.data["methods"]) == set(settings["methods"])
+    groups = summary.data["methods"]  # one entry per survival group (the toolbox's figure scripts)
+    assert set(groups) == set(experiment.survival_groups(settings))
+    assert set().union(*(set(g["all_runs"]) for g in groups.values())) == set(settings["methods"])
 
 
 def _draw(seed, **statuses):

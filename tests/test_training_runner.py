@@ -229,7 +229,7 @@ def test_train_command_rejects_bad_input(capsys):
     assert "Valid names: bp, bp-fixed" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--method", "tp-ei", "--batch-size", "4", "--quiet"])
-    assert "batch_size must be 1 (got 4)" in capsys.readouterr().err
+    assert "--batch-size must be 1 (got 4). Use --batch-size=1" in capsys.readouterr().err
 
 
 def test_plots_of_diagnostics_and_toy_trajectories(tmp_path):

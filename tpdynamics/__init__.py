@@ -6,7 +6,9 @@ Public API (thesis notation):
 * layers ``f_i``/``g_i`` — :class:`Layer`, :data:`FEEDBACK_FORMS`; network — :class:`LayeredNetwork`;
 * dynamics (eq. 6.1) — :class:`MixtureDynamics`, :data:`DYNAMICS`;
 * equilibria — :func:`equilibrium`, :class:`EquilibriumResult` (:class:`EquilibriumStatus`),
-  :func:`integrate`; solvers :data:`EQUILIBRIUM_SOLVERS` (contract :class:`EquilibriumSolver`);
+  :func:`integrate`; solvers :data:`EQUILIBRIUM_SOLVERS` (contract :class:`EquilibriumSolver`; stages
+  :class:`SORSolver`, :class:`FixedPointMapSolver`, :class:`AndersonSolver`, :class:`NewtonSolver`,
+  :class:`ODESolver`, composed per sample by :class:`AutoSolver`);
 * robust Sherman–Morrison (Alg. 4.1) — :func:`robust_sherman_morrison`;
 * input checks — :mod:`tpdynamics.validation`; JSON — :mod:`tpdynamics.serialization`.
 
@@ -18,37 +20,40 @@ from .dynamics import DYNAMICS, MixtureDynamics, MultiplexedDynamics, NetworkDyn
 from ._equilibrium import (EQUILIBRIUM_SOLVERS, STABILITY_TOLERANCE_RULE, STATUSES, AndersonSolver, AutoSolver,
                            EquilibriumOptions, EquilibriumResult, EquilibriumSolver, EquilibriumStatus, NewtonSolver,
                            ODESolver, Trajectory, attach_implicit_gradient, check_fixed_point_stability, equilibrium,
-                           integrate, is_adaptive, iterative_result, make_result, ode_methods, stability_tolerance)
-from .errors import (DivergenceError, EquilibriumNotReachedError, InverseDomainError, SingularMatrixError,
-                     SingularWeightError, StaleInverseError, TPDynamicsError, TPDynamicsWarning)
+                           integrate, is_adaptive, iterative_result, make_result, ode_methods, stability_tolerance,
+                           FixedPointMapSolver, SORSolver)
+from .errors import (DivergenceError, EquilibriumNotReachedError, InverseDomainError, MemoryLimitError,
+                     SingularMatrixError, SingularWeightError, StaleInverseError, TPDynamicsError, TPDynamicsWarning)
 from .layers import (FEEDBACK_FORMS, ExactInverseFeedback, FeedbackMapping, FixedRandomFeedback, Layer,
                      LearnedInverseFeedback, OriginalFeedback)
 from .network import LayeredNetwork, make_generator
 from .nonlinearities import NONLINEARITIES, Identity, LeakyReLU, Nonlinearity, Tanh, get_nonlinearity
 from .sherman_morrison import (ShermanMorrisonRecord, denominator_round_off, robust_gaussian_matrix,
                                robust_sherman_morrison, singular_value_product)
+from .threads import available_cores, default_threads, get_threads, set_threads, thread_limit
 from .targets import FixedTarget, FreeTarget, LossTarget, TeachingSignal, l2_loss, l2_loss_gradient
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
-    "BlockTridiagonal", "DYNAMICS", "MixtureDynamics", "MultiplexedDynamics", "NetworkDynamics", "EQUILIBRIUM_SOLVERS",
+    "__version__", "BlockTridiagonal", "DYNAMICS", "MixtureDynamics", "MultiplexedDynamics", "NetworkDynamics", "EQUILIBRIUM_SOLVERS",
     "STABILITY_TOLERANCE_RULE", "STATUSES", "AndersonSolver", "AutoSolver", "EquilibriumOptions", "EquilibriumResult",
     "EquilibriumSolver", "EquilibriumStatus", "NewtonSolver", "ODESolver", "Trajectory", "attach_implicit_gradient",
     "check_fixed_point_stability", "equilibrium", "integrate", "is_adaptive", "iterative_result", "make_result",
-    "ode_methods", "stability_tolerance",
+    "ode_methods", "stability_tolerance", "FixedPointMapSolver", "SORSolver",
     "DivergenceError",
-    "EquilibriumNotReachedError", "InverseDomainError", "SingularMatrixError", "SingularWeightError",
+    "EquilibriumNotReachedError", "InverseDomainError", "MemoryLimitError", "SingularMatrixError", "SingularWeightError",
     "StaleInverseError", "TPDynamicsError", "TPDynamicsWarning", "FEEDBACK_FORMS", "ExactInverseFeedback",
     "FeedbackMapping", "FixedRandomFeedback", "Layer", "LearnedInverseFeedback", "OriginalFeedback",
     "LayeredNetwork", "make_generator", "NONLINEARITIES", "Identity", "LeakyReLU", "Nonlinearity", "Tanh",
     "get_nonlinearity", "ShermanMorrisonRecord", "denominator_round_off", "robust_gaussian_matrix",
     "robust_sherman_morrison", "singular_value_product", "FixedTarget", "FreeTarget", "LossTarget", "TeachingSignal", "l2_loss",
-    "l2_loss_gradient",
+    "l2_loss_gradient", "available_cores", "default_threads", "get_threads", "set_threads", "thread_limit",
 ]
 
 # Discrete TP / DTP learning rules of Appendix A (issue 4): ``tpdynamics.training``.
 from . import training  # noqa: E402  (imported last: it builds on everything above)
-from . import errors, registry, serialization, validation  # noqa: E402  (public modules)
+from . import runs  # noqa: E402  (tasks, result store, executors)
+from . import errors, registry, serialization, threads, validation  # noqa: E402  (public modules)
 
-__all__ += ["training", "errors", "registry", "serialization", "validation"]
+__all__ += ["training", "runs", "errors", "registry", "serialization", "threads", "validation"]

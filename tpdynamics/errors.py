@@ -30,6 +30,29 @@ class StaleInverseError(TPDynamicsError, RuntimeError):
     """An exact-inverse feedback mapping no longer matches its forward weight."""
 
 
+class MemoryLimitError(ValueError, MemoryError):
+    """A requested size needs more memory than the machine has available (raised before allocating).
+
+    A ``ValueError`` (the size is a bad input on this machine) and a ``MemoryError``.
+    """
+
+
+class MissingExtraError(ImportError, ValueError):
+    """An optional dependency that the requested feature needs is not installed; the message names the extra.
+
+    An ``ImportError``, and a ``ValueError`` (the option that asked for it cannot be used on this
+    installation), so the command line reports it in one line.
+    """
+
+
+class SchedulerUnreachableError(ConnectionError, ValueError):
+    """No Dask scheduler answered at the given address within the connection timeout.
+
+    A ``ConnectionError``, and a ``ValueError`` (the address given is not usable), so the command line
+    reports it in one line.
+    """
+
+
 class DivergenceError(TPDynamicsError, FloatingPointError):
     """The network state became non-finite during integration.
 

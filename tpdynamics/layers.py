@@ -25,19 +25,21 @@ activations of layer ``i`` has shape ``(B, n_i)``.
 from __future__ import annotations
 
 import math
+import warnings
 
 import sympy
 import torch
 from torch import nn
 
-from .errors import SingularWeightError, StaleInverseError
+from .errors import SingularWeightError, StaleInverseError, TPDynamicsWarning
 from .nonlinearities import Nonlinearity, get_nonlinearity
 from .registry import Registry
 from .sherman_morrison import ShermanMorrisonRecord, robust_sherman_morrison_
 
 
-def _inverse_or_raise(weight: torch.Tensor, what: str) -> torch.Tensor:
-    """``weight^{-1}``, with a :class:`SingularWeightError` for non-square or (numerically) singular weights."""
+def _inverse_or_raise(weight: torch.Tensor, what: str, *, stacklevel: int = 5) -> torch.Tensor:
+    """``weight^{-1}``, with a :class:`SingularWeightError` for non-square or (numerically) singular weights
+    and a :class:`TPDynamicsWarning` for ill-conditioned ones (``stacklevel`` points it at the caller)."""
     if weight.ndim != 2 or weight.shape[0] != weight.shape[1]:
         raise SingularWeightError(
             f"{what} is {tuple(weight.shape)}, but the exact feedback W^-1 s^-1 needs a square weight: "
@@ -45,12 +47,23 @@ def _inverse_or_raise(weight: torch.Tensor, what: str) -> torch.Tensor:
             "for layers of unequal size (it learns the pseudo-inverse, Thm 4.6-4.7)."
         )
     s = torch.linalg.svdvals(weight.detach())
-    if s.min() <= s.max() * weight.shape[0] * torch.finfo(weight.dtype).eps:
+    eps = torch.finfo(weight.dtype).eps
+    if s.min() <= s.max() * weight.shape[0] * eps:
         raise SingularWeightError(
             f"{what} is singular (sigma_min={float(s.min()):.3g}, sigma_max={float(s.max()):.3g}), so the exact "
             "feedback W^-1 s^-1 does not exist. Initialise with init_threshold > 0 (section 4.2.3) or use a "
             "learned feedback."
         )
+    # 1/sqrt(eps) (6.7e7 in float64, 2.9e3 in float32): beyond it W^-1 keeps fewer than half of the
+    # digits, and the feedback W^-1 s^-1 magnifies a target displacement by up to 1/sigma_min
+    condition = float(s.max() / s.min())
+    if condition > 1.0 / math.sqrt(eps):
+        warnings.warn(
+            f"{what} is ill-conditioned: condition number {condition:.3g} > 1/sqrt(eps) = {1 / math.sqrt(eps):.3g} "
+            f"({weight.dtype}), so its inverse keeps only about {max(-math.log10(condition * eps), 0):.0f} of "
+            f"{-math.log10(eps):.0f} digits and the exact feedback W^-1 s^-1 amplifies targets by up to "
+            f"1/sigma_min = {1 / float(s.min()):.3g}. Redraw the weight (init_threshold > 0, section 4.2.3), use "
+            "weight_init='orthogonal', or float64.", TPDynamicsWarning, stacklevel=stacklevel)
     return torch.linalg.inv(weight.detach())
 
 
@@ -129,14 +142,19 @@ class ExactInverseFeedback(_MatrixTimesInverseNonlinearity):
 
     ``W_i^{-1}`` is kept as a buffer. Change ``W_i`` through :meth:`Layer.rank_one_update`
     (robust Sherman–Morrison, Algorithm 4.1) or call :meth:`Layer.sync_inverse` after any
-    other change: a stale inverse is detected (from the weight's version counter, confirmed
-    numerically) and raises :class:`StaleInverseError` instead of giving a wrong number.
+    other change. Every use of the inverse first checks that the weight is still the one it was
+    synced with, however it was changed (``weight.data[...] = ...`` and numpy views bypass
+    torch's version counter): a fingerprint ``W r`` with a fixed random probe ``r`` is taken at
+    sync time and recomputed before each use (``O(n^2)``, one matrix-vector product). A changed
+    fingerprint is confirmed numerically (``max |W W^-1 - I| > sqrt(eps)``) and raises
+    :class:`StaleInverseError` instead of giving a wrong number; a change that keeps the inverse
+    accurate (e.g. ``load_state_dict`` of a matching pair) is accepted and re-synced.
     """
 
     def __init__(self, weight: torch.Tensor):
         super().__init__()
         self.register_buffer("weight_inverse", _inverse_or_raise(weight, "the layer weight"))
-        self._synced = (id(weight), weight._version)
+        self.mark_synced(weight)
 
     @classmethod
     def initialize(cls, layer: "Layer", **_):
@@ -146,22 +164,70 @@ class ExactInverseFeedback(_MatrixTimesInverseNonlinearity):
     def matrix(self):
         return self.weight_inverse
 
+    #: Rank-one updates between full recomputations of the fingerprint (each adds rounding to its tolerance).
+    refresh_every = 64
+
+    @staticmethod
+    def _probe(weight: torch.Tensor) -> torch.Tensor:
+        # fixed, so that equal weights give equal fingerprints; random, so that no structured change
+        # (a row, a column, a rank-one update) is orthogonal to it except with probability zero
+        generator = torch.Generator().manual_seed(0x5EED)
+        return torch.randn(weight.shape[1], generator=generator, dtype=torch.float64).to(weight)
+
     def mark_synced(self, weight: torch.Tensor) -> None:
-        self._synced = (id(weight), weight._version)
+        """Record the fingerprint ``W r`` of ``weight``: the kept inverse is declared to be its inverse."""
+        with torch.no_grad():
+            w = weight.detach()
+            probe = self._probe(w)
+            self._fingerprint = (probe, torch.mv(w, probe))
+            self._weight_norm = float(torch.linalg.vector_norm(w))  # an upper bound of ||W||_F, kept current
+            # recomputing W r with the same W differs at most by the rounding of the sums, n eps ||W||_F ||r||
+            self._fingerprint_tolerance = 4 * w.shape[1] * torch.finfo(w.dtype).eps * self._weight_norm * float(
+                torch.linalg.vector_norm(probe))
+            self._updates = 0
+
+    def advance_synced(self, weight: torch.Tensor, u: torch.Tensor, v: torch.Tensor, beta: float) -> None:
+        """Follow the rank-one change ``W <- W + beta u v^T`` just applied to ``weight`` and its inverse.
+
+        ``W' r = W r + beta (v . r) u`` in ``O(n)`` instead of a new ``O(n^2)`` product; the tolerance
+        grows by the rounding of the step (of the entries of ``W'`` and of the sum), and every
+        :attr:`refresh_every` updates the fingerprint is recomputed from ``weight``.
+        """
+        self._updates += 1
+        if self._updates >= self.refresh_every:
+            self.mark_synced(weight)
+            return
+        with torch.no_grad():
+            probe, fingerprint = self._fingerprint
+            scale = beta * float(torch.dot(v, probe))
+            fingerprint.add_(u, alpha=scale)
+            step = abs(beta) * float(torch.linalg.vector_norm(u) * torch.linalg.vector_norm(v))
+            self._weight_norm += step
+            eps = torch.finfo(fingerprint.dtype).eps
+            self._fingerprint_tolerance += 4 * eps * (self._weight_norm * float(torch.linalg.vector_norm(probe))
+                                                      + float(fingerprint.abs().max()) + abs(scale) * float(u.abs().max()))
 
     def check_synced(self, weight: torch.Tensor) -> None:
         """Raise :class:`StaleInverseError` if ``weight_inverse`` is not the inverse of ``weight``."""
-        if self._synced == (id(weight), weight._version):
-            return
         with torch.no_grad():
-            eye = torch.eye(weight.shape[0], dtype=weight.dtype, device=weight.device)
-            error = (weight @ self.weight_inverse - eye).abs().max().item()
-        if error <= math.sqrt(torch.finfo(weight.dtype).eps):
-            self.mark_synced(weight)
+            w = weight.detach()
+            probe, fingerprint = self._fingerprint
+            if probe.dtype == w.dtype and probe.device == w.device and probe.shape[0] == w.shape[1]:
+                current = torch.mv(w, probe)
+                if torch.equal(current, fingerprint) or float(
+                        (current - fingerprint).abs().max()) <= self._fingerprint_tolerance:
+                    return
+            if self.weight_inverse.shape != w.shape[::-1]:
+                raise StaleInverseError(f"The kept inverse has shape {tuple(self.weight_inverse.shape)} but the weight "
+                                        f"is {tuple(w.shape)}; call layer.sync_inverse() after replacing the weight.")
+            eye = torch.eye(w.shape[0], dtype=w.dtype, device=w.device)
+            error = (w @ self.weight_inverse.to(w) - eye).abs().max().item()
+        if error <= math.sqrt(torch.finfo(w.dtype).eps):
+            self.mark_synced(w)
             return
         raise StaleInverseError(
             f"The kept inverse no longer matches the weight (max |W W^-1 - I| = {error:.3g}): the weight was "
-            "changed in place without updating its inverse. Use layer.rank_one_update(u, v) (robust Sherman-"
+            "changed without updating its inverse. Use layer.rank_one_update(u, v) (robust Sherman-"
             "Morrison, Alg. 4.1) or call layer.sync_inverse() after changing the weight."
         )
 
@@ -392,7 +458,7 @@ class Layer(nn.Module):
             self.feedback.check_synced(self.weight)
             # in place (addr_): no n x n temporaries, the O(n^2) cost of eq. 4.19 without allocation overhead
             record = robust_sherman_morrison_(self.weight, self.feedback.weight_inverse, u, v, epsilon)
-            self.feedback.mark_synced(self.weight)
+            self.feedback.advance_synced(self.weight, u, v, record.beta)
             return record
         self.weight.add_(torch.outer(u, v))
         return None
@@ -401,5 +467,5 @@ class Layer(nn.Module):
     def sync_inverse(self) -> None:
         """Recompute the exact inverse from the current weight (``O(n^3)``); no-op for other forms."""
         if isinstance(self.feedback, ExactInverseFeedback):
-            self.feedback.weight_inverse.copy_(_inverse_or_raise(self.weight, "the layer weight"))
+            self.feedback.weight_inverse.copy_(_inverse_or_raise(self.weight, "the layer weight", stacklevel=3))
             self.feedback.mark_synced(self.weight)

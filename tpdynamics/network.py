@@ -25,7 +25,7 @@ import networkx as nx
 import torch
 from torch import nn
 
-from .validation import check_int, check_positive, check_tensor
+from .validation import check_int, check_memory, check_positive, check_tensor
 from .layers import FEEDBACK_FORMS, Layer
 from .nonlinearities import get_nonlinearity
 from .sherman_morrison import robust_gaussian_matrix
@@ -203,6 +203,10 @@ class LayeredNetwork(nn.Module):
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype={dtype} is not supported; use torch.float32 or torch.float64.")
         L = len(sizes) - 1
+        # every weight, its feedback matrix (W^-1 or Q) and the draw's temporary copy
+        check_memory(f"the weights of layer_sizes={sizes}",
+                     3 * sum(a * b for a, b in zip(sizes, sizes[1:])) * (torch.finfo(dtype).bits // 8),
+                     hint="Use smaller layers.")
         nonlinearities = _per_layer("nonlinearity", nonlinearity, L)
         nonlinearities = [get_nonlinearity(s) for s in nonlinearities]
         if output_nonlinearity is not None:

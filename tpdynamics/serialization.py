@@ -30,10 +30,14 @@ def jsonable(value):
 
 
 def write_json(path, payload) -> str:
-    """Return ``jsonable(payload)`` as indented JSON text, also written to ``path`` (parents created) unless None."""
+    """Return ``jsonable(payload)`` as indented JSON text, also written to ``path`` (parents created) unless None.
+
+    The file is written atomically (:func:`tpdynamics.runs.atomic_write_text`: a temporary file in the same
+    folder, fsync-ed, renamed over ``path``), so a killed process never leaves it truncated.
+    """
+    from .runs.atomic import atomic_write_text
+
     text = json.dumps(jsonable(payload), indent=2)
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
+        atomic_write_text(Path(path), text + "\n")
     return text

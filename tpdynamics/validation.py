@@ -5,12 +5,14 @@ argument, the value received and how to fix it.
 """
 from __future__ import annotations
 
+import difflib
 import math
+import os
 import warnings
 
 import torch
 
-from .errors import TPDynamicsWarning
+from .errors import MemoryLimitError, TPDynamicsWarning
 
 
 def check_mu(mu) -> float:
@@ -82,6 +84,8 @@ def check_tensor(name: str, x, *, ndim: int | None = None, size: int | None = No
     if size is not None and x.shape[-1] != size:
         raise ValueError(f"{name} has {x.shape[-1]} features in its last dimension, expected {size} "
                          f"(shape {tuple(x.shape)}).")
+    if ndim == 2 and x.shape[0] == 0:  # torch reductions fail on empty batches with an unrelated message
+        raise ValueError(f"{name} has an empty batch (shape {tuple(x.shape)}); pass at least one sample.")
     if batch is not None and x.shape[0] != batch:
         raise ValueError(f"{name} has batch size {x.shape[0]}, expected {batch} to match the input h0.")
     if dtype is not None and x.dtype != dtype:
@@ -97,3 +101,68 @@ def check_sample(sample, batch: int, name: str = "sample") -> int:
     if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample < batch:
         raise ValueError(f"{name}={sample!r} must be an int in 0..{batch - 1} (the batch has {batch} sample(s)).")
     return sample
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now, or ``None`` where it cannot be read.
+
+    ``MemAvailable`` of ``/proc/meminfo`` (Linux: free memory plus reclaimable caches), else
+    ``os.sysconf`` free physical pages; capped by a cgroup v2 limit (``memory.max`` minus
+    ``memory.current``) when the process runs in a container.
+    """
+    available = None
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, OSError, ValueError):
+            return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as limit, open("/sys/fs/cgroup/memory.current") as used:
+            text = limit.read().strip()
+            if text != "max":
+                available = min(available, max(int(text) - int(used.read().strip()), 0))
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def format_bytes(n: float) -> str:
+    """``1536 -> '1.5 KiB'`` (binary units)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PiB"  # pragma: no cover
+
+
+def check_memory(what: str, nbytes: float, *, hint: str = "") -> None:
+    """Raise :class:`~tpdynamics.errors.MemoryLimitError` if ``nbytes`` exceed :func:`available_memory`.
+
+    Called before a large allocation whose size the caller chose (layer sizes, numbers of cases or
+    samples), so that a size beyond the machine fails at once with the size and the limit instead
+    of an allocator error after minutes. ``what`` says what needs the memory and why, e.g.
+    ``"the weights of layer_sizes=[100000, 100000]"``; the estimate is of the largest live data, not
+    of temporaries, so it errs on the permissive side.
+    """
+    limit = available_memory()
+    if limit is None or nbytes <= limit:
+        return
+    raise MemoryLimitError(f"{what} would take about {format_bytes(nbytes)}, but only {format_bytes(limit)} of "
+                           f"memory is available on this machine.{(' ' + hint) if hint else ''}")
+
+
+def unknown_names_message(owner: str, kind: str, unknown, valid) -> str:
+    """``"method 'bp' got an unknown hyper-parameter etaa (did you mean eta?); it takes: eta, ..."``."""
+    unknown, valid = sorted(unknown), list(valid)
+    guesses = [g for name in unknown for g in difflib.get_close_matches(name, valid, n=1)]
+    hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+    names = f"unknown {kind}s {', '.join(unknown)}" if len(unknown) > 1 else f"an unknown {kind} {unknown[0]}"
+    return f"{owner} got {names}{hint}; it takes: {', '.join(valid)}."

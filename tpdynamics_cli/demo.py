@@ -15,24 +15,31 @@ import torch
 import tpdynamics as tp
 from tpdynamics.theory import layer_factor, mixture_displacement_first_order
 
-from .common import emit_json, layer_sizes, say
+from .common import emit_json, integer, layer_sizes, say
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help="run the main job on built-in defaults (figures + JSON)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="tpdynamics-demo", help="output folder (default ./tpdynamics-demo)")
-    p.add_argument("--layers", type=layer_sizes, default=layer_sizes("6,6,6,6"), metavar="N0,...,NL")
-    p.add_argument("--mu", type=float, default=0.2)
-    p.add_argument("--eta-hat", type=float, default=0.1)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layers", type=layer_sizes, default=layer_sizes("6,6,6,6"), metavar="N0,...,NL",
+                   help="layer sizes from the input h_0 to the output h_L; layers 1..L equal, for the exact "
+                        "inverses (default 6,6,6,6)")
+    p.add_argument("--mu", type=float, default=0.2, help="mixing coefficient mu in (0, 1) of eq. 6.1 (default 0.2)")
+    p.add_argument("--eta-hat", type=float, default=0.1,
+                   help="output target step eta_hat of eq. 6.10 (default 0.1)")
+    p.add_argument("--batch", type=integer("--batch", 1, 16), default=16,
+                   help="number of random input samples (default 16)")
+    p.add_argument("--seed", type=integer("--seed", 0, 0), default=0, help="seed of weights and data (default 0)")
     p.set_defaults(run=run, json=None)
 
 
 def run(args) -> int:
     from analysis.plotting import plot_layer_signals, plot_trajectory
 
+    if args.mu == 0:  # legal for the dynamics, but nothing to show: no teaching signal reaches any layer
+        raise ValueError("--mu=0 leaves nothing to demonstrate: the teaching signal reaches layer i scaled by "
+                         "(mu/(1-mu))^(L+1-i) (eq. 6.16), which is 0. Use mu in (0, 0.5), e.g. --mu 0.2.")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     network = tp.LayeredNetwork.build(args.layers, nonlinearity="leaky_relu:0.35", output_nonlinearity="identity",

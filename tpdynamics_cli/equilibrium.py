@@ -6,7 +6,7 @@ import torch
 import tpdynamics as tp
 
 from .common import (add_dynamics_arguments, add_network_arguments, add_output_arguments, build_mixture,
-                     build_network, emit_json, say)
+                     build_network, emit_json, say, warn_no_effect)
 
 
 def add_parser(subparsers) -> None:
@@ -17,7 +17,9 @@ def add_parser(subparsers) -> None:
     add_network_arguments(p)
     add_dynamics_arguments(p)
     g = p.add_argument_group("solver")
-    g.add_argument("--tol", type=float, default=1e-6, help="tolerance on ||dh/dt||_inf (default 1e-6)")
+    g.add_argument("--tol", type=float, default=1e-6,
+                   help="tolerance on the fixed-point residual ||(1-mu) f + mu g - h||_inf = tau ||dh/dt||_inf "
+                        "(default 1e-6)")
     g.add_argument("--solver", default="auto", help=f"{', '.join(tp.EQUILIBRIUM_SOLVERS.names())} (default auto)")
     g.add_argument("--method", default="dopri5", help="torchdiffeq method for the ODE path (default dopri5)")
     g.add_argument("--t-max", type=float, default=None, help="time limit (default 1000 tau)")
@@ -31,17 +33,23 @@ def equilibrium_payload(args, network, dynamics, result) -> dict:
         "mu": dynamics.mu, "tau": dynamics.tau, "layers": list(network.layer_sizes),
         "nonlinearities": [layer.nonlinearity.spec for layer in network.layers],
         "feedback": list(network.feedback_forms), "teaching": dynamics.teaching.describe(),
-        "seed": args.seed, "batch": dynamics.batch_size, "method": args.method,
+        "seed": args.seed, "batch": dynamics.batch_size,
+        # the stage that solved each sample is in stage_per_sample / stage_counts; the ODE method only if it ran
+        "ode_method": args.method if "ode" in result.stages else None,
     }
 
 
 def run(args) -> int:
+    if args.solver in ("anderson", "newton"):
+        warn_no_effect(args, ("method", "t_max"), f"with --solver {args.solver} (they set the ODE integration)")
     network = build_network(args)
     dynamics = build_mixture(args, network)
     with torch.no_grad():
         result = tp.equilibrium(dynamics, tol=args.tol, solver=args.solver, method=args.method, t_max=args.t_max)
     say(args, f"{result.status}: {result.message}")
-    say(args, f"solver={result.solver} t={result.t} nfev={result.nfev} max residual={float(result.residual.max()):.3g}")
+    stages = ", ".join(f"{name}: {count}" for name, count in result.stage_counts.items())
+    say(args, f"stages ran: {result.solver}; samples per stage: {stages}; t={result.t} nfev={result.nfev} "
+              f"max fixed-point residual={float(result.residual.max()):.3g}")
     emit_json(args.json, equilibrium_payload(args, network, dynamics, result))
     if args.plot:
         from analysis.plotting import plot_trajectory

@@ -13,9 +13,10 @@ import argparse
 import torch
 
 import tpdynamics as tp
+from tpdynamics.validation import check_positive
 
 from .common import (add_dynamics_arguments, add_network_arguments, add_output_arguments, build_mixture,
-                     build_network, emit_json, say)
+                     build_network, emit_json, integer, say, warn_no_effect)
 
 
 def add_parser(subparsers) -> None:
@@ -27,7 +28,8 @@ def add_parser(subparsers) -> None:
     g = p.add_argument_group("fixed point and report")
     g.add_argument("--tol", type=float, default=1e-10, help="residual tolerance of the fixed point (default 1e-10)")
     g.add_argument("--solver", default="auto", help=f"{', '.join(tp.EQUILIBRIUM_SOLVERS.names())} (default auto)")
-    g.add_argument("--sample", type=int, default=0, help="which sample of the batch to analyse (default 0)")
+    g.add_argument("--sample", type=integer("--sample", 0, 0), default=0,
+                   help="which sample of the batch to analyse (default 0)")
     g.add_argument("--method", default="auto",
                    help="abscissa method: auto, closed_form, dense, arnoldi, shift_invert (default auto)")
     g.add_argument("--time-tol", type=float, default=1e-6,
@@ -42,6 +44,9 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import analysis
 
+    check_positive("time_tolerance", args.time_tol)  # before the fixed point is computed
+    if not args.plot:
+        warn_no_effect(args, "pseudospectrum", "without --plot (it draws contours in the figure)")
     network = build_network(args)
     dynamics = build_mixture(args, network)
     if not 0 <= args.sample < dynamics.batch_size:

@@ -1,78 +1,59 @@
-"""Run reproduced experiments (in parallel processes), write ``NAME.json``, ``NAME.png`` and ``REPORT.md``.
+"""Run reproduced experiments, keeping every task's result as it finishes; write ``NAME.*`` and ``REPORT.md``.
+
+Every task of every experiment is a :class:`tpdynamics.runs.Task` (kind ``reproduce``, configuration
+``{experiment, settings, task}``) whose result goes to ``OUT/runs/<key>.json`` when it finishes
+(:class:`tpdynamics.runs.ResultStore`). An experiment whose tasks all have results is summarised at
+once into ``OUT/NAME.png`` and ``OUT/NAME.json``; ``OUT/REPORT.md`` is rebuilt at the end from every
+``NAME.json`` in the folder (:mod:`analysis.reproduce.report`). A rerun with the same options reuses
+the stored tasks; ``fresh=True`` redoes them. Ctrl-C stops the workers, writes the incomplete
+experiments' ``NAME.json`` and a partial report, and raises :class:`tpdynamics.runs.RunInterrupted`.
 
 A failed experiment does not stop the others: its error is written to its JSON and to the report.
 """
 from __future__ import annotations
 
-import multiprocessing
-import os
-import platform
+import json
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-from tqdm.auto import tqdm
-
-import tpdynamics
-from tpdynamics.serialization import jsonable, write_json
+from tpdynamics.runs import ResultStore, RunInterrupted, Task, run_tasks, sigint_ignored
+from tpdynamics.serialization import write_json
+from tpdynamics.threads import check_threads
 
 from ..plotting import save
 from .base import EXPERIMENTS
+from .report import REPORT_NAME, ExperimentRecord, load_records, write_report
+
+__all__ = ["ExperimentRecord", "ReproduceResult", "reproduce", "resolve_names", "run_experiment_task",
+           "write_report", "STORE_FOLDER"]
+
+#: Sub-folder of the output folder that holds the task store.
+STORE_FOLDER = "runs"
+_TASK_FUNCTION = "analysis.reproduce.runner:run_experiment_task"
 
 
-@dataclass
-class ExperimentRecord:
-    """Outcome of one experiment, as written to ``NAME.json``.
+def run_experiment_task(config: dict):
+    """Task function (any process): one task of one experiment, ``{"experiment", "settings", "task"}``."""
+    experiment = EXPERIMENTS.get(config["experiment"])()
+    return experiment.run_task(config["settings"], config["task"])
+
+
+class ReproduceResult(list):
+    """The list of :class:`ExperimentRecord` of a :func:`reproduce` call, in the order of its names.
 
     Attributes
     ----------
-    name, title, reference, thesis_says : str
-        The experiment's registered name and its :class:`~analysis.reproduce.Experiment` class attributes.
-    status : {'ok', 'failed'}
-    seconds : float
-        Time spent in its tasks and its summary (summed over worker processes).
-    settings : dict
-        The settings it ran with (``quick`` or ``full``).
-    seeds : int
-        Seeds it ran.
-    claims : list of Claim
-    data : dict
-        What :meth:`~analysis.reproduce.Experiment.summarize` measured.
-    error : str or None
-        The traceback of a failed experiment.
-    files : list of str
-        Files written into the output folder.
+    summary : tpdynamics.runs.RunSummary
+        Tasks run, reused (:meth:`~tpdynamics.runs.RunSummary.reuse_message`), failed, missing.
+    report : pathlib.Path
+        ``OUT/REPORT.md``.
     """
 
-    name: str
-    title: str
-    reference: str
-    thesis_says: str
-    status: str
-    seconds: float
-    settings: dict
-    seeds: int
-    claims: list = field(default_factory=list)
-    data: dict = field(default_factory=dict)
-    error: str | None = None
-    files: list = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        """The record as JSON types (:func:`~tpdynamics.serialization.jsonable`; claims as dicts)."""
-        return jsonable(asdict(self))
-
-
-def _run_task(name: str, settings: dict, task: dict, threads: int):
-    """Worker entry point: one task of one experiment (top level so that it pickles)."""
-    torch.set_num_threads(threads)
-    experiment = EXPERIMENTS.get(name)()
-    start = time.perf_counter()
-    result = experiment.run_task(settings, task)
-    return result, time.perf_counter() - start
+    def __init__(self, records, summary, report):
+        super().__init__(records)
+        self.summary = summary
+        self.report = report
 
 
 def resolve_names(names) -> list[str]:
@@ -98,9 +79,115 @@ def resolve_names(names) -> list[str]:
     return [EXPERIMENTS.get(n).name for n in names]
 
 
+def _describe(task: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in task.items())
+
+
+def _check_out(out) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out={str(out)!r} is an existing file, not a folder; pass a new or existing folder.")
+    return out
+
+
+class _Experiments:
+    """The experiments of one call: their tasks, the records as they arrive, and their summaries."""
+
+    def __init__(self, names, quick: bool, seeds, out: Path, fresh: bool):
+        self.out, self.quick, self.fresh = out, quick, fresh
+        self.plans, self.tasks, self.owner = {}, [], []
+        for name in names:
+            experiment = EXPERIMENTS.get(name)()
+            settings = experiment.settings(quick)
+            n_seeds = experiment.seeds(quick, seeds)
+            specs = experiment.tasks(settings, n_seeds)
+            self.plans[name] = (experiment, settings, n_seeds, specs)
+            for k, spec in enumerate(specs):
+                self.tasks.append(Task(function=_TASK_FUNCTION, kind="reproduce", label=f"{name} [{_describe(spec)}]",
+                                       config={"experiment": name, "settings": settings, "task": spec}))
+                self.owner.append((name, k))
+        self.records = {name: [None] * len(plan[3]) for name, plan in self.plans.items()}
+        self.written: dict[str, ExperimentRecord] = {}
+
+    def keys(self, name) -> list[str]:
+        return [t.key for t, (n, _) in zip(self.tasks, self.owner) if n == name]
+
+    def on_record(self, index, record) -> None:
+        name, k = self.owner[index]
+        self.records[name][k] = record
+        if all(r is not None for r in self.records[name]):
+            self.finish(name)
+
+    def _base(self, name, status) -> ExperimentRecord:
+        experiment, settings, n_seeds, _ = self.plans[name]
+        records = [r for r in self.records[name] if r is not None]
+        return ExperimentRecord(
+            name=name, title=experiment.title, reference=experiment.reference, thesis_says=experiment.thesis_says,
+            status=status, seconds=sum(r.seconds for r in records), settings=settings, seeds=n_seeds,
+            mode="quick" if self.quick else "full", tasks_total=len(self.records[name]), tasks_done=len(records),
+            tasks_reused=sum(r.reused for r in records), task_keys=self.keys(name))
+
+    def _unchanged(self, name) -> ExperimentRecord | None:
+        """The record already on disk for exactly these tasks (all reused), so nothing needs redoing."""
+        if self.fresh or not all(r.reused for r in self.records[name]):
+            return None
+        path = self.out / f"{name}.json"
+        try:
+            old = ExperimentRecord.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        if old.status != "ok" or old.task_keys != self.keys(name) or not all((self.out / f).is_file() for f in old.files):
+            return None
+        old.tasks_reused = old.tasks_total
+        return old
+
+    def finish(self, name) -> None:
+        """Summarise an experiment whose tasks all have records; write its figure and JSON."""
+        unchanged = self._unchanged(name)
+        if unchanged is not None:
+            self.written[name] = unchanged
+            write_json(self.out / f"{name}.json", unchanged.to_dict())
+            return
+        experiment, settings, _, _ = self.plans[name]
+        record = self._base(name, "ok")
+        failed = [r for r in self.records[name] if not r.ok]
+        if failed:
+            record.status = "failed"
+            record.error = f"task {failed[0].task.label} failed:\n{failed[0].traceback or failed[0].error}"
+        else:
+            try:
+                start = time.perf_counter()
+                summary = experiment.summarize(settings, [r.result for r in self.records[name]])
+                record.data, record.claims = summary.data, summary.claims
+                save(summary.figure, self.out / f"{name}.png")
+                record.files.append(f"{name}.png")
+                record.seconds += time.perf_counter() - start
+            except Exception:  # a failed summary is reported like a failed task
+                record.status, record.error = "failed", traceback.format_exc()
+        record.files.append(f"{name}.json")
+        write_json(self.out / f"{name}.json", record.to_dict())
+        self.written[name] = record
+
+    def write_incomplete(self) -> None:
+        """``NAME.json`` with status ``incomplete`` for every experiment not summarised (after an interrupt)."""
+        for name in self.plans:
+            if name in self.written:
+                continue
+            record = self._base(name, "incomplete")
+            record.missing = [t.label for t, (n, k) in zip(self.tasks, self.owner)
+                              if n == name and self.records[name][k] is None]
+            record.files = [f"{name}.json"]
+            write_json(self.out / f"{name}.json", record.to_dict())
+            self.written[name] = record
+
+    def ordered(self) -> list[ExperimentRecord]:
+        return [self.written[name] for name in self.plans if name in self.written]
+
+
 def reproduce(names=None, *, quick: bool = False, out="tpdynamics-reproduce", seeds: int | None = None,
-              jobs: int = 1, progress: bool = True) -> list[ExperimentRecord]:
-    """Regenerate experiments into ``out/NAME.png``, ``out/NAME.json`` and ``out/REPORT.md``.
+              jobs: int | None = 1, progress: bool = True, fresh: bool = False, threads: int = 1,
+              executor=None) -> ReproduceResult:
+    """Regenerate experiments into ``out/NAME.png``, ``out/NAME.json`` and ``out/REPORT.md``, resumably.
 
     Parameters
     ----------
@@ -109,160 +196,67 @@ def reproduce(names=None, *, quick: bool = False, out="tpdynamics-reproduce", se
     quick : bool
         Reduced sizes (fewer trials, epochs, seeds).
     out : path
-        Output folder.
+        Output folder; task results are kept in ``out/runs/`` (module docstring).
     seeds : int, optional
         Seeds per experiment (default: the thesis's count, or the quick count).
-    jobs : int
-        Worker processes; tasks (seeds) of all experiments are spread over them.
+    jobs : int, optional
+        Worker processes; tasks (seeds) of all experiments are spread over them. 1 (default) runs
+        everything in this process; ``None``: the cores available (the CLI's default).
     progress : bool
         Show a progress bar over the tasks.
+    fresh : bool
+        Redo every task even if ``out/runs/`` has its result.
+    threads : int
+        Intra-op torch threads of each process that runs tasks (this one for ``jobs=1``); the
+        package's policy is 1 (see :mod:`tpdynamics.threads`).
+    executor : str or tpdynamics.runs.Executor, optional
+        Where tasks run (:data:`tpdynamics.runs.EXECUTORS`); default by ``jobs``.
 
     Returns
     -------
-    list of ExperimentRecord
-        One per experiment, in the order of ``names``; a failed experiment has ``status == 'failed'``.
+    ReproduceResult
+        A list of :class:`ExperimentRecord`, one per experiment, in the order of ``names`` (a failed one
+        has ``status == 'failed'``), with the run's :attr:`~ReproduceResult.summary`.
 
     Raises
     ------
     ValueError
-        For an unknown name, or ``seeds`` / ``jobs`` that is not a positive int (checked before anything runs).
+        For an unknown name, ``seeds`` / ``jobs`` / ``threads`` that is not a positive int, or ``out`` that is
+        a file (checked before anything runs or is written).
+    tpdynamics.runs.RunInterrupted
+        On Ctrl-C, after the finished tasks, the incomplete experiments' ``NAME.json`` and a partial
+        ``REPORT.md`` are written; its ``message`` says what was kept and how to resume.
     """
     names = resolve_names(names)
-    if not isinstance(jobs, int) or jobs < 1:
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ValueError(f"jobs={jobs!r} must be an int >= 1 (the number of worker processes; 1 runs everything "
                          "in this process).")
-    if seeds is not None and (not isinstance(seeds, int) or seeds < 1):
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
         raise ValueError(f"seeds={seeds!r} must be an int >= 1 (seeds per experiment), or None for each "
                          "experiment's own count.")
-    out = Path(out)
+    threads = check_threads(threads)
+    out = _check_out(out)
+    experiments = _Experiments(names, quick, seeds, out, fresh)
     out.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(out / STORE_FOLDER)
     started = time.perf_counter()
-    plans = {}
-    for name in names:
-        experiment = EXPERIMENTS.get(name)()
-        settings = experiment.settings(quick)
-        n_seeds = experiment.seeds(quick, seeds)
-        plans[name] = (experiment, settings, n_seeds, experiment.tasks(settings, n_seeds))
-    results = {name: [None] * len(plan[3]) for name, plan in plans.items()}
-    errors, seconds = {}, {name: 0.0 for name in names}
-    total = sum(len(p[3]) for p in plans.values())
-    bar = tqdm(total=total, desc="reproduce", unit="task", disable=not progress)
-    if jobs == 1:
-        for name, (experiment, settings, _, tasks) in plans.items():
-            for k, task in enumerate(tasks):
-                if name in errors:
-                    bar.update(1)
-                    continue
-                try:
-                    start = time.perf_counter()
-                    results[name][k] = experiment.run_task(settings, task)
-                    seconds[name] += time.perf_counter() - start
-                except Exception:  # one experiment's failure must not stop the others
-                    errors[name] = traceback.format_exc()
-                bar.update(1)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {pool.submit(_run_task, name, settings, task, threads): (name, k)
-                       for name, (_, settings, _, tasks) in plans.items() for k, task in enumerate(tasks)}
-            for future in as_completed(futures):
-                name, k = futures[future]
-                try:
-                    results[name][k], took = future.result()
-                    seconds[name] += took
-                except Exception:
-                    errors.setdefault(name, traceback.format_exc())
-                bar.update(1)
-    bar.close()
 
-    records = []
-    for name, (experiment, settings, n_seeds, _) in plans.items():
-        record = ExperimentRecord(name=name, title=experiment.title, reference=experiment.reference,
-                                  thesis_says=experiment.thesis_says, status="ok", seconds=seconds[name],
-                                  settings=settings, seeds=n_seeds)
-        if name not in errors:
-            try:
-                start = time.perf_counter()
-                summary = experiment.summarize(settings, results[name])
-                record.seconds += time.perf_counter() - start
-                record.data, record.claims = summary.data, summary.claims
-                save(summary.figure, out / f"{name}.png")
-                record.files.append(f"{name}.png")
-            except Exception:
-                errors[name] = traceback.format_exc()
-        if name in errors:
-            record.status, record.error = "failed", errors[name]
-        write_json(out / f"{name}.json", record.to_dict())
-        record.files.append(f"{name}.json")
-        records.append(record)
-    write_report(records, out / "REPORT.md", quick=quick, jobs=jobs, seeds=seeds,
-                 wall=time.perf_counter() - started)
-    return records
+    def report(summary, *, interrupted: bool) -> Path:
+        run = summary.reuse_message().replace(f" from {store.root}", "")
+        if interrupted:
+            run += f"; interrupted with {len(summary.missing)} tasks missing"
+        return write_report(load_records(out), out / REPORT_NAME, quick=quick, jobs=summary.jobs, seeds=seeds,
+                            wall=time.perf_counter() - started, run=run)
 
-
-def _holds(claim) -> str:
-    """The verdict column of the report."""
-    verdict = {True: "holds", False: "does NOT hold",
-               None: "inconclusive (the interval straddles the criterion) or not decided"}
-    text = verdict[claim.holds]
-    if claim.holds is False and not claim.expected:
-        text += " (a finding: the full-size measurement refutes it too)"
-    return text
-
-
-def write_report(records, path, *, quick: bool, jobs: int, seeds, wall: float) -> Path:
-    """Write ``REPORT.md``: for every experiment, the thesis's statement, our measurement and the verdict.
-
-    Parameters
-    ----------
-    records : sequence of ExperimentRecord
-    path : path
-        The file to write.
-    quick, jobs, seeds
-        The arguments of :func:`reproduce`, stated in the header.
-    wall : float
-        Wall-clock seconds of the whole run.
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    lines = [
-        "# Reproduction report",
-        "",
-        f"- generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by tpdynamics "
-        f"{tpdynamics.__version__} (torch {torch.__version__}, Python {platform.python_version()})",
-        f"- mode: {'quick (reduced sizes: qualitative checks only)' if quick else 'full (the thesis settings)'}; "
-        f"seeds: {seeds if seeds is not None else 'per experiment (below)'}; jobs: {jobs}; "
-        f"wall time {wall:.1f} s",
-        "- no run is dropped: diverged runs are counted in each experiment's data and claims.",
-        "",
-        "| experiment | thesis | status | claims holding | time (s) |",
-        "|---|---|---|---|---|",
-    ]
-    for r in records:
-        decided = [c for c in r.claims if c.holds is not None]
-        held = sum(1 for c in decided if c.holds)
-        lines.append(f"| [{r.name}](#{r.name}) | {r.reference} | {r.status} | "
-                     f"{held}/{len(decided)} | {r.seconds:.1f} |")
-    lines += ["", "| experiment | claim | verdict | cause |", "|---|---|---|---|"]  # every claim, with its cause
-    for r in records:
-        for c in r.claims:
-            cells = [r.name, c.statement, _holds(c), c.cause or ("" if c.holds else "not found")]
-            lines.append("| " + " | ".join(cell.replace("|", "/").replace("\n", " ") for cell in cells) + " |")
-    for r in records:
-        lines += ["", f"## {r.name}", "", f"**{r.title}** — thesis {r.reference}. Seeds: {r.seeds}. "
-                  f"Files: {', '.join(r.files)}.", "", f"> {r.thesis_says}", ""]
-        if r.status == "failed":
-            lines += ["**FAILED** — the error (other experiments ran on):", "", "```",
-                      (r.error or "").strip()[-3000:], "```"]
-            continue
-        for c in r.claims:
-            lines.append(f"- **Thesis:** {c.statement}  \n  **Measured:** {c.measured}  \n  **Verdict:** {_holds(c)}"
-                         + (f"  \n  **Cause:** {c.cause}" if c.cause else ""))
-        settings = ", ".join(f"{k}={v}" for k, v in r.settings.items())
-        lines += ["", f"Settings: {settings}."]
-    Path(path).write_text("\n".join(lines) + "\n")
-    return Path(path)
+    try:
+        summary = run_tasks(experiments.tasks, store, executor=executor, jobs=jobs, threads=threads, fresh=fresh,
+                            progress=progress, desc="reproduce", on_record=experiments.on_record)
+    except RunInterrupted as err:
+        with sigint_ignored():
+            experiments.write_incomplete()
+            path = report(err.summary, interrupted=True)
+            message = (f"interrupted: kept {err.summary.finished} of {len(err.summary.tasks)} tasks in {store.root}; "
+                       f"{path} is partial. Run the same command again to resume (finished tasks are reused).")
+        raise RunInterrupted(err.summary, message, partial=experiments.ordered()) from None
+    path = report(summary, interrupted=False)
+    return ReproduceResult(experiments.ordered(), summary, path)

@@ -537,7 +537,7 @@ def _closed_form(dynamics, block: BlockJacobian, structured: StructuredSpectrum,
 def _timing(one, alpha, time_tolerance, integrate, t_max) -> dict:
     with torch.no_grad():
         start = one.initial_state("forward")
-        r0 = float(one.residual(start)[0])
+        r0 = float(one.fixed_point_residual(start)[0])  # the quantity equilibrium's tol bounds
     predicted = None
     if alpha < 0:
         predicted = max(math.log(r0 / time_tolerance), 0.0) / (-alpha) if r0 > 0 else 0.0

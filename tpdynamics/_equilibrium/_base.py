@@ -20,7 +20,7 @@ class EquilibriumOptions:
     Attributes
     ----------
     tol : float
-        Tolerance on each sample's ``||dh/dt||_inf``.
+        Tolerance on each sample's fixed-point residual ``||drive||_inf = tau ||dh/dt||_inf`` (tau-free).
     method : str
         torchdiffeq method of the ODE stage.
     rtol, atol : float
@@ -36,7 +36,7 @@ class EquilibriumOptions:
     check_interval, check_growth : float
         Residual checks of the ODE stage: first interval, and growth factor of the later ones.
     max_iterations : int or None
-        Iteration limit of the iterative stages (``None``: each solver's own default).
+        Iteration limit of each iterative stage (``None``: each solver's own default).
     record : bool
         Keep ``(t, state)`` at every residual check of the ODE stage.
     check_stability : bool
@@ -67,12 +67,19 @@ class EquilibriumSolver(abc.ABC):
     * the one hook is :meth:`solve` ``(dynamics, initial, options) -> EquilibriumResult``:
       ``dynamics`` is a :class:`~tpdynamics.NetworkDynamics` with batch ``B`` and state size ``N``,
       ``initial`` a ``(B, N)`` state, ``options`` the :class:`EquilibriumOptions` of the call;
-    * evaluate the right-hand side only through ``dynamics.evaluate`` / ``dynamics.rate`` (or
-      ``dynamics.forward`` inside torchdiffeq), which count every evaluation in ``dynamics.nfev``;
-      ``dynamics.residual`` is an uncounted diagnostic;
+    * evaluate the right-hand side only through ``dynamics.evaluate`` / ``dynamics.rate`` /
+      ``dynamics.evaluate_group`` (or ``dynamics.forward`` inside torchdiffeq), which count every
+      evaluation in ``dynamics.nfev``; ``dynamics.residual`` / ``fixed_point_residual`` are uncounted;
+    * converge on the fixed-point residual ``||drive||_inf < options.tol`` of each sample, not on
+      ``dh/dt`` (the tolerance must not depend on ``tau``);
+    * work per sample: a sample that converges stops costing anything (the iterative stages use
+      ``_batch.SampleBatch``: retirement, compaction through ``dynamics.select``), and each sample gets
+      its own status and iteration count; a sample that fails is returned at the best iterate seen, so
+      that a following stage (``auto``) continues from there;
     * return a result built with :func:`make_result` / :func:`iterative_result` (so ``residual``,
-      ``converged``, ``nfev`` and the block sizes are filled the same way everywhere), with a status
-      of :class:`EquilibriumStatus` and a message that says what to change when it did not converge;
+      ``converged``, the per-sample fields, ``nfev`` and the block sizes are filled the same way
+      everywhere), with a status of :class:`EquilibriumStatus` and a message that says what to change
+      when it did not converge;
     * do not raise for a numerical failure (divergence, domain error, singular Jacobian): return the
       last good state with its status;
     * with ``options.gradient == 'implicit'`` build no autograd graph (the entry function attaches the

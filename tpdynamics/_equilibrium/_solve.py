@@ -1,34 +1,41 @@
 """The entry functions :func:`equilibrium` (integration to equilibrium) and :func:`integrate` (a trajectory).
 
-Solvers (registry :data:`EQUILIBRIUM_SOLVERS`, one module per stage; contract :class:`EquilibriumSolver`):
+Solvers (registry :data:`EQUILIBRIUM_SOLVERS`, one module per stage; contract :class:`EquilibriumSolver`).
+Every stage works per sample: a sample retires when it converges, and each sample's result says which
+stage solved it, its iterations and its status.
 
-``"ode"``
-    Integrate with torchdiffeq (``method``, ``rtol``, ``atol``, ``options`` passed through) until
-    every sample's residual ``||dh/dt||_inf`` is below ``tol``. The residual is checked at the ends
-    of successive integration chunks whose length grows with the elapsed time, so the time
-    reached overshoots the first time the tolerance is met by at most ``check_growth``. Reaching
-    ``t_max`` or ``max_steps`` returns the last state with a non-converged status (torchdiffeq's
-    own ``AssertionError`` at its step limit is caught); a non-finite state returns
-    ``status='diverged'`` with the time and layer in the message.
-``"anderson"``
-    Anderson acceleration of the fixed-point map ``h <- (1-mu) f + mu g`` (one right-hand-side
-    evaluation per iteration).
-``"newton"``
-    Newton's method on ``dh/dt = 0`` with the block-tridiagonal Jacobian assembled from the layers'
-    own Jacobians and a per-sample backtracking line search.
 ``"auto"`` (default)
-    Anderson, then Newton, then integration, each from the initial state, until one converges.
+    Per sample, in this order: ``sor``, ``anderson``, ``newton``, ``ode`` — each sample stops at the
+    first stage that solves it, and only the samples a stage fails on go on (see :class:`AutoSolver`).
+``"sor"``
+    The fixed-point map swept over the layers in Gauss-Seidel order with an adaptive, safeguarded
+    over-relaxation (one evaluation per sweep); converges where the map contracts.
+``"map"``
+    The plain fixed-point map ``h <- (1-mu) f + mu g`` (the naive loop), with retirement.
+``"anderson"``
+    Safeguarded Anderson acceleration of the map (restart on growth, plain map from the best iterate).
+``"newton"``
+    Semismooth Newton with the block-tridiagonal generalized Jacobian and a per-sample line search that
+    recovers from failures at kinks.
+``"ode"``
+    Integrate with torchdiffeq (``method``, ``rtol``, ``atol``, ``options`` passed through) until every
+    sample's residual is below ``tol``, checking at chunk ends whose spacing grows with the elapsed time
+    (overshoot at most ``check_growth``). ``t_max`` / ``max_steps`` give a non-converged status; a
+    non-finite state gives ``status='diverged'`` with the time and layer in the message.
 
-The iterative solvers find *a* fixed point near the initial state (the forward pass); the ODE
-path finds the attractor the flow actually reaches. ``check_stability=True`` verifies the fixed point
-(an unstable one sends ``auto`` on to integration). Gradients: by default (``gradient='implicit'``)
-the solvers build no autograd graph and the converged state carries the implicit-function-theorem
-gradient ``d h*/d theta = -J^{-1} dF/d theta``; ``gradient='solver'`` or ``'adjoint'`` backpropagate
-through torchdiffeq instead.
+The tolerance bounds the fixed-point residual ``||(1-mu) f + mu g - h||_inf = tau ||dh/dt||_inf`` of
+every sample (``||drive||_inf`` for any dynamics module), which does not depend on ``tau``; ``dh/dt``
+itself is ``result.rate``. The iterative solvers find *a* fixed point near the initial state (the
+forward pass); the ODE path finds the attractor the flow actually reaches. ``check_stability=True``
+verifies the fixed point (an unstable one sends ``auto`` on to integration). Gradients: by default
+(``gradient='implicit'``) the solvers build no autograd graph and the converged state carries the
+implicit-function-theorem gradient ``d h*/d theta = -J^{-1} dF/d theta``; ``gradient='solver'`` or
+``'adjoint'`` backpropagate through torchdiffeq instead.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 import torchdiffeq
@@ -55,16 +62,20 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
     dynamics : NetworkDynamics
         E.g. :class:`~tpdynamics.MixtureDynamics`; batch ``B``, state size ``N``.
     tol : float
-        Convergence tolerance on each sample's ``||dh/dt||_inf``.
-    solver : {'auto', 'anderson', 'newton', 'ode'}, EquilibriumSolver subclass or instance
-        ``auto`` (default): Anderson, then Newton, then integration; ``anderson``, ``newton``, ``ode`` alone
-        (registry :data:`EQUILIBRIUM_SOLVERS`). A configured instance such as ``AndersonSolver(memory=3)``
-        is used as is.
-    initial_state : Tensor, shape (B, N), optional
-        Starting state; default ``dynamics.initial_state('forward')`` (the forward pass).
+        Convergence tolerance on each sample's fixed-point residual ``||(1-mu) f + mu g - h||_inf``
+        (``= tau ||dh/dt||_inf``; for any dynamics ``||drive(h)||_inf``, the step the fixed-point map would
+        take). It does not depend on ``tau``, so neither do the state returned and its converged flags.
+    solver : {'auto', 'sor', 'map', 'anderson', 'newton', 'ode'}, EquilibriumSolver subclass or instance
+        ``auto`` (default): per sample ``sor``, then ``anderson``, then ``newton``, then ``ode``, each
+        sample stopping at the first stage that solves it; or one stage alone (registry
+        :data:`EQUILIBRIUM_SOLVERS`). A configured instance such as ``AndersonSolver(memory=3)`` is used as is.
+    initial_state : Tensor of shape (B, N), or EquilibriumResult, optional
+        Starting state; default ``dynamics.initial_state('forward')`` (the forward pass). A result of an
+        earlier call (a *warm start*: the equilibrium of a nearby problem, e.g. before a small weight
+        change) starts from its state.
     method, rtol, atol, options
         Passed to ``torchdiffeq.odeint`` (any torchdiffeq method). ``rtol`` and ``atol`` default to
-        ``min(1e-7, tol/10)`` and ``min(1e-9, tol/100)``, but not below 100 machine epsilons: near a
+        ``min(1e-7, tol/10)`` and ``min(1e-9, tol/100)``, but not below 10 machine epsilons: near a
         stable fixed point an explicit adaptive method keeps its local error, and hence the residual,
         at the level of its own tolerance, so the integrator must be more accurate than ``tol``.
     t_max : float, optional
@@ -83,13 +94,14 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
         Later intervals are ``(check_growth - 1) * t``, so ``t`` overshoots the first converged
         time by at most this factor.
     max_iterations : int, optional
-        Iteration limit of the Anderson (default 300) and Newton (default 50) solvers.
+        Iteration limit of each iterative stage (defaults: ``sor`` and ``map`` 10000 sweeps, ``anderson``
+        2000, ``newton`` 50).
     record : bool
         Keep ``(t, state)`` at every residual check in ``result.trajectory`` (ODE path).
     check_stability : bool
         Compute each sample's spectral abscissa at the result (dense eigenvalues, ``O(B N^3)``). A fixed
-        point found by Anderson or Newton that is not stable gets status ``unstable``; with
-        ``solver='auto'`` integration takes over instead. Without it the iterative solvers may return
+        point found by an iterative stage that is not stable gets status ``unstable``; with
+        ``solver='auto'`` that sample is integrated instead, from its initial state. Without it the iterative solvers may return
         an unstable fixed point (they solve ``dh/dt = 0``, they do not follow the flow).
     strict : bool
         Raise :class:`EquilibriumNotReachedError` instead of returning a non-converged result.
@@ -97,11 +109,19 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
     Returns
     -------
     EquilibriumResult
+        With, per sample, the fixed-point residual, the converged flag, the stage that solved it
+        (``result.stages``), its iterations and its status; ``result.rate`` is ``dh/dt``.
+
+    Notes
+    -----
+    The solvers keep no state between calls and the default ``auto`` instance is built once, so a caller
+    that solves near-identical problems many times (continuous learning) pays only for the iterations;
+    pass the previous result as ``initial_state`` to start next to the new fixed point.
     """
     if not isinstance(dynamics, NetworkDynamics):
         raise TypeError(f"dynamics must be a NetworkDynamics module (e.g. MixtureDynamics), got "
                         f"{type(dynamics).__name__}.")
-    solver = EQUILIBRIUM_SOLVERS.create(solver)
+    solver = _default_solver() if solver == "auto" else EQUILIBRIUM_SOLVERS.create(solver)
     check_method(method)
     if gradient not in ("implicit", "solver", "adjoint"):
         raise ValueError(f"gradient={gradient!r} is not valid; use 'implicit' (default), 'solver' or 'adjoint'.")
@@ -110,7 +130,7 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
                          f"(got solver={solver.name!r}); the other solvers give the implicit gradient.")
     if options is not None and not isinstance(options, dict):
         raise TypeError(f"options must be a dict of torchdiffeq solver options, got {type(options).__name__}.")
-    floor = 100 * torch.finfo(dynamics.dtype).eps  # tighter integrator tolerances only buy tiny steps
+    floor = 10 * torch.finfo(dynamics.dtype).eps  # tighter integrator tolerances only buy tiny steps
     opts = EquilibriumOptions(
         tol=check_positive("tol", tol), method=method,
         rtol=check_positive("rtol", max(min(1e-7, 0.1 * tol), floor) if rtol is None else rtol),
@@ -131,6 +151,8 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
         with torch.no_grad() if gradient == "implicit" else contextlib.nullcontext():
             initial_state = dynamics.initial_state("forward")
     else:
+        if isinstance(initial_state, EquilibriumResult):
+            initial_state = initial_state.state.detach()
         dynamics.check_state(initial_state, "initial_state")
     result = solver.solve(dynamics, initial_state, opts)
     if opts.check_stability and result.spectral_abscissa is None and result.status == EquilibriumStatus.CONVERGED:
@@ -140,6 +162,12 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
     if strict:
         result.raise_for_status()
     return result
+
+
+@functools.lru_cache(maxsize=1)
+def _default_solver():
+    """One ``auto`` instance for every call (solvers keep no state between calls): no set-up per call."""
+    return EQUILIBRIUM_SOLVERS.create("auto")
 
 
 def integrate(dynamics, times, *, initial_state=None, method: str = "dopri5", rtol: float = 1e-7,

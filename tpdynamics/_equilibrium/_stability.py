@@ -6,7 +6,8 @@ import math
 import numpy as np
 import torch
 
-from ._result import EquilibriumResult, EquilibriumStatus
+from ..validation import check_memory
+from ._result import EquilibriumResult, EquilibriumStatus, overall_status
 
 #: How :func:`stability_tolerance` is computed, in words (quoted in reports; ``eps`` is the machine epsilon of the
 #: eigenvalues' dtype).
@@ -43,23 +44,40 @@ def stability_tolerance(eigenvalues):
     return float(tol) if np.ndim(tol) == 0 else tol
 
 
-def check_fixed_point_stability(dynamics, result: EquilibriumResult) -> EquilibriumResult:
-    """Set ``result.spectral_abscissa`` and mark a converged but unstable fixed point ``unstable``.
+def spectral_abscissa(dynamics, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(alpha, unstable)`` per sample: ``alpha_b = max Re lambda(J_b)`` and ``alpha_b >= -tol_b``.
 
-    ``alpha_b = max Re lambda(J_b)`` from the dense flow Jacobian of every sample (``O(B N^3)``); a
-    sample is unstable when ``alpha_b >= -tol_b`` with :func:`stability_tolerance`. The thorough report
-    (non-normality, transient growth, sparse methods for large ``N``) is ``analysis.stability_report``.
+    From the dense flow Jacobian of every sample (``O(B N^3)``), with :func:`stability_tolerance`.
     """
+    batch, N = state.shape[0], dynamics.state_size
+    check_memory(f"the dense flow Jacobians of check_stability for a batch of {batch} and N={N}",
+                 4 * batch * N * N * (torch.finfo(dynamics.dtype).bits // 8),
+                 hint="Use check_stability=False, or analysis.stability_report for one sample.")
     with torch.no_grad():
-        values = torch.linalg.eigvals(dynamics.jacobian_blocks(result.state.detach()).to_dense())
+        values = torch.linalg.eigvals(dynamics.jacobian_blocks(state.detach()).to_dense())
     alpha = values.real.amax(-1)
-    tolerance = stability_tolerance(values)
+    return alpha, alpha >= -stability_tolerance(values)
+
+
+def check_fixed_point_stability(dynamics, result: EquilibriumResult) -> EquilibriumResult:
+    """Set ``result.spectral_abscissa`` and mark each converged but unstable fixed point ``unstable``.
+
+    A sample is unstable when ``alpha_b >= -tol_b`` (:func:`spectral_abscissa`); its
+    :attr:`~EquilibriumResult.sample_status` becomes ``unstable``, and so does the overall status. The
+    thorough report (non-normality, transient growth, sparse methods for large ``N``) is
+    ``analysis.stability_report``.
+    """
+    alpha, unstable = spectral_abscissa(dynamics, result.state)
     result.spectral_abscissa = alpha
-    unstable = alpha >= -tolerance
-    if result.success and bool(unstable.any()):
-        samples = torch.nonzero(unstable).flatten().tolist()
-        result.status = EquilibriumStatus.UNSTABLE
-        result.message = (f"{result.message} But the fixed point is not stable for sample(s) {samples[:10]} "
-                          f"(max Re lambda = {float(alpha.max()):.3g}): the flow does not settle there. Use "
-                          "solver='ode' for the attractor the dynamics reach.")
+    flagged = [b for b, (u, s) in enumerate(zip(unstable.tolist(), result.sample_status))
+               if u and s == EquilibriumStatus.CONVERGED]
+    if flagged:
+        for b in flagged:
+            result.sample_status[b] = EquilibriumStatus.UNSTABLE
+        was_success = result.success
+        result.status = overall_status(result.sample_status)
+        if was_success or result.status == EquilibriumStatus.UNSTABLE:
+            result.message = (f"{result.message} But the fixed point is not stable for sample(s) {flagged[:10]} "
+                              f"(max Re lambda = {float(alpha[flagged].max()):.3g}): the flow does not settle "
+                              "there. Use solver='ode' for the attractor the dynamics reach.")
     return result

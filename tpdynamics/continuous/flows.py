@@ -80,20 +80,32 @@ class WeightFlow(nn.Module):
     h0 : Tensor, shape (B, n_0)
     label : Tensor, shape (B, n_L)
 
+    Each evaluation starts every phase from its equilibrium at the previous evaluation (a warm start: the
+    weights moved a little since), and the phase dynamics are built once.
+
     Attributes
     ----------
     n_equilibria : int
         Number of batch equilibria solved (one per phase per evaluation).
+    n_iterations : int
+        Iterations of the equilibrium solver, summed over the equilibria (the largest per-sample count of each).
+    warm_start : bool
+        Start each equilibrium from the previous evaluation's (default ``True``).
     """
 
-    def __init__(self, model: ContinuousModel, network: LayeredNetwork, h0: torch.Tensor, label: torch.Tensor):
+    def __init__(self, model: ContinuousModel, network: LayeredNetwork, h0: torch.Tensor, label: torch.Tensor, *,
+                 warm_start: bool = True):
         super().__init__()
         if not isinstance(model, ContinuousModel):
             raise TypeError(f"model must be a ContinuousModel (see CONTINUOUS_MODELS), got {type(model).__name__}.")
         _check_batch(network, h0, label)
         self.model, self.h0, self.label = model, h0, label
         self.params = _PlasticParameters(network, feedback=model.feedback_learning_rate > 0)
+        self.phase_dynamics = model.phase_dynamics(network, h0, label)
+        self.warm_start = bool(warm_start)
+        self._last = None
         self.nfev = 0
+        self.n_iterations = 0
 
     @property
     def network(self) -> LayeredNetwork:
@@ -110,7 +122,10 @@ class WeightFlow(nn.Module):
     def forward(self, s, state):
         self.nfev += 1
         self.params.load(state)
-        states = self.model.equilibria(self.network, self.h0, self.label)
+        states = self.model.equilibria(self.network, self.h0, self.label, dynamics=self.phase_dynamics,
+                                       initial=self._last if self.warm_start else None)
+        self._last = states
+        self.n_iterations += sum(r.iterations for r in states.results.values())
         forward = self.model.weight_velocities(self.network, self.h0, self.label, states)
         feedback = self.model.feedback_velocities(self.network, self.h0, self.label, states)
         return self.params.pack(forward, feedback)
@@ -143,7 +158,8 @@ def integrate_weights(model: ContinuousModel, network: LayeredNetwork, h0: torch
     h0 : Tensor, shape (B, n_0)
     label : Tensor, shape (B, n_L)
     times : sequence of float or Tensor, shape (T,)
-        Slow-time points (increasing), the first being the start.
+        Slow-time points, strictly increasing (``ValueError`` otherwise: backwards in slow time
+        would un-learn), the first being the start.
     method, rtol, atol, options
         Passed to ``torchdiffeq.odeint``.
 
@@ -152,8 +168,15 @@ def integrate_weights(model: ContinuousModel, network: LayeredNetwork, h0: torch
     WeightTrajectory
         ``weights[k]`` is ``(W_1, ..., W_L, Q...)`` at ``times[k]``.
     """
-    flow = WeightFlow(model, network, h0, label)
     times = torch.as_tensor(times, dtype=torch.float64)
+    if times.ndim != 1 or times.numel() < 2 or not bool(torch.isfinite(times).all()):
+        raise ValueError(f"times must be a 1-D sequence of at least two finite slow-time points, got shape "
+                         f"{tuple(times.shape)}.")
+    if not bool((times[1:] > times[:-1]).all()):
+        # torchdiffeq would integrate backwards, i.e. un-learn: the flow models learning, whose time runs forward
+        raise ValueError(f"times must increase (got {times[:4].tolist()}{' ...' if times.numel() > 4 else ''}): "
+                         "the weight flow runs forward in slow time (learning); pass e.g. torch.linspace(0, T, K).")
+    flow = WeightFlow(model, network, h0, label)
     with torch.no_grad():
         path = torchdiffeq.odeint(flow, flow.initial_state(), times, method=method, rtol=rtol, atol=atol,
                                   options=options)

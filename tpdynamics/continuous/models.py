@@ -112,7 +112,7 @@ class ContinuousModel:
     compensate_layer_factor : bool
         Divide ``eta_i`` by the layer factor ``c_i`` (eq. 6.19).
     tol : float
-        Equilibrium tolerance on ``||dh/dt||_inf``.
+        Equilibrium tolerance on the fixed-point residual ``||(1-mu) f + mu g - h||_inf`` (``tau ||dh/dt||_inf``).
     solver : str
         Equilibrium solver (see :func:`tpdynamics.equilibrium`).
     """
@@ -132,6 +132,10 @@ class ContinuousModel:
         self.feedback_learning_rate = check_positive("feedback_learning_rate", feedback_learning_rate, allow_zero=True)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
         self.compensate_layer_factor = bool(compensate_layer_factor)
+        if self.compensate_layer_factor and self.layer_factor(1, 1) == 0.0:
+            raise ValueError(f"mu={self.mu} makes the layer factor c_i = (mu/(1-mu))^(L+1-i) of eq. 6.16 zero: the "
+                             "teaching signal never reaches the layers, and compensate_layer_factor cannot divide "
+                             "the learning rates by it (eq. 6.19). Use mu > 0, e.g. mu=0.1.")
         self.tol = check_positive("tol", tol)
         self.solver = solver
 
@@ -199,19 +203,30 @@ class ContinuousModel:
         return self.activity(states.dynamics[phase], states.results[phase].state)
 
     # -- shared ------------------------------------------------------------------------------------
-    def equilibria(self, network: LayeredNetwork, h0: torch.Tensor, label: torch.Tensor) -> PhaseStates:
+    def equilibria(self, network: LayeredNetwork, h0: torch.Tensor, label: torch.Tensor, *,
+                   initial: PhaseStates | None = None, dynamics: dict | None = None) -> PhaseStates:
         """Bring every phase to equilibrium.
+
+        Parameters
+        ----------
+        initial : PhaseStates, optional
+            Equilibria of a nearby problem (the same batch before a small weight change): each phase
+            starts from its state there (a warm start) instead of the forward pass.
+        dynamics : dict, optional
+            The :meth:`phase_dynamics` of this batch, built once by a caller that solves it repeatedly
+            (the dynamics read the network's current weights at every evaluation).
 
         Raises
         ------
         EquilibriumNotReachedError
             If a phase does not converge (a learning signal from a non-equilibrium would be wrong).
         """
-        dynamics = self.phase_dynamics(network, h0, label)
+        dynamics = self.phase_dynamics(network, h0, label) if dynamics is None else dynamics
         results = {}
         with torch.no_grad():
             for phase, dyn in dynamics.items():
-                result = equilibrium(dyn, tol=self.tol, solver=self.solver)
+                start = None if initial is None else initial.results.get(phase)
+                result = equilibrium(dyn, tol=self.tol, solver=self.solver, initial_state=start)
                 if not result.success:
                     raise EquilibriumNotReachedError(
                         f"{self.name} {phase} phase did not reach equilibrium ({result.status}): {result.message}",

@@ -176,9 +176,58 @@ class NetworkDynamics(nn.Module, abc.ABC):
         with torch.no_grad():
             return (self.drive(state, check=False) / self.tau).abs().amax(dim=-1)
 
+    def fixed_point_residual(self, state: torch.Tensor) -> torch.Tensor:
+        """Per-sample ``||drive(state)||_inf = tau ||d state / dt||_inf``, shape ``(B,)`` (uncounted, no gradient).
+
+        The distance the fixed-point map moves the state, ``||(1-mu) f + mu g - h||_inf`` for the mixture
+        model: the quantity the equilibrium tolerance bounds. It does not depend on ``tau`` (the fixed
+        point does not either), unlike :meth:`residual`.
+        """
+        with torch.no_grad():
+            return self.drive(state, check=False).abs().amax(dim=-1)
+
     def fixed_point_map(self, state: torch.Tensor) -> torch.Tensor:
         """The map ``state <- state + tau d state/dt`` (``h <- (1-mu) f + mu g`` for the mixture model)."""
         return state + self.drive(state)
+
+    # -- block sweeps (the Gauss-Seidel / SOR stage of the equilibrium solvers) -------------------
+    @property
+    def sweep_groups(self) -> tuple[tuple[int, ...], ...]:
+        """Groups of state blocks that a Gauss-Seidel sweep updates one group after the other.
+
+        Blocks within a group must not depend on each other (except each on itself), so that a group is
+        updated at once from the freshest values of the others. The default, one group of all blocks, makes
+        a sweep the plain fixed-point map (a Jacobi step); a subclass whose :meth:`drive_group` is cheap
+        returns a finer ordering (the mixture model: odd layers, then even layers).
+        """
+        return (tuple(range(len(self.state_sizes))),)
+
+    def block_slopes(self) -> tuple[float, ...]:
+        """``d drive_k / d block_k`` of each block, a scalar multiple of the identity (default ``-1``).
+
+        A Gauss-Seidel sweep divides the drive of block ``k`` by ``-slope_k``, which solves the block's own
+        (linear) self-dependence exactly, e.g. the teaching signal ``mu c h_L`` of the output layer.
+        """
+        return (-1.0,) * len(self.state_sizes)
+
+    def drive_group(self, blocks: list[torch.Tensor], group, *, check: bool = True) -> list[torch.Tensor]:
+        """The drive of the blocks in ``group`` at the state ``blocks`` (a list of ``(B, n_k)``); uncounted hook.
+
+        Default: the whole drive, sliced; a subclass that lists a finer :attr:`sweep_groups` computes only
+        the blocks asked for. Solvers call :meth:`evaluate_group`, which counts.
+        """
+        full = self.split(self.drive(self.join(blocks), check=check))
+        return [full[k] for k in group]
+
+    def evaluate_group(self, blocks: list[torch.Tensor], group, *, check: bool = True) -> list[torch.Tensor]:
+        """:meth:`drive_group`, counted in :attr:`nfev` as one evaluation when ``group`` holds block 0.
+
+        A sweep over every group of :attr:`sweep_groups` evaluates each block once: one evaluation of the
+        right-hand side.
+        """
+        if 0 in group:
+            self.nfev += 1
+        return self.drive_group(blocks, group, check=check)
 
     def reset_counters(self) -> None:
         self.nfev = 0

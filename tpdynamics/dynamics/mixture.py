@@ -59,6 +59,10 @@ class MixtureDynamics(NetworkDynamics):
         self.teaching = make_teaching_signal(target=target, label=label, eta_hat=eta_hat, teaching=teaching)
         self.teaching.validate(self.batch_size, network.layer_sizes[-1], network.dtype)
         self._edges = self._read_graph(network, "mixture")
+        # the evaluation plan, read from the graph once (the hot path of every solver): per layer node,
+        # its in-edges as (source, kind, owning Layer, mixing weight)
+        self._plan = [[(source, kind, None if owner is None else network.layer(owner), self.edge_weight(kind))
+                       for source, kind, owner in incoming] for incoming in self._edges]
 
     def edge_weight(self, kind: str) -> float:
         """Mixing weight of an edge kind: ``1 - mu`` for forward, ``mu`` for feedback and teaching."""
@@ -67,26 +71,42 @@ class MixtureDynamics(NetworkDynamics):
     def inputs(self):
         return (self.h0,) + self.teaching.tensors()
 
-    def _node_value(self, node: int, blocks: list[torch.Tensor]) -> torch.Tensor:
-        return self.h0 if node == 0 else blocks[node - 1]
+    def _node_drive(self, node: int, blocks, check: bool) -> torch.Tensor:
+        """``-h_i + (1-mu) f_i(h_{i-1}) + mu g_i(h_{i+1})`` of one layer node, from :attr:`_plan`.
 
-    def _edge_input(self, source: int, kind: str, owner, target: int, blocks, check: bool) -> torch.Tensor:
-        if kind == FORWARD:
-            return self.network.layer(owner)(self._node_value(source, blocks))
-        if kind == FEEDBACK:
-            return self.network.layer(owner).feedback_forward(blocks[source - 1], check=check)
-        return self.teaching.value(blocks[target - 1])
+        ``f_i`` is the owning layer's ``forward``, ``g_i`` its feedback mapping's, ``g_L`` the teaching signal;
+        they are called directly, not through ``nn.Module.__call__`` (no per-call hook machinery).
+        """
+        total = -blocks[node - 1]
+        for source, kind, layer, weight in self._plan[node - 1]:
+            if kind == FORWARD:
+                value = layer.forward(self.h0 if source == 0 else blocks[source - 1])
+            elif kind == FEEDBACK:
+                value = layer.feedback.forward(blocks[source - 1], layer, check=check)
+            else:
+                value = self.teaching.value(blocks[node - 1])
+            total = total + weight * value
+        return total
 
     def drive(self, state, *, check=True):
         """``-h_i + (1-mu) f_i(h_{i-1}) + mu g_i(h_{i+1})`` for every layer, shape ``(B, N)``."""
         blocks = self.split(state)
-        out = []
-        for node, incoming in enumerate(self._edges, start=1):
-            total = -blocks[node - 1]
-            for source, kind, owner in incoming:
-                total = total + self.edge_weight(kind) * self._edge_input(source, kind, owner, node, blocks, check)
-            out.append(total)
-        return self.join(out)
+        return self.join([self._node_drive(node, blocks, check) for node in range(1, len(blocks) + 1)])
+
+    # -- block sweeps: layer i depends on layers i-1 and i+1 only, so the odd layers can be updated
+    # together from the even ones and vice versa (a red-black Gauss-Seidel ordering)
+    @property
+    def sweep_groups(self):
+        L = self.network.depth
+        return tuple(g for g in (tuple(range(0, L, 2)), tuple(range(1, L, 2))) if g)
+
+    def block_slopes(self):
+        """``-1`` per layer, ``-1 + mu c`` on the output layer (``c`` the slope of the teaching signal)."""
+        L = self.network.depth
+        return (-1.0,) * (L - 1) + (-1.0 + self.mu * self.teaching.jacobian_scale,)
+
+    def drive_group(self, blocks, group, *, check=True):
+        return [self._node_drive(k + 1, blocks, check) for k in group]
 
     def jacobian_blocks(self, state):
         """Block-tridiagonal Jacobian of ``dh/dt`` (eqs. 6.39-6.42), from the graph's edges.

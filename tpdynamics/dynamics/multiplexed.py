@@ -109,6 +109,28 @@ class MultiplexedDynamics(NetworkDynamics):
             out.append(-apical[i] + net.layer(i + 1).feedback.voltage_input(bursts[i], net.layer(i + 1), check=check))
         return self.join(out)
 
+    # -- block sweeps: block k depends on block k-1 only (the layout is chosen for that), so one
+    # Gauss-Seidel sweep in block order is a forward substitution
+    @property
+    def sweep_groups(self):
+        return tuple((k,) for k in range(len(self.state_sizes)))
+
+    def drive_group(self, blocks, group, *, check=True):
+        return [self._block_drive(k, blocks, check) for k in group]
+
+    def _block_drive(self, k: int, blocks, check: bool) -> torch.Tensor:
+        net, L = self.network, self.network.depth
+        if k < L:  # basal voltage of layer i = k + 1
+            i = k + 1
+            rate = self.h0 if i == 1 else net.layer(i - 1).nonlinearity(blocks[k - 1])
+            return -blocks[k] + net.layer(i).preactivation(rate)
+        i = 2 * L - 1 - k  # apical voltage of layer i; its input comes from hat h_{i+1} (block k - 1)
+        if i + 1 == L:
+            burst = self.teaching.value(net.layer(L).nonlinearity(blocks[L - 1]))
+        else:
+            burst = net.layer(i + 2).feedback.rate_from_voltage(blocks[k - 1])
+        return -blocks[k] + net.layer(i + 1).feedback.voltage_input(burst, net.layer(i + 1), check=check)
+
     def jacobian_blocks(self, state):
         """Block lower-bidiagonal Jacobian of ``d state / dt`` in the reversed-apical layout."""
         basal, apical = self._parts(state)

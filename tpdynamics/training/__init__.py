@@ -23,8 +23,8 @@ from .propagation import output_target, propagate_targets
 from .rules import (LEARNING_RULES, LearningRule, StepRecord, TargetPropagationRule, get_learning_rule,
                     train_backward_weights, train_original_backward_weights)
 from ..statistics import mean_and_interval
-from .runner import (ExperimentResult, RunHistory, TrainingConfig, TrainingResult, compare_methods, rate_schedule,
-                     run_experiment, train)
+from .results import ExperimentResult, RunHistory, TrainingResult
+from .runner import TrainingConfig, compare_methods, rate_schedule, run_experiment, train
 from .status import TrainingStatus
 
 __all__ = [

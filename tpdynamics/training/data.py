@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..validation import check_int, check_positive
+from ..validation import check_int, check_memory, check_positive
 from ..errors import SingularWeightError
 from ..layers import FEEDBACK_FORMS, Layer
 from ..network import LayeredNetwork, make_generator
@@ -278,9 +278,18 @@ def student_teacher(layers: Sequence[int] = (6, 6, 6), *, nonlinearity="leaky_re
     if source.dim != teacher.layer_sizes[0]:
         raise ValueError(f"inputs has dimension {source.dim}, but the input layer has n_0={teacher.layer_sizes[0]}.")
     # separate generators: the test set does not depend on the size of the training set
+    _check_data_memory(teacher, n_train, n_test)
     x_train, y_train = _labelled(teacher, source, n_train, make_generator(derived_seed(seed, "train")))
     x_test, y_test = _labelled(teacher, source, n_test, make_generator(derived_seed(seed, "test")))
     return StudentTeacherProblem(teacher, student, x_train, y_train, x_test, y_test, seed=seed, distance=distance)
+
+
+def _check_data_memory(teacher: LayeredNetwork, n_train: int, n_test: int) -> None:
+    """Refuse data sets whose teacher activations (``(n_train + n_test) sum(n_i)`` values) exceed the memory."""
+    check_memory(f"the data sets of n_train={n_train} and n_test={n_test} samples of layers "
+                 f"{list(teacher.layer_sizes)}",
+                 (n_train + n_test) * sum(teacher.layer_sizes) * (torch.finfo(teacher.dtype).bits // 8),
+                 hint="Lower n_train or n_test.")
 
 
 #: Hidden nonlinearity of the two cases of the toy example (section 5.1.1).
@@ -317,6 +326,7 @@ def toy_example(case: str = "linear", *, seed: int = 0, distance: float = 2.0, n
     direction = torch.randn(2, 1, generator=generator, dtype=dtype)
     w1_student = w1_teacher + distance * direction / direction.norm()
     source = WhiteNoise(1)
+    _check_data_memory(teacher, n_train, n_test)
     x_train, y_train = _labelled(teacher, source, n_train, make_generator(derived_seed(seed, "train")))
     x_test, y_test = _labelled(teacher, source, n_test, make_generator(derived_seed(seed, "test")))
     return StudentTeacherProblem(teacher, (w1_student, w2.clone()), x_train, y_train, x_test, y_test, seed=seed,

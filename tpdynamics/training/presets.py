@@ -32,7 +32,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .rules import LEARNING_RULES, LearningRule
+from ..validation import unknown_names_message
+from .rules import HYPERPARAMETERS, LEARNING_RULES, LearningRule
 
 _AI_BACKWARD = {"tp-ai": 0.08, "rtp-ai": 0.08, "dtp-ai": 0.05, "rdtp-ai": 0.05,
                 "tp-orig": 0.01, "rtp-orig": 0.01, "dtp-orig": 0.01, "rdtp-orig": 0.01}
@@ -147,6 +148,10 @@ def resolve_hyperparameters(method, preset: str | None = None, **overrides) -> d
         and ``decay_horizon`` (the decay horizon as a multiple of the run's epochs).
     """
     cls: type[LearningRule] = LEARNING_RULES.get(method)
+    valid = tuple(HYPERPARAMETERS) + RUN_SETTINGS
+    unknown = [name for name in overrides if name not in valid]
+    if unknown:
+        raise TypeError(unknown_names_message("resolve_hyperparameters", "override", unknown, valid))
     key = preset or home_preset(cls)
     if key not in THESIS_PRESETS:
         raise ValueError(f"preset={key!r} is not valid; use one of {', '.join(THESIS_PRESETS)}.")

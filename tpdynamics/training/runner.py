@@ -25,28 +25,37 @@ a numerical failure of the algorithm (singular weight, inverse outside its domai
 ``'numerical_error'`` (:class:`TrainingStatus`).
 Such runs are counted (``n_diverged``, ``runs_per_epoch``), never dropped: from the epoch a run
 stopped, the averages are over the runs still going, and ``runs_per_epoch`` says how many.
+
+Every (method, seed) run is a task of :mod:`tpdynamics.runs` (kind ``train``, function
+:func:`run_training_task`): its configuration holds everything the run depends on — the method, the
+seed, the resolved hyper-parameters, the problem's settings — so with a store a finished run is kept
+at once and reused by any later experiment that would train it identically (e.g. ``bp`` of
+``--method bp,dtp-ai`` after ``--method bp`` with the same data sizes). Runs can go to worker
+processes (``jobs``); on Ctrl-C the finished ones are kept and :class:`tpdynamics.runs.RunInterrupted`
+carries the partial :class:`ExperimentResult` (``partial``, ``missing_runs``).
 """
 from __future__ import annotations
 
-import csv
+import contextvars
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields
 
 import torch
 
-from ..validation import check_int, check_positive
+from ..validation import check_int, check_memory, check_positive, unknown_names_message
 from ..errors import TPDynamicsError, TPDynamicsWarning
 from ..network import make_generator
-from ..serialization import jsonable, write_json
-from ..statistics import DIVERGENCE_THRESHOLD, INTERVAL_METHODS, POSITIVE, diverged, interval
+from ..runs import ResultStore, RunInterrupted, Task, run_tasks
+from ..runs.executors import resolve_function
+from ..statistics import DIVERGENCE_THRESHOLD, diverged
 from .data import StudentTeacherProblem, derived_seed, mean_squared_error, student_teacher, toy_example
 from .diagnostics import sherman_morrison_summary
 from .loss import LOSS_UNIT, get_loss_convention
 from .presets import RUN_SETTINGS, THESIS_PRESETS, home_preset, resolve_hyperparameters
 from .rules import LEARNING_RULES, LearningRule
+from .results import ExperimentResult, RunHistory, TrainingResult
 from .status import TrainingStatus
 
 TASKS = ("student-teacher", "toy-linear", "toy-leaky-relu")
@@ -144,242 +153,6 @@ class TrainingConfig:
         return out
 
 
-@dataclass
-class RunHistory:
-    """One method trained from one seed.
-
-    Attributes
-    ----------
-    seed : int
-    status : TrainingStatus
-        ``completed``, ``diverged`` or ``numerical_error``.
-    message : str
-    train_loss, test_loss : list of float
-        MSE (:data:`~tpdynamics.training.loss.LOSS_UNIT`) on the whole training / test set: index 0 before
-        training, index ``e`` after epoch ``e``; only finite epochs are kept.
-    steps : int
-        Training iterations done.
-    batch_loss : list of float
-        Per epoch (1..E), the mean of the mini-batch MSEs of its steps (measured before each update; the
-        training curve the thesis's toolbox plotted).
-    step_loss : list of float
-        The mini-batch MSE of every step (only with ``record_steps=True``).
-    diagnostics : dict
-        Name -> per-epoch list (epochs 1..E) of per-layer values (entry ``i - 1`` for layer ``i``),
-        the mean over the recorded steps of the epoch. Includes the Sherman–Morrison statistics
-        ``sm_abs_denominator_mean``, ``sm_abs_denominator_min`` and ``sm_clipped_fraction`` (layers 1..L).
-    trajectory : list
-        Toy tasks: the trainable weights ``W_1`` (flattened) before training and after each epoch.
-    """
-
-    seed: int
-    status: TrainingStatus = TrainingStatus.COMPLETED
-    message: str = ""
-    train_loss: list = field(default_factory=list)
-    test_loss: list = field(default_factory=list)
-    steps: int = 0
-    batch_loss: list = field(default_factory=list)
-    step_loss: list = field(default_factory=list)
-    diagnostics: dict = field(default_factory=dict)
-    trajectory: list = field(default_factory=list)
-
-    @property
-    def epochs_completed(self) -> int:
-        return max(len(self.test_loss) - 1, 0)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class TrainingResult:
-    """All runs of one method, with the per-epoch averages over seeds.
-
-    Attributes
-    ----------
-    method : str
-    hyperparameters : dict
-        What the method ran with (rates, target step, batch size, batches per epoch, ...).
-    epochs : int
-    runs : list of RunHistory
-    """
-
-    method: str
-    hyperparameters: dict
-    epochs: int
-    runs: list = field(default_factory=list)
-
-    #: How the per-epoch curves summarise the seeds (:func:`tpdynamics.statistics.interval`).
-    interval_method = POSITIVE
-    confidence = 0.95
-
-    def _values(self, name: str, e: int) -> list[float]:
-        return [getattr(r, name)[e] for r in self.runs if len(getattr(r, name)) > e]
-
-    def _curve(self, name: str):
-        return [interval(self._values(name, e), self.interval_method, self.confidence) for e in range(self.epochs + 1)]
-
-    @property
-    def interval(self) -> dict:
-        """What the curves are: ``{"method": "log-t", "confidence": 0.95, "centre": "geometric mean"}``."""
-        return {"method": self.interval_method, "confidence": self.confidence,
-                "centre": INTERVAL_METHODS.get(self.interval_method).centre_name}
-
-    @property
-    def train_loss(self) -> list[float]:
-        """Geometric mean over seeds of the training MSE, per epoch (index 0: before training)."""
-        return [c.centre for c in self._curve("train_loss")]
-
-    @property
-    def test_loss(self) -> list[float]:
-        """Geometric mean over seeds of the test MSE, per epoch (index 0: before training)."""
-        return [c.centre for c in self._curve("test_loss")]
-
-    @property
-    def train_loss_ci(self) -> list[tuple[float, float]]:
-        """95% log-scale interval of :attr:`train_loss` (positive), per epoch; NaN for one run."""
-        return [(c.low, c.high) for c in self._curve("train_loss")]
-
-    @property
-    def test_loss_ci(self) -> list[tuple[float, float]]:
-        """95% log-scale interval of :attr:`test_loss` (positive), per epoch; NaN for one run."""
-        return [(c.low, c.high) for c in self._curve("test_loss")]
-
-    def arithmetic_mean(self, name: str) -> list[float]:
-        """Arithmetic mean over seeds of ``name`` (``"train_loss"`` or ``"test_loss"``), per epoch."""
-        return [interval(self._values(name, e)).centre for e in range(self.epochs + 1)]
-
-    @property
-    def runs_per_epoch(self) -> list[int]:
-        """How many runs each per-epoch average is over (fewer after a run diverged)."""
-        return [sum(len(r.test_loss) > e for r in self.runs) for e in range(self.epochs + 1)]
-
-    @property
-    def n_diverged(self) -> int:
-        """Runs that stopped early (non-finite loss or numerical failure)."""
-        return sum(r.status != TrainingStatus.COMPLETED for r in self.runs)
-
-    @property
-    def status(self) -> TrainingStatus:
-        """``completed`` when every run completed; else ``diverged`` if a run diverged, else ``numerical_error``."""
-        statuses = {r.status for r in self.runs}
-        for status in (TrainingStatus.DIVERGED, TrainingStatus.NUMERICAL_ERROR):
-            if status in statuses:
-                return status
-        return TrainingStatus.COMPLETED
-
-    @property
-    def message(self) -> str:
-        """``'completed'``, or how many runs stopped early."""
-        if self.n_diverged == 0:
-            return "completed"
-        return f"{self.n_diverged} of {len(self.runs)} runs stopped early"
-
-    def diagnostics_mean(self) -> dict[str, list]:
-        """Per-epoch, per-layer mean over seeds of every recorded diagnostic (``nan`` where absent)."""
-        names = sorted({k for r in self.runs for k in r.diagnostics})
-        out = {}
-        for name in names:
-            per_epoch = []
-            for e in range(self.epochs):
-                values = [r.diagnostics[name][e] for r in self.runs if len(r.diagnostics.get(name, [])) > e]
-                if not values:
-                    per_epoch.append(None)
-                    continue
-                per_epoch.append([_nanmean([v[k] for v in values]) for k in range(len(values[0]))])
-            out[name] = per_epoch
-        return out
-
-    def to_dict(self) -> dict:
-        return {
-            "method": self.method, "hyperparameters": self.hyperparameters, "epochs": self.epochs,
-            "status": self.status, "message": self.message, "n_runs": len(self.runs), "n_diverged": self.n_diverged,
-            "runs_per_epoch": self.runs_per_epoch,
-            "loss_unit": LOSS_UNIT,
-            "interval": self.interval,
-            "train_loss": self.train_loss, "train_loss_ci": [list(c) for c in self.train_loss_ci],
-            "test_loss": self.test_loss, "test_loss_ci": [list(c) for c in self.test_loss_ci],
-            "train_loss_arithmetic_mean": self.arithmetic_mean("train_loss"),
-            "test_loss_arithmetic_mean": self.arithmetic_mean("test_loss"),
-            "diagnostics": self.diagnostics_mean(),
-            "runs": [r.to_dict() for r in self.runs],
-        }
-
-
-def _nanmean(values):
-    finite = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return sum(finite) / len(finite) if finite else math.nan
-
-
-@dataclass
-class ExperimentResult:
-    """The results of :func:`run_experiment`: one :class:`TrainingResult` per method.
-
-    Attributes
-    ----------
-    config : dict
-        The configuration (JSON-ready).
-    problems : list of dict
-        Description of the problem of each seed.
-    results : dict
-        Method name -> :class:`TrainingResult`, in the order of ``config['methods']``.
-    """
-
-    config: dict
-    problems: list
-    results: dict
-
-    @property
-    def methods(self) -> list[str]:
-        return list(self.results)
-
-    def __getitem__(self, method: str) -> TrainingResult:
-        return self.results[method]
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict; for a single method its fields are also at the top level."""
-        out = {"config": self.config, "loss_unit": LOSS_UNIT, "problems": self.problems, "methods": self.methods,
-               "results": [r.to_dict() for r in self.results.values()]}
-        if len(self.results) == 1:
-            out = {**out["results"][0], **out}
-        return jsonable(out)
-
-    def write_json(self, path) -> Path:
-        """Write :meth:`to_dict` as indented JSON to ``path`` (parents created); return the path."""
-        write_json(path, self.to_dict())
-        return Path(path)
-
-    def csv_rows(self) -> list[dict]:
-        """One dict per method and epoch (the rows of :meth:`write_csv`)."""
-        rows = []
-        for name, result in self.results.items():
-            curves = zip(result.train_loss, result.train_loss_ci, result.test_loss, result.test_loss_ci,
-                         result.runs_per_epoch)
-            described = result.interval
-            for epoch, (train, train_ci, test, test_ci, runs) in enumerate(curves):
-                rows.append({"method": name, "epoch": epoch, "runs": runs, "train_loss": train,
-                             "train_loss_ci_low": train_ci[0], "train_loss_ci_high": train_ci[1],
-                             "test_loss": test, "test_loss_ci_low": test_ci[0], "test_loss_ci_high": test_ci[1],
-                             "centre": described["centre"], "interval": described["method"],
-                             "confidence": described["confidence"]})
-        return rows
-
-    def write_csv(self, path) -> Path:
-        """One row per method and epoch: geometric mean and 95% log-t interval of train and test loss, number of
-        runs, and columns naming the centre and the interval (``centre``, ``interval``, ``confidence``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rows = self.csv_rows()
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: ("" if isinstance(v, float) and not math.isfinite(v) else v)
-                                 for k, v in row.items()})
-        return path
-
-
-# ------------------------------------------------------------------------------------------------------
 def _plan(config: TrainingConfig) -> tuple[list[str], dict, dict]:
     """Validate the configuration; return method names, per-method hyper-parameters and problem settings."""
     if config.task not in TASKS:
@@ -426,12 +199,30 @@ def _plan(config: TrainingConfig) -> tuple[list[str], dict, dict]:
         layers = (1, 2, 2)
     epochs = check_int("epochs", config.epochs if config.epochs is not None else reference.epochs, minimum=1)
     fraction = check_positive("final_rate_fraction", config.final_rate_fraction)
-    n_train = config.n_train or max(h["batch_size"] * h["batches_per_epoch"] for h in hyper.values())
+    n_train = config.n_train if config.n_train is not None else \
+        max(h["batch_size"] * h["batches_per_epoch"] for h in hyper.values())  # an explicit 0 is an error
     check_int("n_train", n_train, minimum=1)
     check_int("diagnostics_every", config.diagnostics_every, minimum=1)
+    _check_training_memory(layers, n_train, check_int("n_test", config.n_test, minimum=1), hyper, config.dtype)
     settings = {"layers": layers, "epochs": epochs, "final_rate_fraction": fraction, "n_train": n_train,
                 "preset": preset}
     return names, hyper, settings
+
+
+def _check_training_memory(layers, n_train: int, n_test: int, hyper: dict, dtype: torch.dtype) -> None:
+    """Refuse data sets and epoch index tables beyond the available memory, before anything is drawn.
+
+    The largest live data are the teacher's activations of every sample (``(n_train + n_test)
+    sum(n_i)`` values, from which the inputs and labels are kept) and the shuffled sample indices of
+    an epoch (``batch_size * batches_per_epoch`` int64, with the permutations they are cut from).
+    """
+    itemsize = torch.finfo(dtype).bits // 8
+    steps = max(h["batch_size"] * h["batches_per_epoch"] for h in hyper.values())
+    worst = max(hyper.values(), key=lambda h: h["batch_size"] * h["batches_per_epoch"])
+    nbytes = (n_train + n_test) * sum(layers) * itemsize + 3 * 8 * max(steps, n_train)
+    check_memory(f"training on n_train={n_train} and n_test={n_test} samples of layers {list(layers)} with "
+                 f"batch_size={worst['batch_size']} x batches_per_epoch={worst['batches_per_epoch']} samples "
+                 "per epoch", nbytes, hint="Lower batches_per_epoch, batch_size, n_train or n_test.")
 
 
 def _problem(config: TrainingConfig, settings: dict, seed: int) -> StudentTeacherProblem:
@@ -512,6 +303,8 @@ def _student_feedback(cls: type[LearningRule], layer_sizes) -> str | None:
     return forms[0]
 
 
+
+
 def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, settings: dict,
                config: TrainingConfig, seed: int, progress_bar) -> RunHistory:
     cls = type(rule)
@@ -587,14 +380,29 @@ def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, 
     return history
 
 
-def run_experiment(config: TrainingConfig, *, progress: bool = False) -> ExperimentResult:
+def run_experiment(config: TrainingConfig, *, progress: bool = False, store=None, jobs: int | None = 1,
+                   fresh: bool = False, threads: int | None = None, executor=None) -> ExperimentResult:
     """Train every method of ``config`` on identical data and initialisations, for every seed.
+
+    Each (method, seed) run is a task of :mod:`tpdynamics.runs` (module docstring): with a ``store``
+    every finished run is written there at once and reused by later calls.
 
     Parameters
     ----------
     config : TrainingConfig
     progress : bool
-        Show a tqdm progress bar (on stderr) over seeds x methods x epochs.
+        Show a tqdm progress bar (on stderr): over seeds x methods x epochs in this process, over
+        runs with worker processes.
+    store : tpdynamics.runs.ResultStore or path, optional
+        Keep every finished run there (``<store>/<key>.json``) and reuse the ones it has.
+    jobs : int, optional
+        Worker processes for the runs; 1 (default) trains in this process, ``None`` on every core.
+    fresh : bool
+        Retrain runs the store has.
+    threads : int, optional
+        Intra-op torch threads while training (workers: 1 unless given; ``None`` keeps this process's).
+    executor : str or tpdynamics.runs.Executor, optional
+        Where the runs execute (:data:`tpdynamics.runs.EXECUTORS`).
 
     Returns
     -------
@@ -605,37 +413,21 @@ def run_experiment(config: TrainingConfig, *, progress: bool = False) -> Experim
     ValueError, TypeError
         For an invalid configuration (unknown method or task, exact inverses on unequal layers,
         a batch size the method cannot use, ...), before anything is trained.
+    tpdynamics.runs.RunInterrupted
+        On Ctrl-C, with the finished runs as a partial :class:`ExperimentResult` in its ``partial``.
     """
     if not isinstance(config, TrainingConfig):
         raise TypeError(f"config must be a TrainingConfig, got {type(config).__name__}.")
-    names, hyper, settings = _plan(config)
-    seeds = config.seed_list()
-    results = {name: TrainingResult(method=name, hyperparameters={**hyper[name], "preset": settings["preset"]},
-                                    epochs=settings["epochs"]) for name in names}
-    problems = []
-    progress_bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    return _run_training(config, progress=progress, store=store, jobs=jobs, fresh=fresh, threads=threads,
+                        executor=executor)
 
-        progress_bar = tqdm(total=len(seeds) * len(names) * settings["epochs"], unit="epoch", desc="training")
-    try:
-        for seed in seeds:
-            problem = _problem(config, settings, seed)
-            problems.append(problem.describe())
-            for name in names:
-                arguments = {k: v for k, v in hyper[name].items()
-                             if k not in RUN_SETTINGS or k == "loss_convention"}
-                rule = LEARNING_RULES.get(name)(**arguments, trainable_layers=problem.trainable_layers,
-                                                generator=make_generator(derived_seed(seed, "rule")))
-                results[name].runs.append(_train_run(rule, problem, hyper[name], settings, config, seed,
-                                                     progress_bar))
-    finally:
-        if progress_bar is not None:
-            progress_bar.close()
-    config_dict = config.to_dict()
-    config_dict.update({"methods": names, "layers": list(settings["layers"]), "epochs": settings["epochs"],
-                        "n_train": settings["n_train"], "preset": settings["preset"]})
-    return ExperimentResult(config=config_dict, problems=problems, results=results)
+
+def _config(methods, config: dict) -> TrainingConfig:
+    valid = [f.name for f in fields(TrainingConfig) if f.name != "methods"]
+    unknown = [k for k in config if k not in valid]
+    if unknown:
+        raise TypeError(unknown_names_message("the training configuration", "setting", unknown, valid))
+    return TrainingConfig(methods=methods, **config)
 
 
 def train(method, *, progress: bool = False, **config) -> TrainingResult:
@@ -646,10 +438,133 @@ def train(method, *, progress: bool = False, **config) -> TrainingResult:
     >>> result = train("tp-ei", seeds=2, epochs=3)          # doctest: +SKIP
     >>> result.test_loss[0] > result.test_loss[-1]          # doctest: +SKIP
     """
-    return run_experiment(TrainingConfig(methods=(method,), **config), progress=progress).results[
+    return run_experiment(_config((method,), config), progress=progress).results[
         LEARNING_RULES.get(method).name]
 
 
 def compare_methods(methods: Sequence, *, progress: bool = False, **config) -> ExperimentResult:
     """Train several methods side by side on identical data and initialisations (see :func:`run_experiment`)."""
-    return run_experiment(TrainingConfig(methods=tuple(methods), **config), progress=progress)
+    return run_experiment(_config(tuple(methods), config), progress=progress)
+
+
+# -- training as tasks of tpdynamics.runs: one (method, seed) run each ------------------------------------
+_TASK_FUNCTION = "tpdynamics.training.runner:run_training_task"
+_PROBLEM_FIELDS = ("task", "nonlinearity", "output_nonlinearity", "n_test", "distance", "init_threshold")
+_RUN_FIELDS = ("diagnostics", "diagnostics_every", "record_steps")
+# the epoch progress bar of a run in this process (run_training sets it; a worker process has none)
+_EPOCH_BAR = contextvars.ContextVar("tpdynamics_epoch_bar", default=None)
+
+
+def _rule_class(name: str, method):
+    """The registered class, or the user's class given in ``methods`` (passed by its import path)."""
+    return method if isinstance(method, type) else LEARNING_RULES.get(name)
+
+
+def training_tasks(config: TrainingConfig):
+    """Validate ``config`` and split it into one task per (seed, method), seed-major.
+
+    Returns
+    -------
+    names : list of str
+    hyper : dict
+        Method name -> resolved hyper-parameters.
+    settings : dict
+        Layers, epochs, rate decay, training-set size, preset.
+    tasks : list of tpdynamics.runs.Task
+        Kind ``train``; configuration ``{method, seed, hyperparameters, settings, problem, run}`` (and
+        ``rule``, the class's import path, for a class that is not the registered one).
+    """
+    names, hyper, settings = _plan(config)
+    methods = [config.methods] if isinstance(config.methods, (str, type)) else list(config.methods)
+    problem = {k: getattr(config, k) for k in _PROBLEM_FIELDS}
+    problem["dtype"] = str(config.dtype).replace("torch.", "")
+    run = {k: getattr(config, k) for k in _RUN_FIELDS}
+    plain = {**settings, "layers": list(settings["layers"])}
+    tasks = []
+    for seed in config.seed_list():
+        for name, method in zip(names, methods):
+            cls = _rule_class(name, method)
+            task_config = {"method": name, "seed": seed, "hyperparameters": hyper[name], "settings": plain,
+                           "problem": problem, "run": run}
+            if cls is not LEARNING_RULES.get(name):
+                task_config["rule"] = f"{cls.__module__}:{cls.__qualname__}"
+            tasks.append(Task(function=_TASK_FUNCTION, config=task_config, kind="train", label=f"{name} seed {seed}"))
+    return names, hyper, settings, tasks
+
+
+def run_training_task(task: dict) -> dict:
+    """Task function (any process): train one method from one seed; ``{"run": RunHistory dict, "problem": ...}``."""
+    if "rule" in task:
+        cls = resolve_function(task["rule"])
+    else:
+        cls = LEARNING_RULES.get(task["method"])
+    problem_settings = {k: task["problem"][k] for k in _PROBLEM_FIELDS}
+    config = TrainingConfig(methods=(cls,), dtype=getattr(torch, task["problem"]["dtype"]), **problem_settings,
+                              **task["run"])
+    settings = {**task["settings"], "layers": tuple(task["settings"]["layers"])}
+    seed, hyper = task["seed"], task["hyperparameters"]
+    problem = _problem(config, settings, seed)
+    arguments = {k: v for k, v in hyper.items() if k not in RUN_SETTINGS or k == "loss_convention"}
+    rule = cls(**arguments, trainable_layers=problem.trainable_layers,
+               generator=make_generator(derived_seed(seed, "rule")))
+    history = _train_run(rule, problem, hyper, settings, config, seed, _EPOCH_BAR.get())
+    return {"run": history.to_dict(), "problem": problem.describe()}
+
+
+def _assemble(config: TrainingConfig, names, hyper, settings, tasks, records) -> ExperimentResult:
+    results = {name: TrainingResult(method=name, hyperparameters={**hyper[name], "preset": settings["preset"]},
+                                    epochs=settings["epochs"]) for name in names}
+    problems, missing, seen = [], [], set()
+    for task, record in zip(tasks, records):
+        seed, name = task.config["seed"], task.config["method"]
+        if record is None:
+            missing.append({"method": name, "seed": seed})
+            continue
+        run = record.result["run"]
+        results[name].runs.append(RunHistory(**{**run, "status": TrainingStatus(run["status"])}))
+        if seed not in seen:
+            seen.add(seed)
+            problems.append(record.result["problem"])
+    config_dict = config.to_dict()
+    config_dict.update({"methods": names, "layers": list(settings["layers"]), "epochs": settings["epochs"],
+                        "n_train": settings["n_train"], "preset": settings["preset"]})
+    return ExperimentResult(config=config_dict, problems=problems, results=results, missing=missing)
+
+
+def _run_training(config: TrainingConfig, *, progress: bool = False, store=None, jobs: int | None = 1,
+                 fresh: bool = False, threads: int | None = None, executor=None) -> ExperimentResult:
+    """:func:`run_experiment`: plan the tasks, run them (reusing a store's), assemble the result."""
+    names, hyper, settings, tasks = training_tasks(config)
+    store = None if store is None else (store if isinstance(store, ResultStore) else ResultStore(store))
+    serial = (executor is None or executor == "serial") and jobs == 1
+    bar = None
+    if progress and serial:  # in this process: a bar over epochs, as the runs go
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks) * settings["epochs"], unit="epoch", desc="training")
+    token = _EPOCH_BAR.set(bar)
+
+    def count_reused(index, record):
+        if bar is not None and record.reused:
+            bar.update(settings["epochs"])
+
+    try:
+        summary = run_tasks(tasks, store, executor=executor, jobs=jobs, threads=threads, fresh=fresh,
+                            progress=progress and not serial, desc="training", unit="run", on_record=count_reused)
+    except RunInterrupted as err:
+        partial = _assemble(config, names, hyper, settings, tasks, err.summary.records)
+        where = f" in {store.root}" if store is not None else " (no store: not kept on disk)"
+        message = (f"interrupted: {err.summary.finished} of {len(tasks)} (method, seed) runs finished{where}; "
+                   + ("run the same command again to resume" if store is not None else "pass a store to resume"))
+        raise RunInterrupted(err.summary, message, partial=partial) from None
+    finally:
+        _EPOCH_BAR.reset(token)
+        if bar is not None:
+            bar.close()
+    for record in summary.failed:  # a bug, not a numerical failure (those are run statuses): raise it
+        if record.exception is not None:
+            raise record.exception
+        raise RuntimeError(f"training run {record.task.label} failed in a worker process:\n{record.traceback}")
+    result = _assemble(config, names, hyper, settings, tasks, summary.records)
+    result.summary = summary
+    return result

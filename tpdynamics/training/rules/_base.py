@@ -14,7 +14,7 @@ from ...errors import TPDynamicsWarning
 from ...layers import FEEDBACK_FORMS, Layer
 from ...network import LayeredNetwork, make_generator
 from ...registry import Registry
-from ...validation import check_positive, check_tensor
+from ...validation import check_positive, check_tensor, unknown_names_message
 from ..diagnostics import StepDiagnostics
 from ..loss import get_loss_convention
 
@@ -115,7 +115,11 @@ class LearningRule(abc.ABC):
 
     def __init__(self, *, eta=None, eta_hat=None, eta_backward=None, lambda_=None, epsilon=None, noise_std=None,
                  inverse_update=None, momentum=None, trainable_layers=None, generator: torch.Generator | None = None,
-                 seed: int = 0, loss_convention="half"):
+                 seed: int = 0, loss_convention="half", **unknown):
+        if unknown:
+            raise TypeError(unknown_names_message(f"method {self.name!r}", "hyper-parameter", unknown,
+                                                  self.parameters + ("trainable_layers", "generator", "seed",
+                                                                     "loss_convention")))
         given = {"eta": eta, "eta_hat": eta_hat, "eta_backward": eta_backward, "lambda_": lambda_,
                  "epsilon": epsilon, "noise_std": noise_std, "inverse_update": inverse_update, "momentum": momentum}
         unused = [k for k, v in given.items() if v is not None and k not in self.parameters]
