@@ -12,7 +12,7 @@ from tpdynamics.training import LOSS_UNIT
 from ....training_plots import legend_outside
 from ...base import EXPERIMENTS, Claim, Summary, fmt_ci
 from ._statistics import _all, _both, _extreme, _f, fmt_positive, signal_row
-from ._training import _CONVENTION, StudentTeacherTraining, _label
+from ._training import _CONVENTION, StudentTeacherTraining, _label, joined_causes
 
 
 _AI_METHODS = ("tp-ai", "dtp-ai", "tp-orig", "dtp-orig", "rtp-ai", "rdtp-ai", "rtp-orig", "rdtp-orig", "bp", "bp-fixed")
@@ -129,7 +129,7 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
             "(figures 5.14 vs 5.15).",
             " | ".join(c.measured.split(" Criterion:")[0] for c in pairs)
             + " Criterion: every not-randomized / randomized paired ratio below 1, judged on the thesis's view.",
-            holds=_both(*(c.holds for c in pairs)), robust=False,
+            holds=_both(*(c.holds for c in pairs)), robust=False, cause=joined_causes(pairs),
             values={f"{m}/{_RANDOMIZED[m]}": c.values for m, c in zip(_TP_VARIANTS, pairs)}))
         for m in ("rtp-orig", "tp-orig"):
             claims.append(self.similar(view, m, "bp-fixed", f"{_label(m)} performs comparably to fixed-BP: it does "
@@ -146,7 +146,7 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
         claims.append(Claim(
             "\"DTP-AI and RDTP-AI perform best of all variants of target propagation with approximate inverses\" "
             "(figures 5.14-5.15).", " || ".join(c.measured for c in best),
-            holds=_both(*(c.holds for c in best)), robust=False,
+            holds=_both(*(c.holds for c in best)), robust=False, cause=joined_causes(best),
             values={"dtp-ai": best[0].values, "rdtp-ai": best[1].values}))
         others = tuple(m for m in self.loss_methods(view) if m != "bp")
         claims.append(self.ordering(view, "\"BP clearly outperforms all other methods\".", "bp", others,

@@ -14,7 +14,7 @@ from tpdynamics.training import LOSS_UNIT
 from ...base import EXPERIMENTS, Claim, Summary, fmt_ci
 from ._statistics import (_both, _points, curve_geometric_means, fmt_positive, paired_final, second_half_drops,
                           signal_row, unstable_runs)
-from ._training import _COLOURS, _CONVENTION, _WHY_THESIS_VIEW, StudentTeacherTraining, _label
+from ._training import _COLOURS, _CONVENTION, _WHY_THESIS_VIEW, StudentTeacherTraining, _label, joined_causes
 
 
 @EXPERIMENTS.register("fig5.7-5.8-student-teacher-ei")
@@ -126,7 +126,7 @@ class StudentTeacherExactInverses(StudentTeacherTraining):
             "RMTP-EI is \"much worse compared to BP, TP-EI and RTP-EI\".",
             " | ".join(c.measured.split(" Criterion:")[0] for c in much)
             + " Criterion: every paired ratio (method / RMTP-EI) below 0.2, " + _WHY_THESIS_VIEW + ".",
-            holds=_both(*(c.holds for c in much)), robust=True,
+            holds=_both(*(c.holds for c in much)), robust=True, cause=joined_causes(much),
             values={m: c.values for m, c in zip(("bp", "tp-ei", "rtp-ei"), much)}))
         claims.append(self.ordering(
             viewset, "TP-EI and RTP-EI propagate useful learning signals to the hidden layer: they beat the fixed-BP "
