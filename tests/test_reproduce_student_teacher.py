@@ -125,3 +125,23 @@ def test_paired_final_compares_the_same_problems():
     assert pair.ratio == pytest.approx(0.5) and pair.ordering() is True and pair.a_lower == 4
     results[3]["methods"]["a"] = _run(status="diverged", test=(10.0,))
     assert st.paired_final(results, "a", "b").n_excluded == 1
+
+
+def test_a_loss_claim_that_does_not_hold_gets_the_thesis_statistic_as_its_cause():
+    """One problem where a is 100x better lifts a's arithmetic mean below b's (the thesis's statistic agrees with
+    'a < b'), while per problem a is worse on four of five: paired, the interval straddles 1."""
+    from analysis.reproduce.experiments.student_teacher._training import StudentTeacherTraining, ViewSet
+
+    a, b = [0.1, 2.0, 2.0, 2.0, 2.0], [10.0, 1.9, 1.9, 1.9, 1.9]
+    results = [{"seed": k, "methods": {"a": _run(test=(20.0, x)), "b": _run(test=(20.0, y))}, "redraws": []}
+               for k, (x, y) in enumerate(zip(a, b))]
+    viewset = ViewSet(results, "completed", {"both": ("a", "b")})
+    experiment = EXPERIMENTS.get(NAMES[2])()
+    assert isinstance(experiment, StudentTeacherTraining)
+    claim = experiment.compare(viewset, "a", "b", "a ends below b", robust=False)
+    assert claim.holds is None
+    assert claim.cause.startswith("a statistic the thesis computed differently")
+    assert "arithmetic means 1.62 / 3.52 = 0.46" in claim.cause and "a lower on 1 of 5" in claim.cause
+    reverse = experiment.compare(viewset, "b", "a", "b ends below a", robust=False)
+    assert reverse.holds is None and reverse.cause.startswith("not supported by the experiment as the thesis ran it")
+    assert experiment.loss_cause(viewset, [("a", "b")], True) == ""
