@@ -26,8 +26,8 @@ def _results(result) -> dict:
     raise TypeError(f"expected an ExperimentResult, a TrainingResult or a dict of them, got {type(result).__name__}.")
 
 
-#: The y label of every MSE panel (the thesis's MSE, eq. 5.36/5.50 per sample).
-MSE_LABEL = r"MSE  $\langle\|h_L - y\|^2\rangle$ over samples"
+#: The y label of every MSE panel: the thesis's plotted MSE, the mean over samples and outputs (``nn.MSELoss``).
+MSE_LABEL = r"MSE  $\langle (h_L - y)^2 \rangle$ over samples and outputs"
 
 
 def band_label(interval: dict) -> str:

@@ -86,7 +86,7 @@ def test_runner_ensemble_equals_serial_runs(name):
         assert runs[0]["diagnostics"]["sm_clipped_fraction"] != runs[1]["diagnostics"]["sm_clipped_fraction"]
 
 
-def _members(name, seeds=(0, 1, 2)):
+def _members(name, seeds=(0, 1, 2), loss_convention="half"):
     """Networks and rules of three members (each its own seed, eta and epsilon), for the step-level oracle."""
     cls = LEARNING_RULES.get(name)
     feedback = cls.feedback_forms()[0] if cls.feedback_forms() else None
@@ -99,14 +99,16 @@ def _members(name, seeds=(0, 1, 2)):
             arguments["epsilon"] = 1.5
         if "eta_backward" in cls.parameters and name in ("mtp", "rmtp"):
             arguments["eta_backward"] = 0.01 * k  # member 0 trains no Q (and draws no noise)
-        rules.append(cls(**arguments, generator=make_generator(100 + seed)))
+        rules.append(cls(**arguments, generator=make_generator(100 + seed), loss_convention=loss_convention))
     return networks, rules
 
 
+@pytest.mark.parametrize("loss_convention", ["half", "thesis"])
 @pytest.mark.parametrize("name", RULES)
-def test_steps_equal_serial_steps(name):
-    """20 steps of ``EnsembleTrainer`` equal 20 ``rule.step`` per member: every weight and feedback matrix."""
-    networks, rules = _members(name)
+def test_steps_equal_serial_steps(name, loss_convention):
+    """20 steps of ``EnsembleTrainer`` equal 20 ``rule.step`` per member: every weight and feedback matrix,
+    in both loss conventions (the factor 2 on ``e_L`` and on the local gradients is the rule's own)."""
+    networks, rules = _members(name, loss_convention=loss_convention)
     serial_networks, serial_rules = copy.deepcopy(networks), copy.deepcopy(rules)
     ensemble = EnsembleNetwork(networks)
     trainer = EnsembleTrainer(rules, ensemble)

@@ -4,6 +4,7 @@ import math
 import pytest
 
 from analysis.reproduce import EXPERIMENTS
+from tpdynamics.training import THESIS_PRESETS
 from analysis.reproduce.experiments.student_teacher import _statistics as st  # the helpers and their private verdicts
 
 NAMES = ("fig5.7-5.8-student-teacher-ei", "fig5.13-deep-ai", "fig5.14-5.17-equal-ai", "fig5.18-5.19-contracting-ai")
@@ -19,7 +20,7 @@ def test_registered_with_thesis_settings():
         experiment = EXPERIMENTS.get(name)()
         assert experiment.thesis_says and experiment.reference.startswith("figure")
         full, quick = experiment.settings(False), experiment.settings(True)
-        assert quick["epochs"] < full["epochs"] == 60
+        assert quick["epochs"] < full["epochs"] == THESIS_PRESETS[full["preset"]].epochs  # 600 for fig. 5.13
         assert quick["methods"] == full["methods"]
         assert experiment.seeds(True, None) <= experiment.seeds(False, None)
     assert EXPERIMENTS.get(NAMES[0])().seeds(False, None) == 7
@@ -87,4 +88,60 @@ def test_summarize_runs_on_a_tiny_equal_layer_run():
     assert set(results[0]["methods"]) == set(settings["methods"])
     summary = experiment.summarize(settings, results)
     assert summary.claims and all(c.holds in (True, False, None) for c in summary.claims)
-    assert set(summary.data["methods"]) == set(settings["methods"])
+    groups = summary.data["methods"]  # one entry per survival group (the toolbox's figure scripts)
+    assert set(groups) == set(experiment.survival_groups(settings))
+    assert set().union(*(set(g["all_runs"]) for g in groups.values())) == set(settings["methods"])
+
+
+def _draw(seed, **statuses):
+    return {"seed": seed, "methods": {m: _run(status=st, test=(10.0, 5.0, 2.0) if st == "completed" else (10.0,))
+                                      for m, st in statuses.items()}}
+
+
+def test_views_redraw_a_slot_until_every_method_survived():
+    ok = _draw(0, a="completed", b="completed")
+    failed = _draw(1, a="completed", b="diverged")
+    failed["redraws"] = [_draw(1001, a="diverged", b="completed"), _draw(2001, a="completed", b="completed")]
+    hopeless = _draw(2, a="diverged", b="completed")
+    hopeless["redraws"] = [_draw(1002, a="diverged", b="diverged")]
+    v = st.views([ok, failed, hopeless])
+    assert [r["seed"] for r in v["all_runs"]] == [0, 1, 2]  # all runs: the first draws, divergences counted
+    assert v["surviving_seeds"] == [0, 2001] and v["redraws"] == 3
+    assert v["redrawn_slots"] == [1, 2] and v["exhausted_slots"] == [2]
+    assert st.REDRAW_STRIDE == 1000
+
+
+def test_stable_survival_also_drops_an_exploding_but_finite_run():
+    exploding = {"seed": 0, "methods": {"a": _run(test=(10.0, 1.0, 50.0))}}
+    assert st.survives(exploding, "completed") and not st.survives(exploding, "stable")
+    with pytest.raises(ValueError, match=r"criterion='sometimes' is not valid; use one of completed, stable"):
+        st.survives(exploding, "sometimes")
+
+
+def test_paired_final_compares_the_same_problems():
+    results = [{"seed": k, "methods": {"a": _run(test=(10.0, 1.0 * 10 ** k)), "b": _run(test=(10.0, 2.0 * 10 ** k))}}
+               for k in range(4)]
+    pair = st.paired_final(results, "a", "b")
+    assert pair.ratio == pytest.approx(0.5) and pair.ordering() is True and pair.a_lower == 4
+    results[3]["methods"]["a"] = _run(status="diverged", test=(10.0,))
+    assert st.paired_final(results, "a", "b").n_excluded == 1
+
+
+def test_a_loss_claim_that_does_not_hold_gets_the_thesis_statistic_as_its_cause():
+    """One problem where a is 100x better lifts a's arithmetic mean below b's (the thesis's statistic agrees with
+    'a < b'), while per problem a is worse on four of five: paired, the interval straddles 1."""
+    from analysis.reproduce.experiments.student_teacher._training import StudentTeacherTraining, ViewSet
+
+    a, b = [0.1, 2.0, 2.0, 2.0, 2.0], [10.0, 1.9, 1.9, 1.9, 1.9]
+    results = [{"seed": k, "methods": {"a": _run(test=(20.0, x)), "b": _run(test=(20.0, y))}, "redraws": []}
+               for k, (x, y) in enumerate(zip(a, b))]
+    viewset = ViewSet(results, "completed", {"both": ("a", "b")})
+    experiment = EXPERIMENTS.get(NAMES[2])()
+    assert isinstance(experiment, StudentTeacherTraining)
+    claim = experiment.compare(viewset, "a", "b", "a ends below b", robust=False)
+    assert claim.holds is None
+    assert claim.cause.startswith("a statistic the thesis computed differently")
+    assert "arithmetic means 1.62 / 3.52 = 0.46" in claim.cause and "a lower on 1 of 5" in claim.cause
+    reverse = experiment.compare(viewset, "b", "a", "b ends below a", robust=False)
+    assert reverse.holds is None and reverse.cause.startswith("not supported by the experiment as the thesis ran it")
+    assert experiment.loss_cause(viewset, [("a", "b")], True) == ""

@@ -158,3 +158,51 @@ def test_a_finite_loss_above_the_threshold_counts_as_diverged(monkeypatch, tmp_p
     assert data["interval"]["method"] == "log-t" and data["n_diverged"] == 2
     rows = list(csv.DictReader(result.write_csv(tmp_path / "r.csv").open()))
     assert rows[0]["centre"] == "geometric mean" and rows[0]["interval"] == "log-t" and rows[0]["confidence"] == "0.95"
+
+
+# -- paired comparisons ----------------------------------------------------------------------------------------
+def test_paired_interval_is_per_problem_where_unpaired_medians_disagree():
+    """13 problems: a is 10x better on six easy ones and 1.2x worse on seven hard ones."""
+    from tpdynamics.statistics import paired_comparison
+
+    b = [1.0] * 6 + [5.0] * 7
+    a = [0.1] * 6 + [6.0] * 7
+    assert np.median(a) > np.median(b)  # unpaired: a looks worse
+    paired = paired_comparison(a, b)
+    assert paired.n == 13 and paired.a_lower == 6
+    assert paired.mean == pytest.approx((6 * math.log(0.1) + 7 * math.log(1.2)) / 13)
+    assert paired.high < 0 and paired.ordering() is True  # paired: a is better, decided
+    # the pairing is what decides it: the same values matched to other problems give no ordering
+    shuffled = paired_comparison(a, b[6:] + b[:6])
+    assert shuffled.ordering() is not True
+    assert paired_comparison(b, a).ordering() is False  # the reverse claim is refuted, not inconclusive
+
+
+def test_paired_comparison_inconclusive_excluded_and_deterministic():
+    from tpdynamics.statistics import paired_comparison
+
+    straddle = paired_comparison([1.0, 2.0, 1.0, 2.0], [2.0, 1.0, 2.0, 1.0])
+    assert straddle.ordering() is None and straddle.low < 0 < straddle.high
+    assert straddle.within(2.5) is True and straddle.within(1.5) is None
+    diverged = paired_comparison([1.0, math.nan, float("inf"), 2.0], [2.0, 1.0, 1.0, 4.0])
+    assert (diverged.n, diverged.n_excluded, diverged.a_lower) == (2, 2, 2)
+    assert paired_comparison([1.0, 3.0, 2.0], [2.0, 2.5, 5.0]) == paired_comparison([1.0, 3.0, 2.0], [2.0, 2.5, 5.0])
+    one = paired_comparison([1.0], [2.0])
+    assert one.ordering() is None and math.isnan(one.low) and one.ratio == pytest.approx(0.5)
+    assert paired_comparison([], []).n == 0 and "no problem" in paired_comparison([], []).format()
+    assert "lower on 2 of 2" in diverged.format("A", "B") and diverged.to_dict()["ordering"] is True
+    with pytest.raises(ValueError, match=r"one value per problem in the same order; got 2 and 1"):
+        paired_comparison([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match=r"confidence=1.5 must be a number in \(0, 1\)"):
+        paired_comparison([1.0], [1.0], confidence=1.5)
+
+
+def test_paired_difference_of_a_signed_quantity_and_bounds():
+    from tpdynamics.statistics import paired_comparison
+
+    cos_a, cos_b = [0.9, 0.8, 0.95, 0.7], [0.5, 0.6, 0.4, 0.65]
+    diff = paired_comparison(cos_b, cos_a, difference=True)  # b - a: negative, b's alignment is worse
+    assert diff.ordering() is True and diff.mean == pytest.approx(-0.3) and math.isnan(diff.ratio)
+    assert "per problem: mean -0.3 " in diff.format("B", "A")
+    ratio = paired_comparison([1.0, 1.1, 0.9], [10.0, 10.0, 10.0])  # ratios about 0.1
+    assert ratio.below(0.2) is True and ratio.below(0.05) is False and ratio.below(0.105) is None

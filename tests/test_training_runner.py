@@ -73,17 +73,36 @@ def test_rate_schedule_decays_linearly_to_a_fifth():
     assert rate_schedule((1.0, 2.0), 2, 3) == pytest.approx((0.6, 1.2))
 
 
-def test_thesis_presets_encode_the_figure_captions():
+def test_thesis_presets_encode_the_figure_captions_and_scripts():
     assert resolve_hyperparameters("tp-ei") == {"eta": 0.01, "eta_hat": 0.1, "epsilon": 0.5,
                                                 "inverse_update": "sherman-morrison", "batch_size": 1,
-                                                "batches_per_epoch": 2000}
+                                                "batches_per_epoch": 2000, "loss_convention": "thesis",
+                                                "decay_horizon": 1.0}
     assert resolve_hyperparameters("bp")["eta"] == 0.001
-    assert resolve_hyperparameters("bp", "5.2.2") == {"eta": 0.01, "batch_size": 32, "batches_per_epoch": 60}
+    # the toolbox's BP optimiser decays over tau = 100 epochs of a 60-epoch run
+    assert resolve_hyperparameters("bp", "5.2.2") == {"eta": 0.01, "batch_size": 32, "batches_per_epoch": 60,
+                                                      "loss_convention": "thesis", "decay_horizon": 100 / 60}
     dtp = resolve_hyperparameters("dtp-ai")
     assert (dtp["eta"], dtp["eta_backward"], dtp["lambda_"], dtp["batch_size"]) == (0.1, 0.05, 0.0, 32)
     # a Sherman-Morrison rule in a mini-batch experiment keeps batch size 1 and the samples per epoch
     assert resolve_hyperparameters("tp-ei", "5.2.2")["batches_per_epoch"] == 32 * 60
-    assert THESIS_PRESETS["5.2.2-contracting"].layers == (6, 6, 4)
+    # figure_5_18-19.py: three outputs and its own backward rates
+    assert THESIS_PRESETS["5.2.2-contracting"].layers == (6, 6, 3)
+    assert resolve_hyperparameters("tp-ai", "5.2.2-contracting")["eta_backward"] == 0.01
+    assert resolve_hyperparameters("rdtp-orig", "5.2.2-contracting")["eta_backward"] == 0.05
+    # figure_5_13.py: 600 epochs, backward rate 0.005
+    deep = THESIS_PRESETS["5.2.2-deep"]
+    assert deep.epochs == 600 and resolve_hyperparameters("rtp-ai", "5.2.2-deep")["eta_backward"] == 0.005
+    # the toy figures come from numpy scripts with the 1/2 ||.||^2 gradients
+    assert resolve_hyperparameters("tp-ei", "toy-linear")["loss_convention"] == "half"
+    assert resolve_hyperparameters("bp", "5.2.2", loss_convention="half")["loss_convention"] == "half"
+
+
+def test_toolbox_rate_schedule_with_a_horizon():
+    # figure_5_14-17.py: BP's SGD with tau = 100 in a 60-epoch run ends at 1 - 0.8 * 59 / 100 of its rate
+    assert rate_schedule(0.01, 60, 60, horizon=100) == pytest.approx(0.01 * (1 - 0.8 * 59 / 100))
+    assert rate_schedule(0.01, 60, 60, horizon=60) == pytest.approx(0.01 * (1 - 0.8 * 59 / 60))
+    assert rate_schedule(0.01, 90, 60, horizon=60) == pytest.approx(0.002)  # constant after the horizon
 
 
 def test_methods_share_data_and_initialisation_and_runs_are_reproducible():
@@ -190,6 +209,17 @@ def test_train_command_single_method_json_to_stdout(capsys):
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert data["method"] == "tp-ei" and len(data["train_loss"]) == len(data["test_loss_ci"]) == 2
+
+
+def test_train_command_loss_convention_and_unit(capsys):
+    code = main(["train", "--method", "bp", "--epochs", "1", "--layers", "3,3,3", "--batches-per-epoch", "2",
+                 "--n-test", "20", "--loss-convention", "half", "--json", "--quiet"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["hyperparameters"]["loss_convention"] == "half" and "torch.nn.MSELoss" in data["loss_unit"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--method", "bp", "--loss-convention", "double", "--quiet"])
+    assert exit_info.value.code == 2 and "invalid choice: 'double'" in capsys.readouterr().err
 
 
 def test_train_command_rejects_bad_input(capsys):

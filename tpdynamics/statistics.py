@@ -38,6 +38,14 @@ spread on the log scale is infinite); a negative value is a ``ValueError``. The 
 half-width beyond ``e^700``, i.e. values spread over hundreds of decades).
 
 :data:`DIVERGENCE_THRESHOLD` is where a training loss counts as diverged although finite.
+
+Comparisons of two methods trained on the *same* problems (same teacher, data and initialisation per
+seed) are paired: :func:`paired_comparison` works on the per-problem log-ratios ``log(a_k / b_k)``
+of a positive quantity (a final test loss), reports their mean with a seeded percentile-bootstrap
+interval (resampling problems) and the count of problems where ``a_k < b_k``, and decides an ordering
+only when the interval excludes the other direction (:meth:`PairedComparison.ordering`: ``True``,
+``False``, or ``None`` for *inconclusive*). Pairing removes the spread of problem difficulty, which can
+be orders of magnitude across seeds and can make the unpaired medians disagree with the paired ordering.
 """
 from __future__ import annotations
 
@@ -52,8 +60,8 @@ import numpy as np
 from .registry import Registry
 
 __all__ = ["DIVERGENCE_THRESHOLD", "INTERVAL_METHODS", "Interval", "IntervalMethod", "LogStudentT", "NONNEGATIVE",
-           "POSITIVE", "PercentileBootstrap", "SIGNED", "StudentT", "curve_intervals", "diverged", "finite_values",
-           "interval", "mean_and_interval"]
+           "POSITIVE", "PairedComparison", "PercentileBootstrap", "SIGNED", "StudentT", "curve_intervals", "diverged",
+           "finite_values", "interval", "mean_and_interval", "paired_comparison"]
 
 #: A loss above this counts as diverged even though finite: ``sqrt(float64 max) ~ 1.34e154``, beyond which
 #: the loss's square (a variance, a squared error of it) overflows; no training that still learns gets there.
@@ -295,3 +303,172 @@ def curve_intervals(runs: Iterable[Iterable], method: str = POSITIVE, confidence
     runs = [list(r) for r in runs]
     length = max((len(r) for r in runs), default=0)
     return [interval([r[e] for r in runs if len(r) > e], method, confidence) for e in range(length)]
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Two methods on the same problems: the per-problem log-ratios ``z_k = log(a_k / b_k)`` and their mean.
+
+    Attributes
+    ----------
+    log_ratios : tuple of float
+        ``z_k`` (natural log) for the problems where both values are finite and positive, in problem order
+        (``z_k = a_k - b_k`` for a signed quantity, ``difference=True``).
+    mean : float
+        ``mean_k z_k``; ``exp(mean)`` (:attr:`ratio`) is the geometric mean of the per-problem ratios.
+    low, high : float
+        Percentile-bootstrap interval of ``mean`` at ``confidence`` (problems resampled with replacement;
+        seeded, so deterministic); NaN for fewer than two problems.
+    n : int
+        Problems with both values (the pairs used).
+    n_excluded : int
+        Problems left out (a value non-finite, e.g. a diverged run, or not positive).
+    a_lower : int
+        Problems with ``a_k < b_k``.
+    confidence : float
+    """
+
+    log_ratios: tuple
+    mean: float
+    low: float
+    high: float
+    n: int
+    n_excluded: int
+    a_lower: int
+    confidence: float
+    difference: bool = False
+
+    @property
+    def ratio(self) -> float:
+        """``exp(mean)``: the geometric mean of ``a_k / b_k`` (NaN for ``difference``)."""
+        return math.exp(self.mean) if math.isfinite(self.mean) and not self.difference else math.nan
+
+    @property
+    def ratio_interval(self) -> tuple[float, float]:
+        """``(exp(low), exp(high))`` (NaN for ``difference``)."""
+        return tuple(math.exp(v) if math.isfinite(v) and not self.difference else math.nan
+                     for v in (self.low, self.high))
+
+    def ordering(self) -> bool | None:
+        """Whether ``a < b``: ``True`` if the interval lies below 0, ``False`` if above, ``None`` (inconclusive) if it
+        straddles 0 or there are fewer than two problems."""
+        return self.below(0.0 if self.difference else 1.0)
+
+    def below(self, bound: float) -> bool | None:
+        """Whether the per-problem comparison is below ``bound`` (a ratio ``a/b``, or ``a - b`` for
+        ``difference``): ``True`` if the whole interval is, ``False`` if the whole interval is above, else
+        ``None`` (inconclusive)."""
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return None
+        level = bound if self.difference else math.log(bound)
+        if self.high < level:
+            return True
+        if self.low > level:
+            return False
+        return None
+
+    def within(self, factor: float) -> bool | None:
+        """Whether ``a`` and ``b`` agree within ``factor``: ``True`` if the interval lies inside ``[-log f, log f]``,
+        ``False`` if it lies wholly outside it, ``None`` (inconclusive) otherwise."""
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return None
+        bound = math.log(factor)
+        if -bound <= self.low and self.high <= bound:
+            return True
+        if self.high < -bound or self.low > bound:
+            return False
+        return None
+
+    def format(self, a: str = "a", b: str = "b") -> str:
+        """One line: ``"a/b per problem: geometric-mean ratio 0.41 [0.22, 0.77] (paired bootstrap 95 %), a lower on
+        12 of 15"``."""
+        if self.n == 0:
+            return f"{a}/{b}: no problem where both completed"
+        level = f"{100 * self.confidence:g} %"
+        excluded = f"; {self.n_excluded} problem(s) left out (diverged)" if self.n_excluded else ""
+        if self.difference:
+            band = f"[{self.low:+.3g}, {self.high:+.3g}]" if math.isfinite(self.low) else "(no interval, n = 1)"
+            return (f"{a} - {b} per problem: mean {self.mean:+.3g} {band} (paired bootstrap {level}), {a} lower on "
+                    f"{self.a_lower} of {self.n}{excluded}")
+        lo, hi = self.ratio_interval
+        band = f"[{lo:.3g}, {hi:.3g}]" if math.isfinite(lo) else "(no interval, n = 1)"
+        return (f"{a}/{b} per problem: geometric-mean ratio {self.ratio:.3g} {band} (paired bootstrap {level} of the "
+                f"mean log-ratio), {a} lower on {self.a_lower} of {self.n}{excluded}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (with :attr:`ratio`, :attr:`ratio_interval` and the verdict :meth:`ordering`)."""
+        return {"log_ratios": list(self.log_ratios), "mean_log_ratio": self.mean, "low": self.low, "high": self.high,
+                "ratio": self.ratio, "ratio_interval": list(self.ratio_interval), "n": self.n,
+                "n_excluded": self.n_excluded, "a_lower": self.a_lower, "confidence": self.confidence,
+                "ordering": self.ordering(), "difference": self.difference,
+                "method": f"paired percentile bootstrap of the mean {'difference' if self.difference else 'log-ratio'}"}
+
+
+def paired_comparison(a: Iterable, b: Iterable, *, confidence: float = 0.95, resamples: int = 10000,
+                      seed: int = 0, difference: bool = False) -> PairedComparison:
+    """Paired comparison of a positive quantity of two methods measured on the same problems.
+
+    Parameters
+    ----------
+    a, b : iterable of float or None
+        One value per problem, in the same problem order (entry ``k`` of both is problem ``k``); a
+        non-finite value (a diverged run) or a value ``<= 0`` leaves its problem out.
+    confidence : float
+        In ``(0, 1)``.
+    resamples : int
+        Bootstrap resamples of the problems.
+    seed : int
+        Seed of the bootstrap (the result is deterministic).
+    difference : bool
+        For a signed quantity (a cosine): compare ``z_k = a_k - b_k`` instead of the log-ratio; any finite
+        values are used.
+
+    Returns
+    -------
+    PairedComparison
+        Per-problem log-ratios ``log(a_k / b_k)``, their mean, its percentile-bootstrap interval and the
+        count of problems with ``a_k < b_k``.
+
+    Raises
+    ------
+    ValueError
+        For lists of different lengths, or a confidence outside ``(0, 1)``.
+
+    Examples
+    --------
+    >>> round(paired_comparison([1.0, 10.0, 100.0], [2.0, 20.0, 200.0]).ratio, 12)
+    0.5
+    """
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence!r} must be a number in (0, 1), e.g. 0.95.")
+    a, b = list(a), list(b)
+    if len(a) != len(b):
+        raise ValueError(f"a and b must have one value per problem in the same order; got {len(a)} and {len(b)} "
+                         "values. Pass the two methods' values for the same problems (seeds).")
+
+    def usable(v) -> bool:
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            return False
+        return math.isfinite(v) and (difference or v > 0)
+
+    pairs = [(float(x), float(y)) for x, y in zip(a, b) if usable(x) and usable(y)]
+    z = np.asarray([x - y if difference else math.log(x) - math.log(y) for x, y in pairs], dtype=float)
+    lower = sum(x < y for x, y in pairs)
+    excluded = len(a) - len(pairs)
+
+    def make(mean, low, high) -> PairedComparison:
+        return PairedComparison(tuple(z.tolist()), float(mean), float(low), float(high), int(z.size), excluded, lower,
+                                float(confidence), bool(difference))
+
+    if z.size == 0:
+        return make(math.nan, math.nan, math.nan)
+    mean = float(np.mean(z))
+    if z.size == 1:
+        return make(mean, math.nan, math.nan)
+    index = np.random.default_rng(seed).integers(0, z.size, size=(int(resamples), z.size))
+    means = z[index].mean(axis=1)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return make(mean, min(low, mean), max(high, mean))

@@ -5,7 +5,7 @@ import argparse
 
 import torch
 
-from tpdynamics.training import LEARNING_RULES, THESIS_PRESETS, TrainingConfig, run_experiment
+from tpdynamics.training import LEARNING_RULES, LOSS_CONVENTIONS, THESIS_PRESETS, TrainingConfig, run_experiment
 from tpdynamics.training.runner import TASKS
 
 from tpdynamics.runs import RunInterrupted, sigint_ignored
@@ -27,8 +27,9 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train discrete learning rules (Appendix A) on a student-teacher problem",
         description="Train one or several methods on identical data and initialisations and report the "
-                    "per-epoch train/test MSE (mean over samples of ||h_L - y||^2): the geometric mean over seeds "
-                    "with its 95% interval computed on the log scale (positive however few the seeds). Options left unset take the thesis's values (--preset, or each method's "
+                    "per-epoch train/test MSE (mean over samples and outputs, as torch.nn.MSELoss and the thesis's "
+                    "figures): the geometric mean over seeds with its 95% interval computed on the log scale "
+                    "(positive however few the seeds). Options left unset take the thesis's values (--preset, or each method's "
                     "own experiment: section 5.1.3 for the exact-inverse rules and BP, 5.2.2 for the others). "
                     f"Methods: {', '.join(LEARNING_RULES.names())}.")
     p.add_argument("--method", type=_methods, required=True, metavar="NAME[,NAME...]",
@@ -55,6 +56,9 @@ def add_parser(subparsers) -> None:
                      help="weight decay lambda of the inverse loss, eq. 4.97 (thesis 0)")
     run.add_argument("--epsilon", type=float, default=None, help="robust Sherman-Morrison threshold (thesis 0.5)")
     run.add_argument("--noise-std", type=float, default=None, help="std of the white noise of A.8 (default 1)")
+    run.add_argument("--loss-convention", default=None, choices=LOSS_CONVENTIONS.names(),
+                     help="'thesis': ||h_L - y||^2, factor 2 on e_L and the local gradients (chapter 5 and its "
+                          "toolbox; the presets' default); 'half': 1/2 ||h_L - y||^2 (chapter 4)")
     run.add_argument("--batch-size", type=integer("--batch-size", 1, 32), default=None,
                      help="mini-batch size (thesis: 1 for EI, 32 for AI)")
     run.add_argument("--batches-per-epoch", type=integer("--batches-per-epoch", 1, 60), default=None,
@@ -86,7 +90,8 @@ def run_command(args) -> int:
         methods=tuple(args.method), task=args.task, layers=args.layers, nonlinearity=args.nonlinearity,
         output_nonlinearity=args.output_nonlinearity, seeds=args.seeds, epochs=args.epochs, preset=args.preset,
         eta=args.eta, eta_hat=args.eta_hat, eta_backward=args.eta_backward, lambda_=args.lambda_,
-        epsilon=args.epsilon, noise_std=args.noise_std, batch_size=args.batch_size,
+        epsilon=args.epsilon, noise_std=args.noise_std, loss_convention=args.loss_convention,
+        batch_size=args.batch_size,
         batches_per_epoch=args.batches_per_epoch, final_rate_fraction=args.final_rate_fraction,
         n_train=args.n_train, n_test=args.n_test, distance=args.distance, diagnostics=args.diagnostics,
         diagnostics_every=args.diagnostics_every,

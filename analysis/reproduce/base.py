@@ -53,6 +53,10 @@ class Claim:
     expected : bool
         The verdict our full-size measurement gives: ``True`` where we confirm the thesis, ``False``
         where we find the claim does not hold (a finding, stated in ``measured``).
+    cause : str
+        Why a claim that does not hold (or is inconclusive) does not, with the measurement behind it: a
+        setting we differ in, a statistic the thesis computed differently (ours and the thesis's way
+        side by side), or a claim the thesis's own data does not support. Empty when the claim holds.
     """
 
     statement: str
@@ -61,6 +65,7 @@ class Claim:
     robust: bool = True
     values: dict = field(default_factory=dict)
     expected: bool = True
+    cause: str = ""
 
     def to_dict(self) -> dict:
         """The claim's fields as a dict."""

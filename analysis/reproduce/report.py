@@ -118,7 +118,8 @@ def load_records(folder) -> list[ExperimentRecord]:
 
 def _holds(claim) -> str:
     """The verdict column of the report."""
-    verdict = {True: "holds", False: "does NOT hold", None: "not decided (no claim to test, or not measurable here)"}
+    verdict = {True: "holds", False: "does NOT hold",
+               None: "inconclusive (the interval straddles the criterion) or not decided"}
     text = verdict[claim.holds]
     if claim.holds is False and not claim.expected:
         text += " (a finding: the full-size measurement refutes it too)"
@@ -172,6 +173,11 @@ def write_report(records, path, *, quick: bool, jobs: int, seeds, wall: float, r
         status = r.status if r.status != "incomplete" else f"incomplete ({r.tasks_done}/{r.tasks_total} tasks)"
         lines.append(f"| [{r.name}](#{r.name}) | {r.reference} | {r.mode or '?'} | {status} | "
                      f"{held}/{len(decided)} | {r.seconds:.1f} |")
+    lines += ["", "| experiment | claim | verdict | cause |", "|---|---|---|---|"]  # every claim, with its cause
+    for r in records:
+        for c in r.claims:
+            cells = [r.name, c.statement, _holds(c), c.cause or ("" if c.holds else "not found")]
+            lines.append("| " + " | ".join(cell.replace("|", "/").replace("\n", " ") for cell in cells) + " |")
     for r in records:
         lines += ["", f"## {r.name}", "", f"**{r.title}** — thesis {r.reference}. Seeds: {r.seeds}. "
                   f"Files: {', '.join(r.files)}.", "", f"> {r.thesis_says}", ""]
@@ -185,7 +191,8 @@ def write_report(records, path, *, quick: bool, jobs: int, seeds, wall: float, r
                       f"{missing or 'the summary'}. Rerun to finish."]
             continue
         for c in r.claims:
-            lines.append(f"- **Thesis:** {c.statement}  \n  **Measured:** {c.measured}  \n  **Verdict:** {_holds(c)}")
+            lines.append(f"- **Thesis:** {c.statement}  \n  **Measured:** {c.measured}  \n  **Verdict:** {_holds(c)}"
+                         + (f"  \n  **Cause:** {c.cause}" if c.cause else ""))
         settings = ", ".join(f"{k}={v}" for k, v in r.settings.items())
         lines += ["", f"Settings: {settings}."]
     return atomic_write_text(Path(path), "\n".join(lines) + "\n")

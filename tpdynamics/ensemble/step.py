@@ -3,8 +3,8 @@
 :class:`EnsembleTrainer` takes S rule objects of one registered class (each with its own
 hyper-parameters and its own random generator) and an :class:`~tpdynamics.ensemble.EnsembleNetwork`
 of their students, and advances all members by one iteration of that rule with stacked tensors.
-It follows the rule's own code path step for step (forward pass, output target
-:func:`~tpdynamics.training.propagation.output_target`, target propagation, the rule's
+It follows the rule's own code path step for step (forward pass, output target ``h_L - eta_hat e_L`` with
+the rule's loss convention, target propagation, the rule's
 ``_forward_factor``, the forward updates top to bottom, then Algorithms A.8/A.9), so that member ``s``
 goes exactly where ``rules[s].step`` would have taken it alone (tested to 1e-12 in float64):
 
@@ -36,7 +36,6 @@ import torch
 
 from ..errors import TPDynamicsWarning
 from ..layers import ExactInverseFeedback, LearnedInverseFeedback, OriginalFeedback
-from ..training.propagation import output_target
 from ..training.rules import (Backpropagation, LearningRule, ModifiedTargetPropagation, TargetPropagationRule)
 from .network import EnsembleNetwork
 
@@ -134,13 +133,15 @@ class EnsembleTrainer:
             raise ValueError(f"method {cls.name!r} cannot be trained as an ensemble: {reason}. Train it serially.")
         for s, (rule, member) in enumerate(zip(rules, network.members)):
             rule.check_network(member)
-        for attribute in ("trainable_layers", "inverse_update"):
+        for attribute in ("trainable_layers", "inverse_update", "loss_convention"):
             values = {repr(getattr(r, attribute, None)) for r in rules}
             if len(values) > 1:
                 raise ValueError(f"the members' {attribute} differ ({sorted(values)}); an ensemble shares it.")
         if len({id(r.generator) for r in rules}) != len(rules):
             raise ValueError("two members share one random generator; give each rule its own (seed= or generator=).")
         self.rules, self.network, self.family, self.rule_class = rules, network, family, cls
+        #: the members' loss convention (shared): ``e_L = c (h_L - y)`` and the rule's local-gradient factor ``c``
+        self.convention = rules[0].convention
         self.size, self.depth = len(rules), network.depth
         self.trainable = rules[0]._trainable(self.depth)
         self.randomized = bool(getattr(cls, "randomized", False))
@@ -210,7 +211,8 @@ class EnsembleTrainer:
         net = self.network
         activations, derivatives = net.forward_pass(h0)
         L = self.depth
-        error = activations[L] - y
+        residual = activations[L] - y
+        error = self.convention.output_error(activations[L], y)  # e_L of the rule's loss convention
         layers, mask = self._choose()
         deltas = {L: derivatives[L] * error}
         for i in range(L - 1, min(layers) - 1, -1):
@@ -220,7 +222,7 @@ class EnsembleTrainer:
             column = None if mask is None else mask[:, i]
             self._add(i, deltas[i], activations[i - 1], column)
             chosen[i] = column
-        loss = (error ** 2).sum(-1).mean(-1)
+        loss = (residual ** 2).sum(-1).mean(-1)
         diag = {} if diagnostics else None  # StepDiagnostics() of backpropagation: nothing to average
         return EnsembleStep(loss=loss, fault=None, chosen=self._full(chosen), diagnostics=diag)
 
@@ -259,10 +261,11 @@ class EnsembleTrainer:
         else:
             activations, derivatives = net.forward_pass(h0)
             inputs, stats = activations, None
-        error = activations[L] - y
+        residual = activations[L] - y
+        error = self.convention.output_error(activations[L], y)  # e_L of the rule's loss convention
         layers, mask = self._choose()
         targets = [None] * (L + 1)
-        targets[L] = output_target(activations[L], y, self.eta_hat)
+        targets[L] = activations[L] - self.eta_hat * error  # output_target (eq. 4.4) of that convention
         lowest = 1 if diagnostics else min(layers)
         for i in range(L - 1, lowest - 1, -1):
             propagated, outside = net.feedback_forward(i + 1, targets[i + 1])
@@ -277,7 +280,7 @@ class EnsembleTrainer:
             else:
                 targets[i] = propagated
         diag = self._diagnose(activations, derivatives, targets, error) if diagnostics else None
-        record = EnsembleStep(loss=(error ** 2).sum(-1).mean(-1), fault=fault, diagnostics=diag)
+        record = EnsembleStep(loss=(residual ** 2).sum(-1).mean(-1), fault=fault, diagnostics=diag)
         for i in sorted(layers, reverse=True):
             column = None if mask is None else mask[:, i]
             factor = rule._forward_factor(derivatives[i], activations[i], targets[i])

@@ -38,8 +38,11 @@ from .step import FAULTS, EnsembleTrainer, ensemble_support
 
 
 def _mse(outputs: torch.Tensor, labels: torch.Tensor) -> list[float]:
-    """:func:`~tpdynamics.training.data.mean_squared_error` of every member, ``(S, N, n_L)`` -> S floats."""
-    return ((outputs - labels) ** 2).sum(-1).mean(-1).tolist()
+    """:func:`~tpdynamics.training.data.mean_squared_error` of every member, ``(S, N, n_L)`` -> S floats.
+
+    The mean over the samples and the outputs (``LOSS_UNIT``, as ``torch.nn.MSELoss``), as the serial runner.
+    """
+    return ((outputs - labels) ** 2).mean((-2, -1)).tolist()
 
 
 def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, settings: dict, config, seeds: Sequence[int],
@@ -103,15 +106,17 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
     base_eta = [r.eta for r in rules]
     base_eta_backward = [r.eta_backward for r in rules]
     epochs, fraction = settings["epochs"], settings["final_rate_fraction"]
+    horizon = hyper["decay_horizon"] * epochs  # the toolbox's tau, as the serial runner (:func:`rate_schedule`)
+    outputs = problems[0].layer_sizes[-1]  # step losses are reported per output (LOSS_UNIT), as the serial runner
     batch_size, count = hyper["batch_size"], hyper["batches_per_epoch"]
     n_train = problems[0].train_inputs.shape[0]
     active = list(range(S))
     steps_done = 0  # every active member has made the same number of steps
     for epoch in range(1, epochs + 1):
         for s, rule in enumerate(rules):
-            rule.eta = rate_schedule(base_eta[s], epoch, epochs, fraction)
+            rule.eta = rate_schedule(base_eta[s], epoch, epochs, fraction, horizon=horizon)
             if base_eta_backward[s] is not None:
-                rule.eta_backward = rate_schedule(base_eta_backward[s], epoch, epochs, fraction)
+                rule.eta_backward = rate_schedule(base_eta_backward[s], epoch, epochs, fraction, horizon=horizon)
         trainer.refresh()
         trainer.predraw_noise(count, batch_size)
         index = torch.stack([_batches(n_train, batch_size, count, shuffles[s]) for s in range(S)]).to(device)
@@ -156,13 +161,13 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
                 history.steps += 1
                 loss = losses_host[s][b]
                 if config.record_steps:
-                    history.step_loss.append(loss)
+                    history.step_loss.append(loss / outputs)
                 if not math.isfinite(loss) or diverged(loss):
                     stop = (TrainingStatus.DIVERGED, f"non-finite or overflowing training loss ({loss:.3g}; divergence "
                                                      f"threshold {DIVERGENCE_THRESHOLD:.3g}) at epoch {epoch}, step "
                                                      f"{b + 1} of {cls.name}; history kept up to epoch {epoch - 1}.")
                     break
-                epoch_losses.append(loss)
+                epoch_losses.append(loss / outputs)  # the mini-batch MSE in LOSS_UNIT
             if stop is None:
                 if evaluated is None:
                     trainer.write_back()
@@ -255,6 +260,7 @@ def _group_key(task) -> str | None:
 
 def run_training_ensemble(configs: Sequence[dict], *, device=None) -> list[dict]:
     """The runner's ``run_training_task`` for several task configurations that differ only in the seed, as one ensemble."""
+    from ..training.presets import RUN_SETTINGS
     from ..training.runner import _PROBLEM_FIELDS, TrainingConfig, _problem
 
     first = configs[0]
@@ -264,16 +270,16 @@ def run_training_ensemble(configs: Sequence[dict], *, device=None) -> list[dict]
                             **first["run"])
     settings = {**first["settings"], "layers": tuple(first["settings"]["layers"])}
     hyper = first["hyperparameters"]
-    schedule = ("batch_size", "batches_per_epoch")
+    schedule = RUN_SETTINGS  # batch schedule, loss convention, decay horizon: shared by the members
     for c in configs:
         if {k: c["hyperparameters"][k] for k in schedule} != {k: hyper[k] for k in schedule} or \
                 {k: v for k, v in c.items() if k not in ("seed", "hyperparameters")} != \
                 {k: v for k, v in first.items() if k not in ("seed", "hyperparameters")}:
-            raise ValueError("the members of an ensemble must share the method, the problem settings and the batch "
-                             "schedule (batch_size, batches_per_epoch); only seeds and hyper-parameter values may differ.")
+            raise ValueError("the members of an ensemble must share the method, the problem settings and the run "
+                             f"settings {RUN_SETTINGS}; only seeds and hyper-parameter values may differ.")
     seeds = [c["seed"] for c in configs]
     problems = [_problem(config, settings, seed) for seed in seeds]
-    rules = [cls(**{k: v for k, v in c["hyperparameters"].items() if k not in schedule},
+    rules = [cls(**{k: v for k, v in c["hyperparameters"].items() if k not in schedule or k == "loss_convention"},
                  trainable_layers=p.trainable_layers, generator=make_generator(derived_seed(c["seed"], "rule")))
              for c, p in zip(configs, problems)]
     from ..training.runner import _EPOCH_BAR

@@ -114,6 +114,7 @@ PARAMETERS = {
     "final_rate_fraction": _number(), "n_train": _integer(1), "n_test": _integer(1), "distance": _number(),
     "init_threshold": _number(zero=True), "diagnostics": _boolean, "diagnostics_every": _integer(1),
     "record_steps": _boolean, "dtype": _string(("float64", "float32")),
+    "loss_convention": _string(("thesis", "half")),
 }
 #: Distributions of ``[random.parameters]`` and the parameter kinds they apply to.
 DISTRIBUTIONS = {"uniform": ("float",), "log-uniform": ("float",), "int": ("int",),

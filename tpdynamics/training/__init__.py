@@ -4,6 +4,8 @@
   :data:`LEARNING_RULES`, backward-weight training :func:`train_backward_weights` (Alg. A.8) and
   :func:`train_original_backward_weights` (Alg. A.9);
 * targets — :func:`output_target` (eq. 4.4), :func:`propagate_targets` (eqs. 3.8, 3.15);
+* loss conventions — :data:`LOSS_CONVENTIONS` (``"half"``: ``1/2 ||.||^2``, eq. 4.40; ``"thesis"``:
+  ``||.||^2``, eqs. 5.36/5.50 and the thesis's toolbox), :data:`LOSS_UNIT` of the reported losses;
 * data — :func:`student_teacher`, :func:`toy_example`, :class:`WhiteNoise`, :class:`ColouredNoise`;
 * diagnostics — :func:`learning_signals` (``e_TP``, ``e_rec``, ``e_approx``, ``e_GN``, ``e_BP``),
   :func:`gauss_newton_targets`, :func:`reconstruction_errors`, :func:`pseudo_inverse_distances`;
@@ -15,6 +17,7 @@ from .data import (ColouredNoise, NoiseSource, StudentTeacherProblem, WhiteNoise
 from .diagnostics import (LearningSignals, StepDiagnostics, bp_signal, gauss_newton_targets, learning_signals,
                           pseudo_inverse_distances, reconstruction_errors, reconstruction_signal,
                           sherman_morrison_summary, tp_signal)
+from .loss import LOSS_CONVENTIONS, LOSS_UNIT, LossConvention, get_loss_convention
 from .presets import THESIS_PRESETS, ThesisPreset, home_preset, resolve_hyperparameters
 from .propagation import output_target, propagate_targets
 from .rules import (LEARNING_RULES, LearningRule, StepRecord, TargetPropagationRule, get_learning_rule,
@@ -29,7 +32,8 @@ __all__ = [
     "student_teacher", "toy_example", "toy_loss_surface", "LearningSignals", "StepDiagnostics", "bp_signal",
     "gauss_newton_targets", "learning_signals", "pseudo_inverse_distances", "reconstruction_errors",
     "reconstruction_signal", "sherman_morrison_summary", "tp_signal", "THESIS_PRESETS", "ThesisPreset",
-    "home_preset", "resolve_hyperparameters", "output_target", "propagate_targets", "LEARNING_RULES",
+    "home_preset", "resolve_hyperparameters", "LOSS_CONVENTIONS", "LOSS_UNIT", "LossConvention",
+    "get_loss_convention", "output_target", "propagate_targets", "LEARNING_RULES",
     "LearningRule", "StepRecord", "TargetPropagationRule", "get_learning_rule", "train_backward_weights",
     "train_original_backward_weights", "TrainingConfig", "ExperimentResult", "RunHistory", "TrainingResult",
     "TrainingStatus",

@@ -358,10 +358,14 @@ def toy_loss_surface(problem: StudentTeacherProblem, w1_points: torch.Tensor) ->
 
 
 def mean_squared_error(outputs: torch.Tensor, labels: torch.Tensor) -> float:
-    """``(1/N) sum_b ||h_L^(b) - y^(b)||^2``: eq. (5.36)/(5.50) divided by the number of samples (the thesis's MSE).
+    """``(1/(N n_L)) sum_b ||h_L^(b) - y^(b)||^2``: the MSE the thesis's figures plot (``torch.nn.MSELoss``).
+
+    The mean over the samples *and* the outputs (:data:`~tpdynamics.training.loss.LOSS_UNIT`): eq. (5.36)/(5.50)
+    divided by the number of samples and by ``n_L``, what the thesis's toolbox reported
+    (``nn.MSELoss()`` of its output layers).
 
     Parameters
     ----------
     outputs, labels : Tensor, shape (N, n_L)
     """
-    return float(((outputs - labels) ** 2).sum(-1).mean())
+    return float(((outputs - labels) ** 2).mean())

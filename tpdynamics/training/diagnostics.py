@@ -1,6 +1,7 @@
 """Learning-signal diagnostics of the discrete TP / DTP family (sections 5.1.3 and 5.2.2).
 
-For a forward pass ``h_0..h_L``, output error ``e_L = h_L - y`` and propagated targets
+For a forward pass ``h_0..h_L``, output error ``e_L`` (``h_L - y``, or ``2 (h_L - y)`` under the thesis's loss
+convention, :mod:`tpdynamics.training.loss`) and propagated targets
 ``hat h_i``, the thesis compares the learning signal ``hat h_i - h_i`` with
 
 ==========  =====================================================================  ==============
@@ -184,9 +185,10 @@ def learning_signals(network: LayeredNetwork, activations, targets, error: torch
         ``[None, hat h_1, ..., hat h_L]`` from :func:`~tpdynamics.training.propagation.propagate_targets`
         (all hidden layers must have a target).
     error : Tensor, shape (B, n_L)
-        ``e_L = h_L - y``.
+        The output error ``e_L`` the targets were built with: ``h_L - y``, or ``2 (h_L - y)`` under the
+        thesis's loss convention (:mod:`tpdynamics.training.loss`).
     eta_hat : float
-        Output target step used to build ``hat h_L``.
+        Output target step used to build ``hat h_L = h_L - eta_hat e_L``.
 
     Returns
     -------

@@ -12,11 +12,15 @@ from __future__ import annotations
 import torch
 
 from ..network import LayeredNetwork
-from ..targets import l2_loss_gradient
+from .loss import get_loss_convention
 
 
-def output_target(h_output: torch.Tensor, label: torch.Tensor, eta_hat: float) -> torch.Tensor:
-    """``hat h_L = h_L - eta_hat e_L`` with ``e_L = h_L - y`` (eqs. 4.4, 4.5, 4.41; L2 loss eq. 4.40).
+def output_target(h_output: torch.Tensor, label: torch.Tensor, eta_hat: float, *,
+                  loss_convention="half") -> torch.Tensor:
+    """``hat h_L = h_L - eta_hat e_L`` (eqs. 4.4, 4.5) with the output error ``e_L`` of the loss convention.
+
+    ``'half'`` (eqs. 4.40-4.41): ``e_L = h_L - y``; ``'thesis'`` (eqs. 5.36, 5.50 and the toolbox):
+    ``e_L = 2 (h_L - y)`` (:mod:`tpdynamics.training.loss`).
 
     Parameters
     ----------
@@ -26,12 +30,13 @@ def output_target(h_output: torch.Tensor, label: torch.Tensor, eta_hat: float) -
         Desired output ``y``.
     eta_hat : float
         Output target step size.
+    loss_convention : {'half', 'thesis'}
 
     Returns
     -------
     Tensor, shape (B, n_L)
     """
-    return h_output - eta_hat * l2_loss_gradient(h_output, label)
+    return h_output - eta_hat * get_loss_convention(loss_convention).output_error(h_output, label)
 
 
 def propagate_targets(network: LayeredNetwork, activations: list[torch.Tensor], top_target: torch.Tensor, *,

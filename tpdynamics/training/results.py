@@ -14,6 +14,7 @@ from pathlib import Path
 from ..runs.atomic import atomic_path
 from ..serialization import jsonable, write_json
 from ..statistics import INTERVAL_METHODS, POSITIVE, interval
+from .loss import LOSS_UNIT
 from .status import TrainingStatus
 
 __all__ = ["RunHistory", "TrainingResult", "ExperimentResult"]
@@ -30,13 +31,15 @@ class RunHistory:
         ``completed``, ``diverged`` or ``numerical_error``.
     message : str
     train_loss, test_loss : list of float
-        Index 0 before training, index ``e`` after epoch ``e``; only finite epochs are kept.
+        MSE (:data:`~tpdynamics.training.loss.LOSS_UNIT`) on the whole training / test set: index 0 before
+        training, index ``e`` after epoch ``e``; only finite epochs are kept.
     steps : int
         Training iterations done.
     batch_loss : list of float
-        Per epoch (1..E), the mean of the mini-batch losses of its steps (measured before each update).
+        Per epoch (1..E), the mean of the mini-batch MSEs of its steps (measured before each update; the
+        training curve the thesis's toolbox plotted).
     step_loss : list of float
-        The mini-batch loss of every step (only with ``record_steps=True``).
+        The mini-batch MSE of every step (only with ``record_steps=True``).
     diagnostics : dict
         Name -> per-epoch list (epochs 1..E) of per-layer values (entry ``i - 1`` for layer ``i``),
         the mean over the recorded steps of the epoch. Includes the Sherman–Morrison statistics
@@ -168,6 +171,7 @@ class TrainingResult:
             "method": self.method, "hyperparameters": self.hyperparameters, "epochs": self.epochs,
             "status": self.status, "message": self.message, "n_runs": len(self.runs), "n_diverged": self.n_diverged,
             "runs_per_epoch": self.runs_per_epoch,
+            "loss_unit": LOSS_UNIT,
             "interval": self.interval,
             "train_loss": self.train_loss, "train_loss_ci": [list(c) for c in self.train_loss_ci],
             "test_loss": self.test_loss, "test_loss_ci": [list(c) for c in self.test_loss_ci],
@@ -221,7 +225,7 @@ class ExperimentResult:
 
     def to_dict(self) -> dict:
         """JSON-ready dict; for a single method its fields are also at the top level."""
-        out = {"config": self.config, "problems": self.problems, "methods": self.methods,
+        out = {"config": self.config, "loss_unit": LOSS_UNIT, "problems": self.problems, "methods": self.methods,
                "partial": self.partial, "missing_runs": self.missing,
                "results": [r.to_dict() for r in self.results.values()]}
         if len(self.results) == 1:

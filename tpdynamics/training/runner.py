@@ -6,9 +6,11 @@ gives each method a fresh student with the same weights, the same shuffling of t
 set (when batch sizes agree) and its own seeded generator. Results are written as JSON
 (:meth:`ExperimentResult.write_json`) and CSV (:meth:`ExperimentResult.write_csv`).
 
-Loss convention: ``train_loss`` and ``test_loss`` are the mean over the samples of
-``||h_L - y||^2`` (eq. 5.36/5.50 divided by the number of samples; the thesis's "MSE"),
-evaluated on the whole training / test set before training (index 0) and after every epoch.
+Loss unit: ``train_loss`` and ``test_loss`` are the thesis's plotted MSE, the mean over the samples *and*
+the outputs of ``(h_L - y)^2`` (``torch.nn.MSELoss``; :data:`~tpdynamics.training.loss.LOSS_UNIT`, named
+``loss_unit`` in the JSON), evaluated on the whole training / test set before training (index 0) and after
+every epoch. The gradients follow the loss convention of the preset (``loss_convention``: ``"thesis"``,
+``||h_L - y||^2`` as chapter 5 and its toolbox; :mod:`tpdynamics.training.loss`).
 Across seeds the runner reports, per epoch, the geometric mean of the losses and its 95%
 interval computed on the log scale (:mod:`tpdynamics.statistics`, method ``"log-t"``):
 ``g */ exp(t_{0.975, n-1} s_log / sqrt(n))`` with ``s_log`` the standard deviation of ``log L`` over
@@ -51,13 +53,15 @@ from ..runs.executors import resolve_function
 from ..statistics import DIVERGENCE_THRESHOLD, diverged
 from .data import StudentTeacherProblem, derived_seed, mean_squared_error, student_teacher, toy_example
 from .diagnostics import sherman_morrison_summary
-from .presets import THESIS_PRESETS, home_preset, resolve_hyperparameters
+from .loss import LOSS_UNIT, get_loss_convention
+from .presets import RUN_SETTINGS, THESIS_PRESETS, home_preset, resolve_hyperparameters
 from .rules import LEARNING_RULES, LearningRule
 from .results import ExperimentResult, RunHistory, TrainingResult
 from .status import TrainingStatus
 
 TASKS = ("student-teacher", "toy-linear", "toy-leaky-relu")
-_OVERRIDES = ("eta", "eta_hat", "eta_backward", "lambda_", "epsilon", "noise_std", "batch_size", "batches_per_epoch")
+_OVERRIDES = ("eta", "eta_hat", "eta_backward", "lambda_", "epsilon", "noise_std", "batch_size", "batches_per_epoch",
+              "loss_convention")
 
 
 @dataclass
@@ -83,9 +87,14 @@ class TrainingConfig:
     preset : str, optional
     eta, eta_hat, eta_backward, lambda_, epsilon, noise_std, batch_size, batches_per_epoch : optional
         Overrides applied to every method that uses them.
+    loss_convention : {'thesis', 'half'}, optional
+        The loss scaling of every method (:mod:`tpdynamics.training.loss`); default: the preset's
+        (``'thesis'`` for the student-teacher presets, ``'half'`` for the toy ones).
     final_rate_fraction : float
-        Learning rates decay linearly from ``eta`` (first epoch) to ``final_rate_fraction * eta``
-        (last epoch), per epoch; the thesis uses 1/5. 1 keeps them constant. ``eta_hat`` is not decayed.
+        Learning rates decay linearly per epoch as the thesis's toolbox did: epoch ``e = 1..E`` uses
+        ``eta (1 - (1 - f) (e - 1) / tau)`` with ``f = final_rate_fraction`` (the thesis: 1/5) and the
+        horizon ``tau = decay_horizon x E`` of the preset (1 except BP / fixed-BP in the one-hidden-layer
+        experiments, 100/60). 1 keeps the rates constant. ``eta_hat`` is not decayed.
     n_train : int, optional
         Training-set size (default: the largest ``batch_size * batches_per_epoch`` of the methods).
     n_test : int
@@ -114,6 +123,7 @@ class TrainingConfig:
     lambda_: float | None = None
     epsilon: float | None = None
     noise_std: float | None = None
+    loss_convention: str | None = None
     batch_size: int | None = None
     batches_per_epoch: int | None = None
     final_rate_fraction: float = 0.2
@@ -166,7 +176,9 @@ def _plan(config: TrainingConfig) -> tuple[list[str], dict, dict]:
     if preset is not None and THESIS_PRESETS[preset].task != config.task:
         raise ValueError(f"preset={preset!r} belongs to task {THESIS_PRESETS[preset].task!r}, not {config.task!r}.")
     overrides = {k: getattr(config, k) for k in _OVERRIDES}
-    unused = [k for k, v in overrides.items() if v is not None and k not in ("batch_size", "batches_per_epoch")
+    if config.loss_convention is not None:
+        get_loss_convention(config.loss_convention)  # an unknown name lists the valid ones
+    unused = [k for k, v in overrides.items() if v is not None and k not in RUN_SETTINGS
               and not any(k in cls.parameters for cls in classes)]
     if unused:
         warnings.warn(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not used by "
@@ -225,13 +237,16 @@ def _problem(config: TrainingConfig, settings: dict, seed: int) -> StudentTeache
                        n_train=settings["n_train"], n_test=config.n_test, dtype=config.dtype)
 
 
-def rate_schedule(initial, epoch: int, epochs: int, final_fraction: float = 0.2):
-    """Linear decay from ``initial`` (epoch 1) to ``final_fraction * initial`` (epoch ``epochs``).
+def rate_schedule(initial, epoch: int, epochs: int, final_fraction: float = 0.2, *, horizon: float | None = None):
+    """Linear decay ``initial (1 - (1 - final_fraction) (epoch - 1) / horizon)``, constant after ``horizon``.
 
-    The thesis: "All learning rates decayed linearly towards eta_init/5 over the training epochs".
+    The thesis: "All learning rates decayed linearly towards eta_init/5 over the training epochs". Default
+    ``horizon = epochs - 1``: ``final_fraction * initial`` at the last epoch. The thesis's toolbox used
+    ``horizon = tau`` (``tau = epochs`` for TP, 100 for BP in a 60-epoch run), which the runner passes.
     ``initial`` may be a float or a tuple of per-layer rates.
     """
-    progress = 0.0 if epochs <= 1 else (epoch - 1) / (epochs - 1)
+    horizon = epochs - 1 if horizon is None else horizon
+    progress = 0.0 if horizon <= 0 else min(1.0, (epoch - 1) / horizon)
     scale = 1.0 - (1.0 - final_fraction) * progress
     if isinstance(initial, tuple):
         return tuple(scale * v for v in initial)
@@ -311,10 +326,13 @@ def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, 
     shuffle = make_generator(derived_seed(seed, "shuffle"))
     base_eta, base_eta_backward = rule.eta, rule.eta_backward
     epochs = settings["epochs"]
+    horizon = hyper["decay_horizon"] * epochs  # the toolbox's tau (:func:`rate_schedule`)
+    outputs = problem.layer_sizes[-1]
     for epoch in range(1, epochs + 1):
-        rule.eta = rate_schedule(base_eta, epoch, epochs, settings["final_rate_fraction"])
+        rule.eta = rate_schedule(base_eta, epoch, epochs, settings["final_rate_fraction"], horizon=horizon)
         if base_eta_backward is not None:
-            rule.eta_backward = rate_schedule(base_eta_backward, epoch, epochs, settings["final_rate_fraction"])
+            rule.eta_backward = rate_schedule(base_eta_backward, epoch, epochs, settings["final_rate_fraction"],
+                                              horizon=horizon)
         accumulator = _EpochDiagnostics(network.depth)
         losses = []
         stop = None
@@ -329,14 +347,14 @@ def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, 
                 break
             history.steps += 1
             if config.record_steps:
-                history.step_loss.append(record.loss)
+                history.step_loss.append(record.loss / outputs)
             if not record.finite or diverged(record.loss):
                 stop = (TrainingStatus.DIVERGED, f"non-finite or overflowing training loss ({record.loss:.3g}; divergence "
                                     f"threshold {DIVERGENCE_THRESHOLD:.3g}) at epoch {epoch}, step {b + 1} of "
                                     f"{cls.name}; history kept up to epoch {epoch - 1}.")
                 break
             accumulator.add(record)
-            losses.append(record.loss)
+            losses.append(record.loss / outputs)  # the mini-batch MSE in LOSS_UNIT
         if stop is None:
             train, test = evaluate()
             if diverged(train) or diverged(test):
@@ -495,7 +513,7 @@ def run_training_task(task: dict) -> dict:
     settings = {**task["settings"], "layers": tuple(task["settings"]["layers"])}
     seed, hyper = task["seed"], task["hyperparameters"]
     problem = _problem(config, settings, seed)
-    arguments = {k: v for k, v in hyper.items() if k not in ("batch_size", "batches_per_epoch")}
+    arguments = {k: v for k, v in hyper.items() if k not in RUN_SETTINGS or k == "loss_convention"}
     rule = cls(**arguments, trainable_layers=problem.trainable_layers,
                generator=make_generator(derived_seed(seed, "rule")))
     history = _train_run(rule, problem, hyper, settings, config, seed, _EPOCH_BAR.get())

@@ -52,7 +52,10 @@ PANELS = {
     "equal": {"n1": 5, "n2": 5, "iterations": 2500, "rates": [0.01, 0.008], "form": "learned", "curves": [
         {"label": "white", "noise": "white", "batch_size": 1, "lambda": 0.0},
         {"label": "coloured, full rank (C 5x5)", "noise": "coloured:5", "batch_size": 1, "lambda": 0.0},
-        {"label": "coloured, rank 2 (C 5x2)", "noise": "coloured:2", "batch_size": 1, "lambda": 0.0}]},
+        {"label": "coloured, rank 2 (C 5x2)", "noise": "coloured:2", "batch_size": 1, "lambda": 0.0},
+        # figure_5_9-10.py's coloured run: C = G standard Gaussian (5x the white power), drawn under the label 'white'
+        {"label": "coloured, full rank, script's power (C = G 5x5)", "noise": "coloured:5", "mixing": "standard",
+         "batch_size": 1, "lambda": 0.0}]},
     "contracting": {"n1": 5, "n2": 3, "iterations": 2000, "rates": [0.01, 0.0001], "form": "learned", "curves": [
         {"label": "coloured (C 5x5), batch 1", "noise": "coloured:5", "batch_size": 1, "lambda": 0.0},
         {"label": "white, batch 1", "noise": "white", "batch_size": 1, "lambda": 0.0},
@@ -60,7 +63,10 @@ PANELS = {
     "expanding": {"n1": 3, "n2": 5, "iterations": 2000, "rates": [0.01, 0.008], "form": "learned", "curves": [
         {"label": "white, lambda = 0", "noise": "white", "batch_size": 1, "lambda": 0.0},
         {"label": "white, lambda = 0.2", "noise": "white", "batch_size": 1, "lambda": 0.2},
-        {"label": "coloured (C 3x3), lambda = 0.2", "noise": "coloured:3", "batch_size": 1, "lambda": 0.2}]},
+        {"label": "coloured (C 3x3), lambda = 0.2", "noise": "coloured:3", "batch_size": 1, "lambda": 0.2},
+        # figure_5_9-10.py's 'coloured input' of fig. 5.9c: rank 2 (C = G 3x2), lambda 0.2 like all its curves
+        {"label": "coloured, rank 2 (C = G 3x2), lambda = 0.2 (script)", "noise": "coloured:2", "mixing": "standard",
+         "batch_size": 1, "lambda": 0.2}]},
     "original": {"iterations": 2000, "rates": [0.002, 0.0001], "form": "original", "curves": [
         {"label": "contracting 5-3", "n1": 5, "n2": 3, "noise": "white", "batch_size": 8, "lambda": 0.0},
         {"label": "equal 5-5", "n1": 5, "n2": 5, "noise": "white", "batch_size": 8, "lambda": 0.0},
@@ -259,7 +265,7 @@ class LearningPseudoInverse(Experiment):
                 q_init = tp.robust_gaussian_matrix(curve["n1"], curve["n2"], threshold=threshold, generator=problem)
             else:
                 weight, q_init = shared
-            source = _source(curve["noise"], weight.shape[1], problem, settings["coloured_mixing"],
+            source = _source(curve["noise"], weight.shape[1], problem, curve.get("mixing", settings["coloured_mixing"]),
                              settings["white_noise_std"])
             evaluation = source.sample(settings["evaluation_samples"], generator=sampler)
             record = run_curve(weight, q_init, source, form=panel["form"], iterations=panel["iterations"],
@@ -326,6 +332,17 @@ class LearningPseudoInverse(Experiment):
 
         claims = []
         # -- (a) equal layers (Thm 4.6, square W) ------------------------------------------------------------------
+        r3, e3, e1 = ratio("equal", 3), efolds("equal", 3), efolds("equal", 1)
+        d3 = sum(bool(r["curves"][3]["diverged"]) for r in by_panel["equal"])
+        script_cause = (
+            "a setting we differ in, measured at the script's: figure_5_9-10.py draws the coloured noise as h = G h_0 "
+            "with G a standard Gaussian 5x5 (5x the white noise's power; ours has unit power) and plots that run under "
+            "the label 'white input', while its curve labelled 'coloured full rank' is white noise (the loop colours "
+            f"run 0, not run 1). At the script's power ||Q - W^-1||_inf final/initial = {fmt(r3)} (slowest mode "
+            f"exp(-{fmt(e3)}); diverged in {d3} of {len(r3)} draws) against {fmt(ratio('equal', 1))} at ours "
+            f"(exp(-{fmt(e1)})): within 2500 iterations full-rank coloured noise converges only at the script's "
+            "larger power, so the claim is judged there; the thesis's 'coloured full rank' curve itself is a "
+            "white-noise run (which converges here, claim above)")
         for index, name in ((0, "white noise"), (1, "full-rank coloured noise (C 5x5)")):
             r, fr = ratio("equal", index), fraction_of_input("equal", index)
             claims.append(Claim(
@@ -337,8 +354,12 @@ class LearningPseudoInverse(Experiment):
                 f"exp(-{fmt(efolds('equal', index))}) in the run (smallest eigenvalue of W Gamma W^T, "
                 f"{fmt(values('equal', index, 'slowest_rate'))}, times the summed step size; sigma_min(W) = "
                 f"{fmt(sigma_min('equal', index))}). Criterion: distance "
-                "final/initial below 0.1 and reconstruction error below 1 % of ||h_1||.",
-                holds=bool(all(x < 0.1 for x in r) and all(x < 0.01 for x in fr)), robust=False,
+                "final/initial below 0.1 and reconstruction error below 1 % of ||h_1||"
+                + (" (judged at the figure script's noise power, C = G: final/initial "
+                   f"{fmt(r3)}, reconstruction {fmt(fraction_of_input('equal', 3))} of ||h_1||)." if index else "."),
+                holds=(bool(all(x < 0.1 for x in r) and all(x < 0.01 for x in fr)) if index == 0 else
+                       bool(all(x < 0.1 for x in r3) and all(x < 0.01 for x in fraction_of_input("equal", 3)))),
+                robust=False, cause="" if index == 0 else script_cause,
                 values={"ratio": r, "final": values("equal", index, "distance_pinv"),
                         "predicted_final": values("equal", index, "predicted_distance_pinv"),
                         "reconstruction_fraction": fr, "efolds": efolds("equal", index)}))
@@ -444,12 +465,23 @@ class LearningPseudoInverse(Experiment):
             "coloured fixed point than to Thm 4.7's matrix.",
             holds=bool(all(a < b for a, b in zip(xc_fp, xc_t47))),
             values={"to_coloured_fixed_point": xc_fp, "to_thm_4_7": xc_t47, "to_pinv": xc, "white_to_pinv": x2}))
+        x_script = values("expanding", 3, "distance_pinv")
+        script_holds = bool(all(c > w for c, w in zip(x_script, x2)))
         claims.append(Claim(
             "Fig. 5.9c: coloured noise with lambda = 0.2 stays farther from W^+ than white noise with the same lambda.",
-            f"final ||Q - W^+||_inf: coloured {fmt(xc)}, white {fmt(x2)}. Both converge to an O(lambda) neighbour of "
-            "W^+ (as lambda -> 0 both limits tend to W^+, since Gamma is of full rank — the text after Thm 4.7); "
-            "which is farther depends on the eigenvalues of Gamma. Criterion: coloured farther.",
-            holds=bool(all(c > w for c, w in zip(xc, x2))), robust=False, values={"coloured": xc, "white": x2}))
+            f"final ||Q - W^+||_inf: the figure script's coloured input (rank 2, C = G 3x2) {fmt(x_script)}, white "
+            f"{fmt(x2)}; full-rank coloured (C 3x3, unit power) {fmt(xc)}. With full-rank Gamma both converge to an "
+            "O(lambda) neighbour of W^+ (as lambda -> 0 both limits tend to W^+ — the text after Thm 4.7) and which "
+            "is farther depends on the eigenvalues of Gamma; with rank-2 Gamma the input never excites one direction. "
+            "Criterion: the script's coloured curve farther than white (judged at the script's setting).",
+            holds=script_holds, robust=False,
+            cause=("a setting we differed in, now matched: the thesis's 'coloured input' curve of figure 5.9c "
+                   "(figure_5_9-10.py, run 2) is rank-2 coloured noise (C = G 3x2), all three curves with "
+                   f"lambda = 0.2; full-rank coloured noise (C 3x3) ends at {fmt(xc)}, "
+                   + ("closer to W^+ than white noise, so the claim needs the rank deficiency"
+                      if all(c < w for c, w in zip(xc, x2)) else "also farther than white noise")
+                   + ("" if script_holds else "; at the script's setting it does not hold either")),
+            values={"coloured_script": x_script, "coloured_full_rank": xc, "white": x2}))
         # -- fig 5.11: original TP ---------------------------------------------------------------------------------
         fo = [fraction_of_input("original", k) for k in range(3)]
         claims.append(Claim(

@@ -66,6 +66,10 @@ class StabilityScan(Experiment):
                   f"{s['fraction_transient_growth_above_1']:.3f} of the cases have transient growth > 1, the largest "
                   f"{s['max_transient_growth']:.3g}. The stability verdict is right; the stated reason is not.",
                   holds=bool(s["fraction_negative_definite"] == 1.0), expected=False,
+                  cause=("" if s["fraction_negative_definite"] == 1.0 else
+                         f"a claim the thesis's own experiment does not support: of {s['cases']} random Jacobians of "
+                         f"this form {s['fraction_negative_definite']:.1%} have a negative definite symmetric part, "
+                         "while all are Hurwitz (stable): 'negative definite' names the wrong property"),
                   values={"fraction_negative_definite": s["fraction_negative_definite"],
                           "max_transient_growth": s["max_transient_growth"],
                           "fraction_transient_growth_above_1": s["fraction_transient_growth_above_1"]}),
@@ -74,7 +78,8 @@ class StabilityScan(Experiment):
                   f"fraction stable at delta=0: {frac[:, 0].round(3).tolist()}; at the largest delta "
                   f"{m['delta'][-1]}: {frac[:, -1].round(3).tolist()} (rows mu = {m['mu']}); boundary delta*(mu) "
                   f"= {m['boundary_delta']}.",
-                  holds=None, robust=False,
+                  holds=None, robust=False, cause="not a claim to decide: the thesis leaves it open; the measured "
+                  "boundary delta*(mu) is reported instead",
                   values={"fraction_stable": m["fraction_stable"], "boundary_delta": m["boundary_delta"]}),
         ]
         data = {"scan": s, "approximate_inverses": m, "table": amap.table()}

@@ -25,15 +25,18 @@ fa           DTP with fixed random feedback (feedback alignment)    fixed       
 
 Conventions shared by every rule (so the discrete and the continuous models compare):
 
-* loss ``L = 1/2 ||h_L - y||^2`` per sample (eq. 4.40), ``e_L = h_L - y``, output target
-  ``hat h_L = h_L - eta_hat e_L`` (eq. 4.4);
+* the loss convention ``loss_convention`` (:mod:`tpdynamics.training.loss`) sets the factor ``c``:
+  ``'half'`` (default): ``L = 1/2 ||h_L - y||^2`` per sample (eq. 4.40), ``c = 1``; ``'thesis'``
+  (chapter 5, eqs. 5.36/5.50, and the thesis's toolbox): ``L = ||h_L - y||^2``, ``c = 2``. The output
+  error is ``e_L = c (h_L - y)`` and the output target ``hat h_L = h_L - eta_hat e_L`` (eq. 4.4);
 * the forward update of every TP rule is the gradient step on the local loss
-  ``1/2 ||h_i - hat h_i||^2`` (eq. 4.12), averaged over the mini-batch (Appendix A)::
+  ``(c/2) ||h_i - hat h_i||^2`` (eq. 4.12), averaged over the mini-batch (Appendix A)::
 
-      Delta W_i = -(eta_i / B) sum_b D_{s_i}^(b) (h_i^(b) - hat h_i^(b)) h_{i-1}^(b)T
+      Delta W_i = -(eta_i / B) sum_b c D_{s_i}^(b) (h_i^(b) - hat h_i^(b)) h_{i-1}^(b)T
 
   (the modified rules use ``D_{s_i}^{-1}``); backpropagation's is
-  ``Delta W_i = -(eta_i / B) sum_b delta_i^(b) h_{i-1}^(b)T`` (A.7);
+  ``Delta W_i = -(eta_i / B) sum_b delta_i^(b) h_{i-1}^(b)T`` with ``delta_L = D_{s_L} e_L`` (A.7); the
+  backward weights (A.8, A.9) take no factor ``c``;
 * all targets are computed from the weights before the step; then the forward weights change
   (``L`` down to 1, as in A.4), then the backward weights (A.8/A.9).
 

@@ -16,6 +16,7 @@ from ...network import LayeredNetwork, make_generator
 from ...registry import Registry
 from ...validation import check_positive, check_tensor, unknown_names_message
 from ..diagnostics import StepDiagnostics
+from ..loss import get_loss_convention
 
 
 @dataclass
@@ -25,7 +26,8 @@ class StepRecord:
     Attributes
     ----------
     loss : float
-        Mini-batch loss before the update: mean over the batch of ``||h_L - y||^2`` (the thesis's MSE).
+        Mini-batch loss before the update: mean over the batch of ``||h_L - y||^2`` (summed over the outputs, in
+        either loss convention; ``n_L`` times the MSE of :data:`~tpdynamics.training.loss.LOSS_UNIT`).
     updated_layers : tuple of int
         Layers ``i`` whose forward weights ``W_i`` changed (one layer for the randomized rules).
     sherman_morrison : dict
@@ -70,6 +72,11 @@ class LearningRule(abc.ABC):
     eta, eta_hat, eta_backward, lambda_, epsilon, noise_std, inverse_update, momentum
         See :data:`HYPERPARAMETERS`; ``None`` takes the thesis default of the rule
         (:attr:`defaults`). Passing one the rule does not use warns (it would have no effect).
+    loss_convention : {'half', 'thesis'} or LossConvention subclass
+        Scaling of the L2 loss (:mod:`tpdynamics.training.loss`): ``'half'`` (default, eq. 4.40:
+        ``e_L = h_L - y``, local losses ``1/2 ||h_i - hat h_i||^2``) or ``'thesis'`` (eqs. 5.36, 5.50 and
+        the thesis's toolbox: ``e_L = 2 (h_L - y)`` and local-loss gradients ``2 D_{s_i} (h_i - hat h_i)``;
+        the rates printed in chapter 5 assume it). The backward weights take no factor in either.
     trainable_layers : sequence of int, 'output' or None
         Layers whose forward weights may change (``None``: all; ``'output'``: only ``W_L``).
     generator : torch.Generator, optional
@@ -108,10 +115,11 @@ class LearningRule(abc.ABC):
 
     def __init__(self, *, eta=None, eta_hat=None, eta_backward=None, lambda_=None, epsilon=None, noise_std=None,
                  inverse_update=None, momentum=None, trainable_layers=None, generator: torch.Generator | None = None,
-                 seed: int = 0, **unknown):
+                 seed: int = 0, loss_convention="half", **unknown):
         if unknown:
             raise TypeError(unknown_names_message(f"method {self.name!r}", "hyper-parameter", unknown,
-                                                  self.parameters + ("trainable_layers", "generator", "seed")))
+                                                  self.parameters + ("trainable_layers", "generator", "seed",
+                                                                     "loss_convention")))
         given = {"eta": eta, "eta_hat": eta_hat, "eta_backward": eta_backward, "lambda_": lambda_,
                  "epsilon": epsilon, "noise_std": noise_std, "inverse_update": inverse_update, "momentum": momentum}
         unused = [k for k, v in given.items() if v is not None and k not in self.parameters]
@@ -140,6 +148,8 @@ class LearningRule(abc.ABC):
                                  "non-empty sequence of layer indices such as (1,).")
             self.trainable_layers = tuple(int(i) for i in self.trainable_layers)
         self.generator = generator if generator is not None else make_generator(seed)
+        self.convention = get_loss_convention(loss_convention)
+        self.loss_convention = self.convention.name
 
     # -- description -------------------------------------------------------------------------------
     @classmethod
@@ -150,6 +160,7 @@ class LearningRule(abc.ABC):
     def hyperparameters(self) -> dict:
         """The rule's hyper-parameters as a JSON-ready dict."""
         out = {k: getattr(self, k) for k in self.parameters}
+        out["loss_convention"] = self.loss_convention
         out["trainable_layers"] = self.trainable_layers if not isinstance(self.trainable_layers, tuple) \
             else list(self.trainable_layers)
         if isinstance(out.get("eta"), tuple):
@@ -298,9 +309,13 @@ def forward_pass(network: LayeredNetwork, h0: torch.Tensor) -> tuple[list, list]
     return activations, derivatives
 
 
-def batch_loss(error: torch.Tensor) -> float:
-    """Mini-batch loss of an output error ``e_L`` (B, n_L): the mean over the batch of ``||e_L||^2``."""
-    return float((error ** 2).sum(-1).mean())
+def batch_loss(residual: torch.Tensor) -> float:
+    """Mini-batch loss of a residual ``h_L - y`` (B, n_L): the mean over the batch of ``||h_L - y||^2``.
+
+    The same number in both loss conventions (it is what :attr:`StepRecord.loss` reports); the runner
+    divides it by ``n_L`` to report it in :data:`~tpdynamics.training.loss.LOSS_UNIT`.
+    """
+    return float((residual ** 2).sum(-1).mean())
 
 
 def add_outer_products(layer: Layer, left: torch.Tensor, right: torch.Tensor, alpha: float) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 
 from ..diagnostics import StepDiagnostics, pseudo_inverse_distances
-from ..propagation import output_target
 from ._base import LEARNING_RULES, StepRecord, batch_loss
 from ._target_propagation import TargetPropagationRule
 
@@ -77,10 +76,10 @@ class ModifiedTargetPropagation(TargetPropagationRule):
     def _step(self, network, h0, y, diagnostics):
         activations, inputs, stats, derivatives = self._normalised_forward(network, h0)
         L = network.depth
-        error = activations[L] - y
+        residual = activations[L] - y
         layers = self._choose_layers(L)
         targets = [None] * (L + 1)
-        targets[L] = output_target(activations[L], y, self.eta_hat)
+        targets[L] = activations[L] - self.eta_hat * self.convention.output_error(activations[L], y)
         for i in range(L - 1, min(layers) - 1, -1):
             mean, _, sigma = stats[i]  # statistics of h_i
             targets[i] = sigma * network.layer(i + 1).feedback_forward(targets[i + 1]) + mean
@@ -91,7 +90,7 @@ class ModifiedTargetPropagation(TargetPropagationRule):
             self.running_mean[i] = (1 - m) * self.running_mean.get(i, torch.zeros_like(mean)) + m * mean
             self.running_var[i] = (1 - m) * self.running_var.get(i, torch.ones_like(var)) + m * var
         backward = self._train_backward(network, activations)  # A.8 skips exact feedback
-        return StepRecord(loss=batch_loss(error), updated_layers=tuple(sorted(layers)), sherman_morrison=records,
+        return StepRecord(loss=batch_loss(residual), updated_layers=tuple(sorted(layers)), sherman_morrison=records,
                           backward_loss=backward, diagnostics=diag)
 
 

@@ -7,7 +7,7 @@ import torch
 from ...layers import ExactInverseFeedback, Layer
 from ...sherman_morrison import ShermanMorrisonRecord, robust_step
 from ..diagnostics import StepDiagnostics, learning_signals, pseudo_inverse_distances, reconstruction_errors
-from ..propagation import output_target, propagate_targets
+from ..propagation import propagate_targets
 from ._backward_weights import train_backward_weights, train_original_backward_weights
 from ._base import LEARNING_RULES, LearningRule, StepRecord, add_outer_products, batch_loss, forward_pass
 
@@ -33,8 +33,13 @@ class TargetPropagationRule(LearningRule):
         return (layers[int(torch.randint(len(layers), (1,), generator=self.generator))],)
 
     def _forward_factor(self, derivative, h, h_hat) -> torch.Tensor:
-        """``D_{s_i} (h_i - hat h_i)`` or, for modified TP, ``D_{s_i}^{-1} (h_i - hat h_i)``, shape ``(B, n_i)``."""
-        return (h - h_hat) / derivative if self.modified else derivative * (h - h_hat)
+        """``c D_{s_i} (h_i - hat h_i)`` or, for modified TP, ``c D_{s_i}^{-1} (h_i - hat h_i)``, shape ``(B, n_i)``.
+
+        ``c`` is the loss convention's factor: 1 for the local loss ``1/2 ||h_i - hat h_i||^2`` (eq. 4.12), 2 for
+        the thesis's ``||h_i - hat h_i||^2`` (:mod:`tpdynamics.training.loss`).
+        """
+        difference = self.convention.factor * (h - h_hat)
+        return difference / derivative if self.modified else derivative * difference
 
     def _update_forward(self, network, layers, inputs, activations, targets, derivatives) -> dict:
         """Local-loss gradient steps of eq. (4.12) for ``layers`` (top to bottom, as in A.4).
@@ -83,16 +88,17 @@ class TargetPropagationRule(LearningRule):
     def _step(self, network, h0, y, diagnostics):
         activations, derivatives = forward_pass(network, h0)
         L = network.depth
-        error = activations[L] - y
+        residual = activations[L] - y
+        error = self.convention.output_error(activations[L], y)  # e_L: h_L - y or 2 (h_L - y)
         layers = self._choose_layers(L)
-        top = output_target(activations[L], y, self.eta_hat)
+        top = activations[L] - self.eta_hat * error  # output_target of the rule's convention (eq. 4.4)
         # randomized rules need targets down to the chosen layer only; diagnostics look at every hidden layer
         lowest = 1 if diagnostics else min(layers)
         targets = propagate_targets(network, activations, top, difference=self.difference, lowest=lowest)
         diag = self._diagnose(network, activations, targets, error) if diagnostics else None
         records = self._update_forward(network, layers, activations, activations, targets, derivatives)
         backward = self._train_backward(network, activations)
-        return StepRecord(loss=batch_loss(error), updated_layers=tuple(sorted(layers)), sherman_morrison=records,
+        return StepRecord(loss=batch_loss(residual), updated_layers=tuple(sorted(layers)), sherman_morrison=records,
                           backward_loss=backward, diagnostics=diag)
 
 

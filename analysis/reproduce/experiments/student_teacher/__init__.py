@@ -15,16 +15,19 @@ experiment trains from that same start, :func:`tpdynamics.training.run_experimen
 
 Conventions that matter when comparing numbers with the thesis:
 
-* the package's losses are the thesis's MSE, ``mean_b ||h_L - y||^2`` (eqs. 5.36, 5.50 per sample);
-* the package's output error is ``e_L = h_L - y`` (the gradient of ``1/2 ||h_L - y||^2``, eq. 4.41),
-  while the thesis's toolbox differentiated squared norms without the 1/2 (``2 (h_L - y)``; its
-  target-propagation layers also use ``2 (h_i - hat h_i)`` for the local losses). The presets keep
-  the printed rates (:data:`tpdynamics.training.THESIS_PRESETS`), so BP and the forward TP updates
-  take steps half as large as the thesis's;
-* no run is dropped: a run whose loss becomes non-finite stops and is counted as *diverged*. Loss
-  comparisons between two methods use the ratio of their mean final test MSE over the seeds where
-  both completed (the thesis's toolbox redrew any seed whose training failed, so its curves average
-  such seeds only), with a paired-bootstrap interval, and every claim reports the diverged counts;
+* the rules run with the thesis's loss convention (``loss_convention="thesis"``): ``L = ||h_L - y||^2`` as in
+  eqs. 5.36 and 5.50 and the thesis's toolbox, so ``e_L = 2 (h_L - y)`` and the local TP gradients carry a
+  factor 2 (:mod:`tpdynamics.training.loss`); the printed rates assume it;
+* losses are in the unit the thesis's figures plot, the mean over samples and outputs
+  (``torch.nn.MSELoss``; ``loss_unit`` in the JSON);
+* two views of unstable runs: *all runs* (slot ``k`` = seed ``k``, diverged runs counted) and *as the
+  thesis plotted* (a slot whose draw did not survive is redrawn with a new seed, as the toolbox's figure
+  scripts did; the redraws are counted). Loss orderings are judged on the thesis's view, stability claims on
+  all runs; both views are in the JSON (``methods.all_runs``, ``methods.thesis``) and the figures;
+* method comparisons are paired per problem (:func:`tpdynamics.statistics.paired_comparison`): the
+  per-problem log-ratio of the final test MSE, its mean with a bootstrap 95 % interval and the count of
+  problems where the ordering holds; a claim holds when the interval excludes the other direction and is
+  inconclusive when it straddles;
 * learning-signal diagnostics (``e_approx``, cosines with ``e_TP``, ``e_GN``, ``e_BP``) are those of
   :func:`tpdynamics.training.learning_signals` for the first hidden layer, recorded every
   ``diagnostics_every`` steps, averaged per epoch, then over seeds; claims use the mean over the last
@@ -38,12 +41,13 @@ from ._contracting_approximate import StudentTeacherContractingApproximateInvers
 from ._deep_approximate import StudentTeacherDeepApproximateInverses
 from ._equal_approximate import StudentTeacherEqualApproximateInverses
 from ._exact_inverses import StudentTeacherExactInverses
-from ._statistics import (bootstrap_ratio_interval, curve_log_ratio, curve_mean, diagnostic_mean, early_mean,
-                          final_values, late_mean, ratio_of_means, signal_row, unstable_runs, upward_movement)
+from ._statistics import (REDRAW_STRIDE, SURVIVAL, bootstrap_ratio_interval, curve_log_ratio, curve_mean,
+                          diagnostic_mean, early_mean, final_values, late_mean, paired_final, ratio_of_means,
+                          signal_row, survives, unstable_runs, upward_movement, views)
 from ._training import DIAGNOSTICS, METHOD_LABELS, StudentTeacherTraining
 
 __all__ = ["StudentTeacherTraining", "StudentTeacherExactInverses", "StudentTeacherDeepApproximateInverses",
            "StudentTeacherEqualApproximateInverses", "StudentTeacherContractingApproximateInverses", "DIAGNOSTICS",
            "METHOD_LABELS", "bootstrap_ratio_interval", "curve_log_ratio", "curve_mean", "diagnostic_mean",
            "early_mean", "final_values", "late_mean", "ratio_of_means", "signal_row", "unstable_runs",
-           "upward_movement"]
+           "upward_movement", "REDRAW_STRIDE", "SURVIVAL", "paired_final", "survives", "views"]

@@ -1,8 +1,18 @@
 """Statistics of the per-seed task results of the student-teacher experiments (pure functions of plain data).
 
-A task result is ``{"seed", "methods": {name: {"status", "train_loss", "test_loss", "diagnostics", ...}}}``
-(:meth:`StudentTeacherTraining.run_task`); a run that did not complete has a shorter curve and counts
-as diverged, never dropped.
+A task result is ``{"seed", "methods": {name: {"status", "train_loss", "test_loss", "diagnostics", ...}},
+"redraws": [...]}`` (:meth:`StudentTeacherTraining.run_task`); a run that did not complete has a shorter
+curve and counts as diverged, never dropped.
+
+Two views of the same tasks (:func:`views`):
+
+* **all runs** — the first draw of every slot (seed ``k``), diverged runs counted;
+* **as the thesis plotted** — per slot the first draw in which every method survived; a slot whose draw
+  did not survive was redrawn with the seeds ``k + j REDRAW_STRIDE`` (``j = 1, 2, ...``), as the
+  toolbox's figure scripts redrew a random initialisation whose training raised (NaN weights). The
+  number of redraws is reported beside it.
+
+Method comparisons are paired per problem (:func:`paired_final`, :func:`tpdynamics.statistics.paired_comparison`).
 """
 from __future__ import annotations
 
@@ -10,7 +20,7 @@ import math
 
 import numpy as np
 
-from tpdynamics.statistics import NONNEGATIVE, POSITIVE, curve_intervals
+from tpdynamics.statistics import NONNEGATIVE, POSITIVE, PairedComparison, curve_intervals, paired_comparison
 from tpdynamics.training import TrainingStatus
 
 from ...base import fmt_ci
@@ -189,3 +199,90 @@ def _extreme(values, pick) -> float:
 
 def _f(value: float, spec: str = ".3f") -> str:
     return format(value, spec) if math.isfinite(value) else "n/a (no run past epoch 1)"
+
+
+#: A redraw of slot ``k`` uses seed ``k + j REDRAW_STRIDE`` (``j = 1, 2, ...``): never a slot's first seed.
+REDRAW_STRIDE = 1000
+
+#: Survival criteria of a draw for the thesis's view (every method of the draw must pass).
+SURVIVAL = {
+    "completed": "no method diverged (the toolbox's figure scripts redrew a draw whose training raised)",
+    "stable": "no method diverged or ended above 10x its minimum test MSE (figure 5.7: the thesis removed the "
+              "runs whose loss 'exploded')",
+}
+
+
+def survives(result: dict, criterion: str = "completed", methods=None) -> bool:
+    """Whether every method of one draw (or every one of ``methods``) survived: ``"completed"`` or also ``"stable"``
+    (:data:`SURVIVAL`)."""
+    if criterion not in SURVIVAL:
+        raise ValueError(f"criterion={criterion!r} is not valid; use one of {', '.join(SURVIVAL)}.")
+    for name in (result["methods"] if methods is None else methods):
+        if name not in result["methods"]:  # a redraw that trained only another group's methods
+            return False
+        if criterion == "stable":
+            if unstable_runs([result], name):
+                return False
+        elif result["methods"][name]["status"] != TrainingStatus.COMPLETED:
+            return False
+    return True
+
+
+def views(results: list[dict], criterion: str = "completed", methods=None) -> dict:
+    """The two views of the task results: ``all_runs`` (first draws) and ``thesis`` (first surviving draw per slot).
+
+    ``methods`` are the methods that must survive (default: all): the methods of the figure a comparison belongs
+    to, since the toolbox ran each figure's methods in one loop and redrew a draw when one of them failed.
+
+    Returns
+    -------
+    dict
+        ``all_runs`` and ``thesis`` (lists of draws), ``criterion`` (its text), ``survivors_of``, ``redraws``
+        (draws this view needed beyond the first), ``redrawn_slots``, ``exhausted_slots`` (slots without a
+        survivor within the allowed redraws: left out of the thesis's view) and ``surviving_seeds``.
+    """
+    thesis, redrawn, exhausted, redraws = [], [], [], 0
+    for r in results:
+        draws = [r] + list(r.get("redraws", []))
+        index = next((k for k, d in enumerate(draws) if survives(d, criterion, methods)), None)
+        if index is None:
+            exhausted.append(r["seed"])
+            redrawn.append(r["seed"])
+            redraws += len(draws) - 1
+            continue
+        thesis.append(draws[index])
+        redraws += index
+        if index:
+            redrawn.append(r["seed"])
+    return {"all_runs": results, "thesis": thesis, "criterion": SURVIVAL[criterion],
+            "survivors_of": None if methods is None else list(methods), "redraws": redraws,
+            "redrawn_slots": redrawn, "exhausted_slots": exhausted, "surviving_seeds": [d["seed"] for d in thesis]}
+
+
+def paired_final(results: list[dict], a: str, b: str, key: str = "test_loss") -> PairedComparison:
+    """Per-problem comparison of the final ``key`` of methods ``a`` and ``b`` (diverged runs left out, counted)."""
+    return paired_comparison(final_values(results, a, key), final_values(results, b, key))
+
+
+def curve_geometric_means(results: list[dict], method: str, key: str = "test_loss", start: int = 1) -> list[float]:
+    """Per problem, the geometric mean over epochs ``start..E`` of a loss curve (``nan`` for a run that did not
+    complete): paired over problems, the log of its ratio to another method's is the mean log-ratio of the curves."""
+    out = []
+    for r in results:
+        run = r["methods"][method]
+        curve = [v for v in run[key][start:] if v > 0]
+        out.append(float(np.exp(np.mean(np.log(curve)))) if run["status"] == TrainingStatus.COMPLETED and curve
+                   else math.nan)
+    return out
+
+
+def second_half_drops(results: list[dict], method: str, key: str = "test_loss") -> list[float]:
+    """Per problem, ``L_{E/2} / L_E`` of a completed run (how much the loss still fell over the second half)."""
+    out = []
+    for r in results:
+        run = r["methods"][method]
+        curve = run[key]
+        half = (len(curve) - 1) // 2
+        out.append(float(curve[half] / curve[-1]) if run["status"] == TrainingStatus.COMPLETED and curve[-1] > 0
+                   else math.nan)
+    return out

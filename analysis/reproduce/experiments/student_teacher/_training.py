@@ -1,4 +1,5 @@
-"""The shared machinery of the student-teacher experiments: one task per seed trains every method."""
+"""The shared machinery of the student-teacher experiments: one task per slot trains every method on a draw,
+redrawing the draw (as the thesis's toolbox did) until every method survived."""
 from __future__ import annotations
 
 import math
@@ -6,18 +7,18 @@ import math
 import numpy as np
 import torch
 
-from tpdynamics.training import THESIS_PRESETS, TrainingConfig, TrainingStatus, run_experiment, student_teacher
-
 from tpdynamics.statistics import SIGNED
+from tpdynamics.training import (LOSS_UNIT, THESIS_PRESETS, TrainingConfig, TrainingStatus, run_experiment,
+                                 student_teacher)
 
 from ...base import Claim, Experiment
 from ....training_plots import loss_panel
-from ._statistics import (_both, _decided, bootstrap_ratio_interval, curve_band, curve_mean, diagnostic_mean,
-                          final_values, fmt_positive, ratio_of_means)
+from ._statistics import (REDRAW_STRIDE, _both, curve_band, curve_mean, diagnostic_mean, final_values,
+                          paired_final, survives, views)
 
-#: Thesis names of the learning rules (figure legends).
+#: The thesis's names of the learning rules (figure legends, claims).
 METHOD_LABELS = {
-    "tp-ei": "TP-EI", "rtp-ei": "RTP-EI", "rmtp-ei": "RMTP-EI", "bp": "BP", "bp-fixed": "BP-fixed",
+    "tp-ei": "TP-EI", "rtp-ei": "RTP-EI", "rmtp-ei": "RMTP-EI", "bp": "BP", "bp-fixed": "fixed-BP",
     "tp-ai": "TP-AI", "rtp-ai": "RTP-AI", "dtp-ai": "DTP-AI", "rdtp-ai": "RDTP-AI",
     "tp-orig": "original-TP", "rtp-orig": "original-RTP", "dtp-orig": "original-DTP", "rdtp-orig": "original-RDTP",
 }
@@ -31,9 +32,50 @@ _COLOURS = {"tp-ei": "tab:blue", "rtp-ei": "tab:orange", "rmtp-ei": "tab:green",
 DIAGNOSTICS = ("e_approx_norm", "e_tp_norm", "signal_norm", "cos_signal_tp", "cos_signal_gn", "cos_signal_bp",
                "reconstruction_error", "sm_clipped_fraction")
 
-_CONVENTION = ("Convention: the package's e_L = h_L - y is the gradient of 1/2 ||h_L - y||^2; the thesis's toolbox "
-               "used 2 (h_L - y) (and 2 (h_i - hat h_i) for the local losses), so the printed rates (kept) give BP and "
-               "the forward TP updates half the thesis's step.")
+_CONVENTION = ("Conventions (as chapter 5 and the thesis's toolbox): loss ||h_L - y||^2, so e_L = 2 (h_L - y) and the "
+               "local TP gradients carry the factor 2 (loss_convention 'thesis'); losses reported in " + LOSS_UNIT
+               + "; method comparisons paired per problem (same teacher, data and initialisation).")
+
+#: Why a loss ordering is judged on the thesis's view.
+_WHY_THESIS_VIEW = ("judged on the thesis's view because its curves average the surviving draws only (the toolbox "
+                    "redrew a draw whose training raised)")
+
+
+class ViewSet:
+    """The two views of a set of task results, for any set of compared methods (:func:`~._statistics.views`).
+
+    The toolbox trained each figure's methods in one loop and redrew the draw when one of them failed, so the
+    draws that survive depend on the figure: a comparison of ``methods`` uses the survivors of the group
+    (:meth:`StudentTeacherTraining.survival_groups`) that contains them all, or, across groups, of the union of
+    their groups.
+    """
+
+    def __init__(self, results: list[dict], criterion: str, groups: dict):
+        self.results, self.criterion, self.groups = results, criterion, groups
+        self._cache: dict = {}
+
+    def survivors_for(self, methods) -> tuple:
+        """The methods that must survive for a comparison of ``methods``."""
+        methods = set(methods)
+        for group in self.groups.values():
+            if methods <= set(group):
+                return tuple(group)
+        return tuple(dict.fromkeys(m for g in self.groups.values() if methods & set(g) for m in g))
+
+    def group_name(self, methods) -> str:
+        """The name of the group a comparison of ``methods`` is judged in (``"+"``-joined across groups)."""
+        methods = set(methods)
+        for name, group in self.groups.items():
+            if methods <= set(group):
+                return name
+        return " + ".join(name for name, g in self.groups.items() if methods & set(g))
+
+    def __call__(self, methods=None) -> dict:
+        key = self.survivors_for(methods) if methods is not None else tuple(dict.fromkeys(
+            m for g in self.groups.values() for m in g))
+        if key not in self._cache:
+            self._cache[key] = {**views(self.results, self.criterion, key), "group": self.group_name(key)}
+        return self._cache[key]
 
 
 def _label(method: str) -> str:
@@ -41,73 +83,100 @@ def _label(method: str) -> str:
 
 
 def _is_randomized(method: str) -> bool:
-    return method in ("rtp-ai", "rdtp-ai", "rtp-orig", "rdtp-orig", "rtp-ei")
-
-
-def _comparison_text(table, a: str, b: str) -> tuple[str, float, tuple]:
-    fa, fb = table[a]["final_test_loss"], table[b]["final_test_loss"]
-    ratio = ratio_of_means(fa, fb)
-    low, high = bootstrap_ratio_interval(fa, fb)
-    wins = sum(1 for x, y in zip(fa, fb) if math.isfinite(x) and math.isfinite(y) and x < y)
-    both = sum(1 for x, y in zip(fa, fb) if math.isfinite(x) and math.isfinite(y))
-    text = (f"final test MSE {_label(a)} {fmt_positive(fa)} vs {_label(b)} {fmt_positive(fb)}; "
-            f"ratio of means over the {both} "
-            f"seeds where both completed {ratio:.3g} (paired bootstrap 95 % CI {low:.3g}-{high:.3g}); "
-            f"{_label(a)} lower on {wins} of {both}; "
-            f"diverged {_label(a)} {table[a]['n_diverged']}/{table[a]['n_runs']}, "
-            f"{_label(b)} {table[b]['n_diverged']}/{table[b]['n_runs']}.")
-    return text, ratio, (low, high)
+    return method in ("rtp-ai", "rdtp-ai", "rtp-orig", "rdtp-orig", "rtp-ei", "rmtp-ei")
 
 
 class StudentTeacherTraining(Experiment):
-    """Shared machinery: one task per seed trains every method on that seed's problem.
+    """Shared machinery: one task per slot trains every method on that slot's draw.
 
     Settings keys: ``methods``, ``preset`` (key of :data:`~tpdynamics.training.THESIS_PRESETS`), ``epochs``,
     ``batches_per_epoch`` (``None``: the preset's), ``n_train`` (the thesis's training-set size, kept in
     quick mode so that the problem does not change), ``n_test``, ``diagnostics_every`` (record the
-    learning-signal diagnostics every that many steps; 0: none) and optionally ``eta_backward`` (overrides
-    the preset's backward rate for every method that has one).
+    learning-signal diagnostics every that many steps; 0: none), ``max_redraws`` (redraws allowed per slot
+    for the thesis's view) and optionally ``eta_backward`` (overrides the preset's backward rate for every
+    method that has one) and ``loss_convention`` (default: the preset's, ``"thesis"``).
+
+    Two views of the runs (:func:`~._statistics.views`): *all runs* (slot ``k`` is seed ``k``; diverged
+    runs counted) and *as the thesis plotted* (slot ``k`` redrawn with seeds ``k + j REDRAW_STRIDE`` until
+    every method of the draw survived, by :attr:`survival`).
     """
 
-    def run_task(self, settings, task, dtype=torch.float64):
+    #: Criterion of a surviving draw (:data:`~._statistics.SURVIVAL`).
+    survival = "completed"
+
+    def train_seed(self, settings, seed: int, dtype=torch.float64) -> dict:
+        """Every method of ``settings`` on the draw of ``seed``: curves, statuses, diagnostics, ``sigma_max(W_i)``."""
         every = settings.get("diagnostics_every", 0)
         config = TrainingConfig(methods=tuple(settings["methods"]), preset=settings["preset"],
-                                  seeds=[task["seed"]], epochs=settings["epochs"],
-                                  eta_backward=settings.get("eta_backward"),
-                                  batches_per_epoch=settings.get("batches_per_epoch"), n_train=settings.get("n_train"),
-                                  n_test=settings.get("n_test", 1000), diagnostics=every > 0,
-                                  diagnostics_every=max(1, every), dtype=dtype)
+                                seeds=[seed], epochs=settings["epochs"], eta_backward=settings.get("eta_backward"),
+                                loss_convention=settings.get("loss_convention"),
+                                batches_per_epoch=settings.get("batches_per_epoch"), n_train=settings.get("n_train"),
+                                n_test=settings.get("n_test", 1000), diagnostics=every > 0,
+                                diagnostics_every=max(1, every), dtype=dtype)
         result = run_experiment(config)
         methods = {}
         for name, training in result.results.items():
             run = training.runs[0]
             methods[name] = {"status": run.status, "message": run.message, "steps": run.steps,
                              "train_loss": list(run.train_loss), "test_loss": list(run.test_loss),
+                             "batch_loss": list(run.batch_loss),
                              "hyperparameters": {k: v for k, v in training.hyperparameters.items()
                                                  if isinstance(v, (int, float, str, type(None)))},
                              "diagnostics": {k: run.diagnostics[k] for k in DIAGNOSTICS if k in run.diagnostics}}
         # the student's initial weights depend on the seed only (not on the data sizes): their largest singular
         # values bound the stable backward rates of Alg. A.8 (eta_b sigma_max(W_{i+1})^2 < 2)
-        start = student_teacher(THESIS_PRESETS[settings["preset"]].layers, n_train=1, n_test=1, seed=task["seed"])
+        start = student_teacher(THESIS_PRESETS[settings["preset"]].layers, n_train=1, n_test=1, seed=seed)
         sigma_max = [float(torch.linalg.svdvals(w)[0]) for w in start.student_weights]
-        return {"seed": task["seed"], "problem": result.problems[0], "methods": methods,
-                "initial_sigma_max": sigma_max}
+        # and the curvature of the output layer's loss, lambda_max(E[h_{L-1} h_{L-1}^T]): SGD with the thesis's factor
+        # 2 on W_L is stable only if 2 eta lambda_max < 2
+        problem = student_teacher(THESIS_PRESETS[settings["preset"]].layers, n_train=settings.get("n_train") or 1920,
+                                  n_test=1, seed=seed)
+        with torch.no_grad():
+            h = problem.student(None)(problem.train_inputs)[-2]
+        curvature = float(torch.linalg.eigvalsh(h.T @ h / h.shape[0])[-1])
+        return {"seed": seed, "problem": result.problems[0], "methods": methods, "initial_sigma_max": sigma_max,
+                "initial_output_curvature": curvature}
+
+    def survival_groups(self, settings) -> dict:
+        """The methods the toolbox trained in one loop of a figure script (a draw is redrawn when one of them fails):
+        name -> methods. Default: all methods of the experiment in one group."""
+        return {"all methods": tuple(settings["methods"])}
+
+    def run_task(self, settings, task, dtype=torch.float64):
+        """Slot ``task["seed"]``: its first draw, then redraws (at most ``max_redraws``) until every survival group
+        (:meth:`survival_groups`) has a surviving draw."""
+        groups = [g for g in self.survival_groups(settings).values() if set(g) <= set(settings["methods"])]
+        draws = [self.train_seed(settings, task["seed"], dtype)]
+        for j in range(1, int(settings.get("max_redraws", 0)) + 1):
+            missing = [g for g in groups if not any(survives(d, self.survival, g) for d in draws)]
+            if not missing:
+                break
+            # a redraw trains only the methods of the groups still without a survivor
+            methods = tuple(m for m in settings["methods"] if any(m in g for g in missing))
+            draws.append(self.train_seed({**settings, "methods": methods}, task["seed"] + j * REDRAW_STRIDE, dtype))
+        return {**draws[0], "redraws": draws[1:]}
+
+    def views(self, settings, results) -> ViewSet:
+        """The :class:`ViewSet` of the results with this experiment's survival criterion and groups."""
+        return ViewSet(results, self.survival, self.survival_groups(settings))
 
     # -- summary helpers ------------------------------------------------------------------------------
     @staticmethod
     def method_table(settings, results) -> dict:
         """Per method: hyper-parameters, diverged runs, per-seed final losses, the arithmetic mean curves
-        ``*_loss_mean`` (the claims' statistic) and the figures' ``*_loss_interval`` (geometric mean, 95 % log-t
-        band and the per-seed curves; :func:`curve_band`)."""
+        ``*_loss_mean`` (the statistic the thesis plotted) and the figures' ``*_loss_interval`` (geometric mean,
+        95 % log-t band and the per-seed curves; :func:`curve_band`), all in :data:`LOSS_UNIT`."""
         table = {}
         for method in settings["methods"]:
             runs = [r["methods"][method] for r in results]
-            train_mean = curve_mean(results, method, "train_loss", SIGNED)[0]  # arithmetic: the claims' statistic
+            train_mean = curve_mean(results, method, "train_loss", SIGNED)[0]  # arithmetic, as the thesis averaged
             test_mean = curve_mean(results, method, "test_loss", SIGNED)[0]
             table[method] = {
-                "label": _label(method), "hyperparameters": runs[0]["hyperparameters"],
+                "label": _label(method), "hyperparameters": runs[0]["hyperparameters"] if runs else {},
+                "loss_unit": LOSS_UNIT,
                 "n_runs": len(runs), "n_diverged": sum(r["status"] != TrainingStatus.COMPLETED for r in runs),
                 "messages": [r["message"] for r in runs if r["status"] != TrainingStatus.COMPLETED],
+                "seeds": [r["seed"] for r in results],
                 "final_train_loss": final_values(results, method, "train_loss"),
                 "final_test_loss": final_values(results, method, "test_loss"),
                 "runs_per_epoch": [sum(len(r["test_loss"]) > e for r in runs) for e in range(len(test_mean))],
@@ -118,45 +187,142 @@ class StudentTeacherTraining(Experiment):
             }
         return table
 
-    def compare(self, table, better: str, worse: str, statement: str, *, robust: bool, extra: str = "") -> Claim:
-        """Claim that ``better`` ends with a lower mean test MSE than ``worse`` (ratio of seed means < 1)."""
-        text, ratio, interval = _comparison_text(table, better, worse)
-        return Claim(statement, text + (f" {extra}" if extra else ""), holds=_decided(ratio < 1, ratio), robust=robust,
-                     values={"mean_ratio": ratio, "bootstrap_ci": list(interval),
-                             better: table[better]["final_test_loss"], worse: table[worse]["final_test_loss"]})
+    def tables(self, settings, viewset: ViewSet, methods=None) -> dict:
+        """:meth:`method_table` of both views of ``methods`` (default: all; the survivors of their group), with the
+        redraw counts: ``{"all_runs", "thesis", "group", "survivors_of", "redraws", ...}``."""
+        methods = tuple(settings["methods"] if methods is None else methods)
+        view = viewset(methods)
+        part = {**settings, "methods": methods}
+        return {"all_runs": self.method_table(part, view["all_runs"]), "thesis": self.method_table(part, view["thesis"]),
+                "group": view["group"], "survivors_of": view["survivors_of"], "survival": view["criterion"],
+                "redraws": view["redraws"], "redrawn_slots": view["redrawn_slots"],
+                "exhausted_slots": view["exhausted_slots"], "surviving_seeds": view["surviving_seeds"]}
 
-    def similar(self, table, a: str, b: str, statement: str, *, factor: float, robust: bool, extra: str = "") -> Claim:
-        """Claim that ``a`` and ``b`` end within ``factor`` of each other (ratio of seed-mean final test MSE)."""
-        text, ratio, interval = _comparison_text(table, a, b)
-        text += f" Criterion: ratio of means within a factor {factor:g}."
-        return Claim(statement, text + (f" {extra}" if extra else ""),
-                     holds=_decided(1 / factor <= ratio <= factor, ratio), robust=robust,
-                     values={"mean_ratio": ratio, "bootstrap_ci": list(interval), "factor": factor,
-                             a: table[a]["final_test_loss"], b: table[b]["final_test_loss"]})
+    def group_tables(self, settings, viewset: ViewSet) -> dict:
+        """:meth:`tables` per survival group (the JSON's ``methods``): group name -> tables."""
+        return {name: self.tables(settings, viewset, group) for name, group in viewset.groups.items()}
 
-    def _ordering(self, table, statement: str, better, worse, *, robust: bool) -> Claim:
-        """Claim that every method of ``better`` ends below every method of ``worse`` (ratios of seed means < 1)."""
+    # -- paired claims ----------------------------------------------------------------------------------
+    @staticmethod
+    def _view_line(views: dict) -> str:
+        exhausted = (f"; {len(views['exhausted_slots'])} slot(s) without a survivor within the allowed redraws, "
+                     "left out" if views["exhausted_slots"] else "")
+        return (f"thesis's view ({views.get('group', 'all methods')}): {len(views['thesis'])} surviving draws, "
+                f"{views['redraws']} redraw(s) of {len(views['redrawn_slots'])} slot(s){exhausted}")
+
+    def paired_text(self, viewset: ViewSet, a: str, b: str) -> tuple[str, dict]:
+        """The paired comparison of the final test MSE of ``a`` and ``b`` in both views, as text and values."""
+        views = viewset((a, b))
+        thesis, every = paired_final(views["thesis"], a, b), paired_final(views["all_runs"], a, b)
+        diverged = {m: sum(r["methods"][m]["status"] != TrainingStatus.COMPLETED for r in views["all_runs"])
+                    for m in (a, b)}
+        n = len(views["all_runs"])
+        text = (f"[{self._view_line(views)}] {thesis.format(_label(a), _label(b))}. All runs: "
+                f"{every.format(_label(a), _label(b))}; diverged {_label(a)} {diverged[a]}/{n}, {_label(b)} "
+                f"{diverged[b]}/{n}.")
+        return text, {"thesis": thesis, "all_runs": every}
+
+    def loss_cause(self, viewset: ViewSet, pairs, verdict, *, bound: float = 1.0, factor: float | None = None) -> str:
+        """The measured cause of a loss claim that does not hold: the thesis's own statistic beside ours.
+
+        For each pair ``(a, b)`` (the claim: ``a`` below ``bound`` x ``b``, or within ``factor`` of it) the ratio of
+        the arithmetic means of the final test MSE over the surviving draws (what the thesis's curves show; unpaired)
+        is set beside the paired per-problem comparison. Empty when ``verdict`` is ``True``.
+        """
+        if verdict is True:
+            return ""
+        parts, agrees = [], []
+        for a, b in pairs:
+            views = viewset((a, b))
+            mean = {m: finite_mean(final_values(views["thesis"], m)) for m in (a, b)}
+            ratio = mean[a] / mean[b] if mean[b] > 0 else math.nan
+            pair = paired_final(views["thesis"], a, b)
+            ok = (1 / factor <= ratio <= factor) if factor is not None else ratio < bound
+            agrees.append(bool(ok))
+            lo, hi = pair.ratio_interval
+            parts.append(f"{_label(a)}/{_label(b)}: arithmetic means {mean[a]:.3g} / {mean[b]:.3g} = {ratio:.3g}, "
+                         f"paired {pair.ratio:.3g} [{lo:.3g}, {hi:.3g}], {_label(a)} lower on {pair.a_lower} of "
+                         f"{pair.n}")
+        n = len(viewset((pairs[0][0], pairs[0][1]))["thesis"]) if pairs else 0
+        measured = "; ".join(parts)
+        if all(agrees):
+            kind = ("a statistic the thesis computed differently: its plotted statistic, the arithmetic mean over the "
+                    f"surviving draws, agrees with the claim, but paired per problem the interval "
+                    + ("straddles the criterion: the gap is within the spread between problems of "
+                       f"{n} draws" if verdict is None else "contradicts it: a few draws dominate the means"))
+        else:
+            kind = ("not supported by the experiment as the thesis ran it: with the figure script's settings and "
+                    "conventions (remaining differences: README) even the thesis's own statistic, the arithmetic "
+                    "mean over the surviving draws, does not give the claimed "
+                    + ("agreement" if factor is not None else "order") + " for "
+                    + ", ".join(f"{_label(a)}/{_label(b)}" for (a, b), ok in zip(pairs, agrees) if not ok))
+        return f"{kind} ({measured})."
+
+    def compare(self, views, better: str, worse: str, statement: str, *, robust: bool, extra: str = "",
+                bound: float = 1.0, cause: str = "") -> Claim:
+        """Claim that ``better`` ends below ``bound`` x ``worse`` (final test MSE, paired per problem): holds when the
+        paired interval of the thesis's view lies below ``bound``, fails when it lies above, else inconclusive."""
+        text, pair = self.paired_text(views, better, worse)
+        holds = pair["thesis"].below(bound)
+        cause = cause or self.loss_cause(views, [(better, worse)], holds, bound=bound)
+        criterion = "ordering" if bound == 1.0 else f"ratio below {bound:g}"
+        return Claim(statement, f"{text} Criterion: {criterion}, {_WHY_THESIS_VIEW}; inconclusive when the "
+                     f"interval straddles {bound:g}." + (f" {extra}" if extra else ""),
+                     holds=holds, robust=robust, cause=cause,
+                     values={"criterion": criterion, "bound": bound, "judged_on": "thesis",
+                             **{k: v.to_dict() for k, v in pair.items()}})
+
+    def similar(self, views, a: str, b: str, statement: str, *, factor: float, robust: bool, extra: str = "",
+                cause: str = "") -> Claim:
+        """Claim that ``a`` and ``b`` end within ``factor`` of each other (paired geometric-mean ratio of the final
+        test MSE, its interval inside ``[1/factor, factor]``; fails when it lies wholly outside)."""
+        text, pair = self.paired_text(views, a, b)
+        holds = pair["thesis"].within(factor)
+        return Claim(statement, f"{text} Criterion: the paired interval inside [1/{factor:g}, {factor:g}], "
+                     f"{_WHY_THESIS_VIEW}." + (f" {extra}" if extra else ""),
+                     holds=holds, robust=robust,
+                     cause=cause or self.loss_cause(views, [(a, b)], holds, factor=factor),
+                     values={"criterion": f"within a factor {factor:g}", "judged_on": "thesis",
+                             **{k: v.to_dict() for k, v in pair.items()}})
+
+    def ordering(self, views, statement: str, better, worse, *, robust: bool, cause: str = "") -> Claim:
+        """Claim that every method of ``better`` ends below every method of ``worse`` (each pair paired per problem;
+        the conjunction: a refuted pair refutes, an inconclusive one leaves the claim inconclusive)."""
         better = (better,) if isinstance(better, str) else tuple(better)
         worse = (worse,) if isinstance(worse, str) else tuple(worse)
-        pairs = {f"{b}/{w}": _comparison_text(table, b, w) for b in better for w in worse}
-        verdicts = [_decided(ratio < 1, ratio) for _, ratio, _ in pairs.values()]
+        texts, verdicts, values = [], [], {}
+        for b in better:
+            for w in worse:
+                text, pair = self.paired_text(views, b, w)
+                texts.append(text)
+                verdicts.append(pair["thesis"].ordering())
+                values[f"{b}/{w}"] = {k: v.to_dict() for k, v in pair.items()}
         holds = _both(*verdicts)
-        measured = " | ".join(text for text, _, _ in pairs.values())
-        return Claim(statement, measured, holds=holds, robust=robust,
-                     values={k: {"mean_ratio": ratio, "bootstrap_ci": list(ci)} for k, (_, ratio, ci) in pairs.items()})
+        failing = [(b, w) for b in better for w in worse if values[f"{b}/{w}"]["thesis"]["ordering"] is not True]
+        return Claim(statement, " | ".join(texts) + f" Criterion: every pair ordered, {_WHY_THESIS_VIEW}.",
+                     holds=holds, robust=robust, cause=cause or self.loss_cause(views, failing, holds),
+                     values={"judged_on": "thesis", "pairs": values})
 
     # -- figure helpers ---------------------------------------------------------------------------------
     @staticmethod
-    def plot_losses(ax, table, methods, key: str, title: str) -> None:
-        """Geometric mean loss curve with its 95 % log-t band (``table[m][KEY_interval]``), log scale, limits
-        following the curves (:func:`analysis.training_plots.loss_panel`); randomized methods dashed."""
+    def plot_losses(ax, tables, methods, key: str, title: str) -> None:
+        """The thesis's view: geometric-mean loss with its 95 % log-t band (log scale, limits following the
+        curves, :func:`analysis.training_plots.loss_panel`), and beside it the all-runs geometric mean (dotted,
+        with the diverged count in the legend); randomized methods dashed."""
+        thesis, every = tables["thesis"], tables["all_runs"]
         curves = []
         for method in methods:
-            row = table[method]
-            label = row["label"] + (f" ({row['n_diverged']}/{row['n_runs']} diverged)" if row["n_diverged"] else "")
+            row, all_row = thesis[method], every[method]
+            label = row["label"] + (f" (all runs: {all_row['n_diverged']}/{all_row['n_runs']} diverged)"
+                                    if all_row["n_diverged"] else "")
             curves.append({**row[f"{key}_interval"], "label": label, "color": _COLOURS.get(method),
                            "style": "--" if _is_randomized(method) else "-"})
-        loss_panel(ax, curves, title=f"{title}\n(geometric mean over seeds, 95 % log-t band)")
+        loss_panel(ax, curves, title=f"{title}\nthesis's view: {len(tables['surviving_seeds'])} draws, "
+                                     f"{tables['redraws']} redrawn\n(dotted: all runs)")
+        for method in methods:  # the all-runs statistic beside the thesis's view
+            centre = every[method][f"{key}_interval"]["centre"]
+            if every[method]["n_diverged"] or tables["redraws"]:
+                ax.plot(np.arange(len(centre)), centre, ":", color=_COLOURS.get(method), lw=1.0)
 
     @staticmethod
     def plot_diagnostic(ax, results, methods, key: str, title: str, *, log: bool = False, layer: int = 1) -> None:
@@ -180,3 +346,14 @@ class StudentTeacherTraining(Experiment):
                 ax.set_ylim(0.5 * positive.min(), min(2 * positive.max(), 1e4 * np.median(positive)))
         ax.set_xlabel("epoch")
         ax.set_title(title, fontsize=10)
+
+
+def finite_mean(values) -> float:
+    """Mean of the finite values (``nan`` if none)."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def joined_causes(claims) -> str:
+    """The causes of the parts of a composite claim that do not hold, joined (empty when every part holds)."""
+    return " | ".join(c.cause for c in claims if c.holds is not True and c.cause)
