@@ -1,0 +1,92 @@
+"""Hyper-parameters for classification per task family, loss and method, and the grid they were tuned on.
+
+:data:`CLASSIFICATION_PRESETS` maps ``(task family, loss)`` to defaults shared by every method and a
+per-method entry. Tuning procedure (reproducible with :func:`tune` or
+``tpdynamics train --task TASK --loss LOSS --method M --tune``): for each method, every combination of
+:data:`TUNING_GRID` (``eta`` x ``eta_hat``; the backward rates are kept at the preset's) trained for the
+preset's epochs over seeds 100-102 (splits and initialisations disjoint from the seeds 0..N-1 of the
+reported runs), ranked by the mean *validation* accuracy of the last epoch; the preset holds the best
+point. The test split plays no part in the choice.
+"""
+from __future__ import annotations
+
+import itertools
+
+from ..validation import check_int, check_positive
+
+__all__ = ["CLASSIFICATION_PRESETS", "TUNING_GRID", "TUNING_SEEDS", "classification_hyperparameters", "tune"]
+
+#: The grid of :func:`tune` (per method; backward rates fixed at the preset's).
+TUNING_GRID = {"eta": (0.01, 0.03, 0.1, 0.3), "eta_hat": (0.1, 0.3, 1.0)}
+#: Seeds of the tuning runs (disjoint from the reported seeds 0..N-1).
+TUNING_SEEDS = (100, 101, 102)
+
+_BASE = {"epochs": 20, "batch_size": 32, "eta_hat": 0.1, "eta_backward": 0.001, "lambda_": 0.0, "noise_std": 1.0,
+         "mu": 0.1}
+
+#: (task family, loss) -> {"defaults": {...}, method: {...}}; unset values come from "defaults".
+CLASSIFICATION_PRESETS = {
+    ("digits", "mse"): {"defaults": {**_BASE},
+                        "bp": {"eta": 0.1}, "bp-fixed": {"eta": 0.1}, "fa": {"eta": 0.1, "eta_hat": 0.3},
+                        "tp-ai": {"eta": 0.03, "eta_hat": 0.3}, "rtp-ai": {"eta": 0.03, "eta_hat": 0.3},
+                        "dtp-ai": {"eta": 0.1, "eta_hat": 0.3}, "rdtp-ai": {"eta": 0.1, "eta_hat": 0.3},
+                        "tp-orig": {"eta": 0.03, "eta_hat": 0.3}, "rtp-orig": {"eta": 0.03, "eta_hat": 0.3},
+                        "dtp-orig": {"eta": 0.1, "eta_hat": 0.3}, "rdtp-orig": {"eta": 0.1, "eta_hat": 0.3},
+                        "mtp": {"eta": 0.01}, "rmtp": {"eta": 0.01},
+                        "two-phase": {"eta": 0.1, "eta_hat": 0.3, "epochs": 10},
+                        "single-phase": {"eta": 0.1, "eta_hat": 0.3, "epochs": 10},
+                        "multiplexed": {"eta": 0.1, "eta_hat": 0.3, "epochs": 10}},
+}
+for _family in ("mnist1d", "idx"):
+    CLASSIFICATION_PRESETS[(_family, "mse")] = CLASSIFICATION_PRESETS[("digits", "mse")]
+for (_family, _loss), _entry in list(CLASSIFICATION_PRESETS.items()):
+    CLASSIFICATION_PRESETS.setdefault((_family, "cross-entropy"), _entry)
+
+
+def classification_hyperparameters(method: str, family: str, loss: str, **overrides) -> dict:
+    """The resolved hyper-parameters of ``method`` on a task family with a loss: preset, then ``overrides``.
+
+    ``None`` overrides are ignored; ``epochs`` and ``batch_size`` are checked.
+    """
+    key = (family, loss)
+    if key not in CLASSIFICATION_PRESETS:
+        raise ValueError(f"no classification preset for task family {family!r} with loss {loss!r}; known: "
+                         f"{', '.join(f'{f}/{l}' for f, l in CLASSIFICATION_PRESETS)}.")
+    entry = CLASSIFICATION_PRESETS[key]
+    out = {**entry["defaults"], **entry.get(method, {})}
+    out.setdefault("eta", 0.1)
+    for name, value in overrides.items():
+        if value is not None:
+            out[name] = value
+    out["epochs"] = check_int("epochs", out["epochs"], minimum=1)
+    out["batch_size"] = check_int("batch_size", out["batch_size"], minimum=1)
+    check_positive("eta", out["eta"])
+    check_positive("eta_hat", out["eta_hat"])
+    return out
+
+
+def tune(method: str, task: str = "digits", loss: str = "mse", *, grid: dict | None = None, seeds=TUNING_SEEDS,
+         epochs: int | None = None, progress: bool = False, store=None, jobs: int | None = 1, **fixed) -> list[dict]:
+    """Train ``method`` at every point of ``grid`` (default :data:`TUNING_GRID`); rank by validation accuracy.
+
+    Returns
+    -------
+    list of dict
+        ``{"eta", "eta_hat", ..., "val_accuracy", "val_low", "val_high", "test_accuracy"}`` per grid point,
+        best validation accuracy first.
+    """
+    from .classification import ClassificationConfig, run_classification  # the runner imports this module
+
+    grid = dict(TUNING_GRID if grid is None else grid)
+    keys = list(grid)
+    rows = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        point = dict(zip(keys, values))
+        config = ClassificationConfig(methods=(method,), task=task, loss=loss, seeds=list(seeds), epochs=epochs,
+                                      **fixed, **point)
+        result = run_classification(config, progress=progress, store=store, jobs=jobs)[method]
+        val, test = result.final("val_accuracy"), result.final("test_accuracy")
+        rows.append({**point, "val_accuracy": val["mean"], "val_low": val["low"], "val_high": val["high"],
+                     "test_accuracy": test["mean"], "failed": result.n_failed})
+    rows.sort(key=lambda r: -(r["val_accuracy"] if r["val_accuracy"] == r["val_accuracy"] else -1.0))
+    return rows
