@@ -18,10 +18,14 @@ Methods (:data:`CONTINUOUS_METHODS`): ``two-phase``, ``single-phase``, ``multipl
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
-from ..continuous import get_model, inverse_loss_velocities
+from .._equilibrium import equilibrium
+from ..continuous import PhaseStates, get_model, inverse_loss_velocities
 from ..continuous.models import velocities_from_signal
+from ..errors import EquilibriumNotReachedError
 from ..layers import ExactInverseFeedback
 from .rules import StepRecord
 from .rules._base import batch_loss, forward_pass
@@ -49,6 +53,15 @@ class ContinuousLearner:
         Weight decay of the inverse loss.
     tol : float
         Equilibrium tolerance (fixed-point residual).
+    max_iterations, max_steps : int
+        Budget of each equilibrium (iterative stages; ODE stage): a phase that does not settle within it
+        stops the run with status ``numerical_error`` instead of integrating for minutes.
+    loss_limit : float
+        A batch loss (of the rules' label, before the step) above this counts as diverged: the step is not
+        taken and ``loss = inf`` is reported, so the run stops with status ``diverged``. Losses on one-hot
+        targets start near 1-2 (MSE) or ``log K`` (cross-entropy); past ``1e4`` the weights have exploded and
+        the equilibria of the next steps would take minutes (measured: the single-phase network with learned
+        feedback on digits reaches weight norms of 2e4 in its third step).
     """
 
     feedback = "learned"
@@ -56,7 +69,8 @@ class ContinuousLearner:
     defaults = {"eta": 0.1, "eta_hat": 0.1, "eta_backward": 0.001, "lambda_": 0.0, "mu": 0.1}
 
     def __init__(self, method: str, *, eta=None, eta_hat=None, eta_backward=None, lambda_=None, mu=None,
-                 tol: float = 1e-9, **unused):
+                 tol: float = 1e-9, max_iterations: int = 2000, max_steps: int = 5000,
+                 loss_limit: float = 1e4, **unused):
         if method not in CONTINUOUS_METHODS:
             raise ValueError(f"method={method!r} is not a continuous method; use one of {', '.join(CONTINUOUS_METHODS)}.")
         self.name = method
@@ -69,6 +83,7 @@ class ContinuousLearner:
                                compensate_layer_factor=method != "multiplexed", tol=tol)
         self.eta_hat, self.lambda_, self.mu = values["eta_hat"], values["lambda_"], values["mu"]
         self.n_equilibria = 0
+        self.max_iterations, self.max_steps, self.loss_limit = max_iterations, max_steps, loss_limit
 
     def hyperparameters(self) -> dict:
         return {"eta": self.eta, "eta_hat": self.eta_hat, "eta_backward": self.eta_backward, "lambda_": self.lambda_,
@@ -86,14 +101,24 @@ class ContinuousLearner:
         """Equilibria of every phase for the batch, then one Euler step of the weights; raises
         :class:`~tpdynamics.errors.EquilibriumNotReachedError` if a phase does not settle."""
         model = self.model
-        states = model.equilibria(network, h0, y)
-        self.n_equilibria += len(states.results)
+        loss = batch_loss(forward_pass(network, h0)[0][-1] - y)
+        if not loss < self.loss_limit:
+            return StepRecord(loss=math.inf, updated_layers=())
+        dynamics, results = model.phase_dynamics(network, h0, y), {}
+        for phase, dyn in dynamics.items():
+            result = equilibrium(dyn, tol=model.tol, solver=model.solver, max_iterations=self.max_iterations,
+                                 max_steps=self.max_steps)
+            if not result.success:
+                raise EquilibriumNotReachedError(f"{self.name} {phase} phase did not reach equilibrium "
+                                                 f"({result.status}): {result.message}", result)
+            results[phase] = result
+        states = PhaseStates(results, dynamics)
+        self.n_equilibria += len(results)
         signal = model.learning_signal(network, h0, y, states)
         forward = velocities_from_signal(signal, model.learning_rates(network.depth))
         feedback = {}
         if self.eta_backward:
             feedback = inverse_loss_velocities(network, model.feedback_states(network, states), 1.0, self.lambda_)
-        loss = batch_loss(forward_pass(network, h0)[0][-1] - y)
         for i, velocity in enumerate(forward, start=1):
             network.layer(i).weight.add_(velocity, alpha=self.eta)
         for owner, velocity in feedback.items():
