@@ -5,8 +5,8 @@ per-method entry. Tuning procedure (reproducible with :func:`tune` or
 ``tpdynamics train --task TASK --loss LOSS --method M --tune``): for each method, every combination of
 :data:`TUNING_GRID` (``eta`` x ``eta_hat``; the backward rates are kept at the preset's) trained for the
 preset's epochs over seeds 100-102 (splits and initialisations disjoint from the seeds 0..N-1 of the
-reported runs), ranked by the mean *validation* accuracy of the last epoch; the preset holds the best
-point. The test split plays no part in the choice.
+reported runs), ranked by the mean *validation* accuracy of the last epoch (points where a run diverged
+last); the preset holds the best point. The test split plays no part in the choice.
 """
 from __future__ import annotations
 
@@ -88,5 +88,6 @@ def tune(method: str, task: str = "digits", loss: str = "mse", *, grid: dict | N
         val, test = result.final("val_accuracy"), result.final("test_accuracy")
         rows.append({**point, "val_accuracy": val["mean"], "val_low": val["low"], "val_high": val["high"],
                      "test_accuracy": test["mean"], "failed": result.n_failed})
-    rows.sort(key=lambda r: -(r["val_accuracy"] if r["val_accuracy"] == r["val_accuracy"] else -1.0))
+    # a point where a run diverged ranks below every point where all completed
+    rows.sort(key=lambda r: (r["failed"], -(r["val_accuracy"] if r["val_accuracy"] == r["val_accuracy"] else -1.0)))
     return rows
