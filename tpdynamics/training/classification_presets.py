@@ -26,18 +26,21 @@ _BASE = {"epochs": 20, "batch_size": 32, "eta_hat": 0.1, "eta_backward": 0.001, 
 
 #: (task family, loss) -> {"defaults": {...}, method: {...}}; unset values come from "defaults".
 CLASSIFICATION_PRESETS = {
+    # tuned on digits (MSE) with tune(method, grid={"eta": (0.03, 0.1, 0.3), "eta_hat": (0.1, 0.3, 1.0)},
+    # seeds=(100, 101), epochs=10): best validation accuracy without a diverged run; BP's eta_hat is unused.
+    # The randomized variants take their base rule's values; the continuous networks take dtp-ai's (their
+    # discrete limit), mtp/rmtp were not tuned.
     ("digits", "mse"): {"defaults": {**_BASE},
                         "bp": {"eta": 0.1}, "bp-fixed": {"eta": 0.1}, "fa": {"eta": 0.1, "eta_hat": 0.3},
-                        "tp-ai": {"eta": 0.03, "eta_hat": 0.3}, "rtp-ai": {"eta": 0.03, "eta_hat": 0.3},
+                        "tp-ai": {"eta": 0.1, "eta_hat": 1.0}, "rtp-ai": {"eta": 0.1, "eta_hat": 1.0},
                         "dtp-ai": {"eta": 0.1, "eta_hat": 0.3}, "rdtp-ai": {"eta": 0.1, "eta_hat": 0.3},
-                        "tp-orig": {"eta": 0.03, "eta_hat": 0.3}, "rtp-orig": {"eta": 0.03, "eta_hat": 0.3},
-                        "dtp-orig": {"eta": 0.1, "eta_hat": 0.3}, "rdtp-orig": {"eta": 0.1, "eta_hat": 0.3},
+                        "tp-orig": {"eta": 0.1, "eta_hat": 1.0}, "rtp-orig": {"eta": 0.1, "eta_hat": 1.0},
+                        "dtp-orig": {"eta": 0.3, "eta_hat": 0.3}, "rdtp-orig": {"eta": 0.3, "eta_hat": 0.3},
                         "mtp": {"eta": 0.01}, "rmtp": {"eta": 0.01},
-                        "two-phase": {"eta": 0.1, "eta_hat": 0.3, "epochs": 10},
-                        "single-phase": {"eta": 0.1, "eta_hat": 0.3, "epochs": 10},
-                        "multiplexed": {"eta": 0.1, "eta_hat": 0.3, "epochs": 10}},
+                        "two-phase": {"eta": 0.1, "eta_hat": 0.3}, "single-phase": {"eta": 0.1, "eta_hat": 0.3},
+                        "multiplexed": {"eta": 0.1, "eta_hat": 0.3}},
 }
-for _family in ("mnist1d", "idx"):
+for _family in ("mnist1d", "idx"):  # not tuned separately (time): digits' values
     CLASSIFICATION_PRESETS[(_family, "mse")] = CLASSIFICATION_PRESETS[("digits", "mse")]
 for (_family, _loss), _entry in list(CLASSIFICATION_PRESETS.items()):
     CLASSIFICATION_PRESETS.setdefault((_family, "cross-entropy"), _entry)
