@@ -140,3 +140,28 @@ def test_single_phase_with_learned_feedback_diverges_and_says_so(blobs):
 def test_continuous_learner_errors():
     with pytest.raises(ValueError, match="method='x' is not a continuous method"):
         ContinuousLearner("x")
+
+
+def test_cli_train_and_compare_on_a_classification_task(blobs, tmp_path, capsys):
+    from tpdynamics_cli.main import main
+
+    out = tmp_path / "run.json"
+    code = main(["train", "--task", blobs, "--method", "bp,dtp-ai", "--hidden", "8", "--epochs", "2", "--seeds", "2",
+                 "--batch-size", "10", "--loss", "cross-entropy", "--json", str(out), "--csv", str(tmp_path / "r.csv"),
+                 "--quiet"])
+    assert code == 0
+    payload = json.loads(out.read_text())
+    assert payload["config"]["loss"] == "cross-entropy" and payload["methods"] == ["bp", "dtp-ai"]
+    assert "test accuracy" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--task", "cifar", "--method", "bp"])
+    assert exit_info.value.code == 2
+    assert "--task 'cifar'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--task", blobs, "--method", "tp-ei", "--hidden", "8", "--quiet"])
+    assert exit_info.value.code == 2
+    assert "cannot classify with architecture 5-8-3" in capsys.readouterr().err
+    code = main(["compare", "trajectories", "--task", blobs, "--seeds", "1", "--epochs", "1",
+                 "--json", str(tmp_path / "c.json")])
+    assert code == 0
+    assert json.loads((tmp_path / "c.json").read_text())["methods"] == ["bp", "dtp-ai", "two-phase"]
