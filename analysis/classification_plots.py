@@ -38,6 +38,8 @@ def plot_classification_curves(result, path, *, title: str | None = None) -> Pat
         ax.set_xlabel("epoch")
         if metric == "train_loss":
             ax.set_yscale("log")
+        else:  # a t interval of few seeds can pass 0 or 1; the panel shows the possible range
+            ax.set_ylim(0.0, 1.0)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     seeds = max(len(r.runs) for r in result.results.values())
