@@ -8,7 +8,8 @@ import torch
 
 from tpdynamics.training.runner import TASKS
 from tpdynamics.training.classification import ClassificationConfig, run_classification
-from tpdynamics.training.classification_presets import TUNING_GRID, TUNING_SEEDS, tune
+from tpdynamics.training.classification_presets import TUNING_GRID, TUNING_SEEDS
+from tpdynamics.training.classification_tuning import tune
 from tpdynamics.training.losses import OUTPUT_LOSSES
 from tpdynamics.runs import RunInterrupted, sigint_ignored
 

@@ -27,7 +27,8 @@ from .runner import TrainingConfig, compare_methods, rate_schedule, run_experime
 from .status import TrainingStatus
 from .losses import OUTPUT_LOSSES, CrossEntropy, MeanSquaredError, OutputLoss, get_output_loss, loss_output_target
 from .classification import ClassificationConfig, classification_network, run_classification
-from .classification_presets import CLASSIFICATION_PRESETS, TUNING_GRID, tune
+from .classification_presets import CLASSIFICATION_PRESETS, TUNING_GRID
+from .classification_tuning import tune
 from .classification_results import ClassificationResult, MethodResult
 from .continuous_methods import CONTINUOUS_METHODS, ContinuousLearner
 
