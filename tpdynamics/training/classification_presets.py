@@ -25,11 +25,13 @@ _BASE = {"epochs": 20, "batch_size": 32, "eta_hat": 0.1, "eta_backward": 0.001, 
 #: (task family, loss) -> {"defaults": {...}, method: {...}}; unset values come from "defaults".
 CLASSIFICATION_PRESETS = {
     # tuned on digits (MSE) with tune(method, epochs=10), i.e. `tpdynamics train --task digits --method M --tune
-    # --epochs 10`: best validation accuracy without a diverged run; BP's eta_hat is unused.
+    # --epochs 10`: best validation accuracy without a diverged run; BP's eta_hat is unused. Exception: fa's
+    # best point (eta 0.1, eta_hat 0.3) diverged on seeds 0 and 1 within 20 epochs (digits and MNIST-1D), as
+    # did every point with eta * eta_hat >= 0.1 in the grid; fa takes (0.1, 0.1), 0.911 validation accuracy.
     # The randomized variants take their base rule's values; the continuous networks take dtp-ai's (their
     # discrete limit), mtp/rmtp were not tuned.
     ("digits", "mse"): {"defaults": {**_BASE},
-                        "bp": {"eta": 0.1}, "bp-fixed": {"eta": 0.1}, "fa": {"eta": 0.1, "eta_hat": 0.3},
+                        "bp": {"eta": 0.1}, "bp-fixed": {"eta": 0.1}, "fa": {"eta": 0.1, "eta_hat": 0.1},
                         "tp-ai": {"eta": 0.1, "eta_hat": 1.0}, "rtp-ai": {"eta": 0.1, "eta_hat": 1.0},
                         "dtp-ai": {"eta": 0.1, "eta_hat": 0.3}, "rdtp-ai": {"eta": 0.1, "eta_hat": 0.3},
                         "tp-orig": {"eta": 0.1, "eta_hat": 1.0}, "rtp-orig": {"eta": 0.1, "eta_hat": 1.0},
