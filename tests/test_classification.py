@@ -165,3 +165,17 @@ def test_cli_train_and_compare_on_a_classification_task(blobs, tmp_path, capsys)
                  "--json", str(tmp_path / "c.json")])
     assert code == 0
     assert json.loads((tmp_path / "c.json").read_text())["methods"] == ["bp", "dtp-ai", "two-phase"]
+
+
+def test_every_applicable_rule_runs_on_a_non_square_architecture(blobs):
+    from tpdynamics.training import LEARNING_RULES
+
+    applicable = [n for n in LEARNING_RULES.names() if not LEARNING_RULES.get(n).sherman_morrison]
+    assert set(applicable) >= {"bp", "fa", "tp-ai", "rdtp-ai", "tp-orig", "rdtp-orig", "mtp", "rmtp"}
+    config = ClassificationConfig(methods=tuple(applicable) + ("multiplexed",), task=blobs, hidden=(8, 6), seeds=1,
+                                  epochs=1, batch_size=10, eta=0.03, eta_hat=0.1)
+    result = run_classification(config)
+    for name in config.methods:
+        run = result[name].runs[0]
+        assert run["status"] == "completed" and run["steps"] == 12, (name, run["message"])
+        assert all(math.isfinite(v) for v in run["test_loss"])
