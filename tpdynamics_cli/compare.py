@@ -49,6 +49,11 @@ def add_parser(subparsers) -> None:
     g.add_argument("--eta", type=float, default=0.01,
                    help="learning rate = integrated time per sample (default 0.01)")
     g.add_argument("--mu", type=float, default=0.1, help="mu of the continuous learner, in (0, 1) (default 0.1)")
+    g.add_argument("--task", default="student-teacher", metavar="TASK",
+                   help="student-teacher (default) or a classification task (digits, mnist1d, idx:PATH): bp, dtp-ai "
+                        "and the two-phase network from the same initialisations, per-epoch accuracy")
+    g.add_argument("--epochs", type=integer("--epochs", 1, 10), default=None,
+                   help="epochs of a classification task (default: the preset's)")
     add_output_arguments(p)
     p.set_defaults(run=run)
 
@@ -60,7 +65,8 @@ def run(args) -> int:
     if args.comparison == "trajectories":
         warn_no_effect(args, ("mus", "seed"), "for 'trajectories' (it uses --mu, and seeds 0..--seeds-1)")
     else:
-        warn_no_effect(args, ("seeds", "steps", "eta", "mu"), f"for {args.comparison!r} (a 'trajectories' option)")
+        warn_no_effect(args, ("seeds", "steps", "eta", "mu", "task", "epochs"),
+                       f"for {args.comparison!r} (a 'trajectories' option)")
     if args.comparison == "predictions":
         warn_no_effect(args, "layers", "for 'predictions' (section 6.8 fixes its architectures)")
     default_eta_hat = 0.1 if args.comparison == "trajectories" else 0.01
@@ -76,6 +82,10 @@ def run(args) -> int:
                 slope_text = f"{slope:.2f}"
             say(args, f"{mode}: relative error vs mu, log-log slope = {slope_text}; at the smallest mu: "
                       f"{max(r['relative_error'] for r in result.rows if r['mode'] == mode and r['mu'] in (None, min(mus))):.2e}")
+    elif args.comparison == "trajectories" and args.task != "student-teacher":
+        from .classify import run_trajectories
+
+        return run_trajectories(args)
     elif args.comparison == "trajectories":
         result = comparisons.learning_trajectories(layers=tuple(args.layers or (6, 6, 6)), seeds=args.seeds,
                                                    steps=args.steps, eta=args.eta, eta_hat=eta_hat,

@@ -10,8 +10,9 @@ from tpdynamics.training.runner import TASKS
 
 from tpdynamics.runs import RunInterrupted, sigint_ignored
 
-from .common import (add_output_arguments, device_spec, add_run_arguments, emit_json, executor_of, integer, jobs_of, layer_sizes,
-                     say, store_of)
+from .classify import add_classification_arguments, is_classification, run_train, task_spec
+from .common import (add_output_arguments, add_run_arguments, device_spec, emit_json, executor_of, integer, jobs_of,
+                     layer_sizes, say, store_of)
 
 
 def _methods(text: str) -> list[str]:
@@ -34,7 +35,9 @@ def add_parser(subparsers) -> None:
                     f"Methods: {', '.join(LEARNING_RULES.names())}.")
     p.add_argument("--method", type=_methods, required=True, metavar="NAME[,NAME...]",
                    help="method, a comma-separated list to compare side by side, or 'all'")
-    p.add_argument("--task", default="student-teacher", choices=TASKS, help="problem (default student-teacher)")
+    p.add_argument("--task", default="student-teacher", type=task_spec, metavar="TASK",
+                   help=f"problem: {', '.join(TASKS)} (regression), or digits, mnist1d, idx:PATH (classification; "
+                        "see the classification options) (default student-teacher)")
     p.add_argument("--preset", default=None, choices=sorted(THESIS_PRESETS),
                    help="thesis experiment whose settings and rates to use (default: each method's own)")
     net = p.add_argument_group("network")
@@ -81,11 +84,14 @@ def add_parser(subparsers) -> None:
     add_output_arguments(out, plot_help="write a figure of the train and test loss curves (PNG)")
     out.add_argument("--csv", default=None, metavar="FILE", help="write per-epoch geometric mean and 95%% log-scale interval as CSV")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_classification_arguments(p)
     add_run_arguments(p, jobs_default=1, store=True)
     p.set_defaults(run=run_command)
 
 
 def run_command(args) -> int:
+    if is_classification(args.task):
+        return run_train(args)
     config = TrainingConfig(
         methods=tuple(args.method), task=args.task, layers=args.layers, nonlinearity=args.nonlinearity,
         output_nonlinearity=args.output_nonlinearity, seeds=args.seeds, epochs=args.epochs, preset=args.preset,

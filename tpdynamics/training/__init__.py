@@ -9,6 +9,8 @@
 * data — :func:`student_teacher`, :func:`toy_example`, :class:`WhiteNoise`, :class:`ColouredNoise`;
 * diagnostics — :func:`learning_signals` (``e_TP``, ``e_rec``, ``e_approx``, ``e_GN``, ``e_BP``),
   :func:`gauss_newton_targets`, :func:`reconstruction_errors`, :func:`pseudo_inverse_distances`;
+* classification — :func:`run_classification` (:class:`ClassificationConfig`, :mod:`.classification`),
+  output losses :data:`OUTPUT_LOSSES` (``mse``, ``cross-entropy``), continuous learners :data:`CONTINUOUS_METHODS`;
 * experiments — :func:`train`, :func:`compare_methods`, :func:`run_experiment`,
   :class:`TrainingConfig`, :data:`THESIS_PRESETS`.
 """
@@ -26,6 +28,12 @@ from ..statistics import mean_and_interval
 from .results import ExperimentResult, RunHistory, TrainingResult
 from .runner import TrainingConfig, compare_methods, rate_schedule, run_experiment, train
 from .status import TrainingStatus
+from .losses import OUTPUT_LOSSES, CrossEntropy, MeanSquaredError, OutputLoss, get_output_loss, loss_output_target
+from .classification import ClassificationConfig, classification_network, run_classification
+from .classification_presets import CLASSIFICATION_PRESETS, TUNING_GRID
+from .classification_tuning import tune
+from .classification_results import ClassificationResult, MethodResult
+from .continuous_methods import CONTINUOUS_METHODS, ContinuousLearner
 
 __all__ = [
     "ColouredNoise", "NoiseSource", "StudentTeacherProblem", "WhiteNoise", "mean_squared_error", "neighbour_matrix",
@@ -38,4 +46,8 @@ __all__ = [
     "train_original_backward_weights", "TrainingConfig", "ExperimentResult", "RunHistory", "TrainingResult",
     "TrainingStatus",
     "compare_methods", "mean_and_interval", "rate_schedule", "run_experiment", "train",
+    # classification on real data (tpdynamics.data)
+    "OUTPUT_LOSSES", "CrossEntropy", "MeanSquaredError", "OutputLoss", "get_output_loss", "loss_output_target",
+    "ClassificationConfig", "classification_network", "run_classification", "CLASSIFICATION_PRESETS", "TUNING_GRID",
+    "tune", "ClassificationResult", "MethodResult", "CONTINUOUS_METHODS", "ContinuousLearner",
 ]
