@@ -234,6 +234,37 @@ def test_sigint_deferred_holds_an_interrupt_to_the_end_of_the_block_and_ignored_
 
 
 # -- threads -----------------------------------------------------------------------------------------------------
+def test_busy_cores_does_not_count_this_process_own_threads(monkeypatch):
+    """``/proc/loadavg`` counts runnable threads, ours included (torch's intra-op workers spin after a
+    parallel region): they must not make the policy think the machine is busy."""
+    import builtins
+    import io
+
+    from tpdynamics import threads
+
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if path == "/proc/loadavg":
+            return io.StringIO("0.50 0.40 0.30 4/300 12345\n")  # 4 runnable threads right now
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(threads, "_own_running_threads", lambda: 3)  # 3 of them are ours
+    assert threads.busy_cores() == 1
+    monkeypatch.setattr(threads, "_own_running_threads", lambda: 1)
+    assert threads.busy_cores() == 3
+    monkeypatch.setattr(threads, "available_cores", lambda: 8)
+    monkeypatch.setattr(threads, "_own_running_threads", lambda: 4)  # all runnable threads are ours: idle
+    assert threads.default_threads(512) == 8
+
+
+def test_own_running_threads_counts_at_least_the_caller():
+    from tpdynamics import threads
+
+    assert threads._own_running_threads() >= 1
+
+
 def test_thread_switches_and_policy():
     before = tp.get_threads()
     with tp.thread_limit(1):

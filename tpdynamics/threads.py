@@ -47,18 +47,36 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def busy_cores() -> int:
-    """Processes running right now besides this one, from ``/proc/loadavg`` (0 where it cannot be read).
+def _own_running_threads() -> int:
+    """Threads of this process that are runnable now (at least 1: the one asking), from ``/proc/self/task``."""
+    count = 0
+    try:
+        for task in os.scandir("/proc/self/task"):
+            try:
+                with open(os.path.join(task.path, "stat")) as handle:
+                    # "pid (comm) STATE ...": comm may hold spaces, so read the state after the last ')'
+                    count += handle.read().rpartition(")")[2].split()[0] == "R"
+            except (OSError, IndexError):
+                continue
+    except OSError:
+        pass
+    return max(1, count)
 
-    The fourth field of ``/proc/loadavg`` counts the runnable scheduling entities at this instant,
-    this process included; unlike the load averages it does not lag behind a process that just started.
+
+def busy_cores() -> int:
+    """Threads running right now outside this process, from ``/proc/loadavg`` (0 where it cannot be read).
+
+    The fourth field of ``/proc/loadavg`` counts the runnable scheduling entities (threads) at this
+    instant, this process's included; unlike the load averages it does not lag behind a process that
+    just started. This process's own runnable threads (the caller, and torch's intra-op workers that
+    still spin after a parallel region) are subtracted, so they do not count as another process's work.
     """
     try:
         with open("/proc/loadavg") as handle:
             running = int(handle.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return 0
-    return max(0, running - 1)
+    return max(0, running - _own_running_threads())
 
 
 def check_threads(threads, *, name: str = "threads") -> int:
