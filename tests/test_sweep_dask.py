@@ -169,7 +169,9 @@ def test_reproduce_on_local_cluster_2_writes_the_numbers_of_the_default(tmp_path
 
 def test_ctrl_c_on_a_local_cluster_cancels_closes_it_and_exits_130(tmp_path):
     config = tmp_path / "slow.toml"  # runs of a second or so each, so that most are still to do at the interrupt
-    config.write_text(TOML.replace("batches_per_epoch = 3", "batches_per_epoch = 400"))
+    # and 48 of them, so that an idle machine cannot finish the sweep between the first result and the interrupt
+    config.write_text(TOML.replace("batches_per_epoch = 3", "batches_per_epoch = 400")
+                      .replace("seed = [0, 1, 2]", f"seed = {list(range(12))}"))
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "tpdynamics_cli.main", "sweep", str(config), "--out", str(out),
                                 "--scheduler", "local-cluster:2", "--quiet"], cwd=ROOT, text=True,
@@ -202,4 +204,4 @@ def test_ctrl_c_on_a_local_cluster_cancels_closes_it_and_exits_130(tmp_path):
         time.sleep(0.05)
     assert not [c for c in children if _alive(c)]  # ... and none is left
     kept = len(list((out / "runs").glob("*.json")))
-    assert 1 <= kept < 12 and f"kept {kept} of 12 tasks" in lines[0]
+    assert 1 <= kept < 48 and f"kept {kept} of 48 tasks" in lines[0]
