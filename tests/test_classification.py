@@ -112,7 +112,7 @@ def test_runs_learn_and_are_deterministic(blobs, loss, methods, tmp_path):
     path = result.write_json(tmp_path / "r.json")
     payload = json.loads(path.read_text())
     assert payload["methods"] == list(methods) and payload["config"]["layers"] == [5, 8, 8, 3]
-    assert payload["results"][0]["final"]["test_accuracy"]["method"] == "t"
+    assert payload["results"][0]["final"]["test_accuracy"]["method"] == "t, clipped to [0, 1]"
     rows = result.write_csv(tmp_path / "r.csv").read_text().splitlines()
     assert len(rows) == 1 + len(methods) * 4 and rows[0].startswith("method,epoch,runs,train_loss")
 
@@ -179,3 +179,17 @@ def test_every_applicable_rule_runs_on_a_non_square_architecture(blobs):
         run = result[name].runs[0]
         assert run["status"] == "completed" and run["steps"] == 12, (name, run["message"])
         assert all(math.isfinite(v) for v in run["test_loss"])
+
+
+def test_accuracy_intervals_stay_inside_zero_one():
+    """Two seeds with a large spread put a plain t interval past 1; an accuracy's interval is cut to [0, 1]."""
+    from tpdynamics.training.classification_results import MethodResult
+
+    runs = [{"epochs_completed": 1, "best_epoch": 1, "seconds": 1.0, "test_accuracy": [0.1, a]} for a in (0.87, 1.0)]
+    final = MethodResult("bp", {}, runs).final("test_accuracy")
+    from tpdynamics.statistics import interval
+
+    plain = interval([0.87, 1.0], "t")
+    assert plain.high > 1.0  # the oracle: the uncut interval leaves the range
+    assert final["high"] == 1.0 and final["low"] == pytest.approx(plain.low) and final["mean"] == pytest.approx(0.935)
+    assert final["method"] == "t, clipped to [0, 1]"

@@ -104,7 +104,7 @@ def run_train(args) -> int:
 
 def report(args, result) -> None:
     for row in result.table():
-        interval = f" (95% t interval [{row['low']:.4f}, {row['high']:.4f}])" if row["low"] == row["low"] else ""
+        interval = f" (95% t interval, cut to [0, 1]: [{row['low']:.4f}, {row['high']:.4f}])" if row["low"] == row["low"] else ""
         say(args, f"{row['method']:12s} test accuracy {row['test_accuracy']:.4f}{interval} over {row['seeds']} seeds, "
                   f"{row['epochs']} epochs, {row['seconds']:.1f} s per run"
                   + (f"; {row['failed']} runs stopped early" if row["failed"] else ""))

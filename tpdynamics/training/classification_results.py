@@ -2,7 +2,8 @@
 
 Per method and epoch (index 0: before training), over the seeds still running at that epoch:
 
-* accuracies (train / validation / test): arithmetic mean and 95 % Student-t interval (``"t"``);
+* accuracies (train / validation / test): arithmetic mean and 95 % Student-t interval (``"t"``), cut to
+  [0, 1] (:data:`ACCURACY_RANGE`);
 * losses: geometric mean and 95 % log-t interval (``"log-t"``, positive), as the regression runner reports.
 
 The *final* figures of a run are those of its ``best_epoch`` (the last epoch, or the best validation epoch
@@ -28,9 +29,23 @@ def _method(metric: str) -> str:
     return SIGNED if metric.endswith("accuracy") else POSITIVE
 
 
-def _summary(values, method) -> dict:
+#: Accuracies are fractions: their t interval is cut to this range (a spread of 2 seeds can put the
+#: t interval's end past 1, which no accuracy reaches), and the JSON says so in ``"method"``.
+ACCURACY_RANGE = (0.0, 1.0)
+
+
+def _summary(values, method, bounds=None) -> dict:
     iv = interval(values, method)
-    return {"mean": iv.centre, "low": iv.low, "high": iv.high, "n": iv.n, "method": method}
+    low, high = iv.low, iv.high
+    if bounds is not None:
+        low = low if math.isnan(low) else min(max(low, bounds[0]), bounds[1])
+        high = high if math.isnan(high) else min(max(high, bounds[0]), bounds[1])
+        method = f"{method}, clipped to [{bounds[0]:g}, {bounds[1]:g}]"
+    return {"mean": iv.centre, "low": low, "high": high, "n": iv.n, "method": method}
+
+
+def _bounds(metric: str):
+    return ACCURACY_RANGE if metric.endswith("accuracy") else None
 
 
 @dataclass
@@ -47,12 +62,12 @@ class MethodResult:
 
     def curve(self, metric: str) -> list[dict]:
         """Per epoch: ``{"mean", "low", "high", "n", "method"}`` over the runs that reached it."""
-        return [_summary([r[metric][e] for r in self.runs if len(r[metric]) > e], _method(metric))
+        return [_summary([r[metric][e] for r in self.runs if len(r[metric]) > e], _method(metric), _bounds(metric))
                 for e in range(self.epochs + 1)]
 
     def final(self, metric: str) -> dict:
         """Mean and 95 % interval over seeds of ``metric`` at each run's ``best_epoch``."""
-        return _summary([r[metric][r["best_epoch"]] for r in self.runs], _method(metric))
+        return _summary([r[metric][r["best_epoch"]] for r in self.runs], _method(metric), _bounds(metric))
 
     @property
     def seconds(self) -> dict:
