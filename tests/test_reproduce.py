@@ -25,6 +25,11 @@ def test_every_experiment_ran_and_wrote_its_figure_and_json(quick_run):
         assert (out / f"{r.name}.png").stat().st_size > 1000
         data = json.loads((out / f"{r.name}.json").read_text())
         assert data["status"] == "ok" and data["claims"], r.name
+    from analysis.reproduce import ExperimentStatus, load_records
+
+    # the status vocabulary is exported and comes back as itself from the folder
+    assert all(r.status is ExperimentStatus.OK for r in records)
+    assert all(r.status is ExperimentStatus.OK for r in load_records(out))
 
 
 def test_report_names_every_experiment(quick_run):

@@ -25,7 +25,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from analysis.reproduce import EXPERIMENTS, reproduce, resolve_names
+    from analysis.reproduce import EXPERIMENTS, ExperimentStatus, reproduce, resolve_names
 
     if args.list:
         warn_no_effect(args, ("quick", "out", "seeds", "jobs", "scheduler", "fresh", "quiet"), "with --list")
@@ -39,7 +39,7 @@ def run(args) -> int:
     records = reproduce(names, quick=args.quick, out=args.out, seeds=args.seeds, jobs=jobs_of(args),
                         fresh=args.fresh, progress=not args.quiet,
                         threads=1 if args.threads == "auto" else args.threads, executor=executor_of(args))
-    failed = [r.name for r in records if r.status != "ok"]
+    failed = [r.name for r in records if r.status != ExperimentStatus.OK]
     for r in records:
         decided = [c for c in r.claims if c.holds is not None]
         reused = f", {r.tasks_reused} of {r.tasks_total} tasks reused" if r.tasks_reused else ""

@@ -6,8 +6,8 @@ the folder: what the thesis states, what we measured and whether the claim holds
 """
 from . import experiments  # noqa: F401  (registers the experiments)
 from .base import EXPERIMENTS, Claim, Experiment, Summary, fmt_ci, mean_ci
-from .report import ExperimentRecord, load_records, write_report
+from .report import ExperimentRecord, ExperimentStatus, load_records, write_report
 from .runner import ReproduceResult, reproduce, resolve_names
 
 __all__ = ["experiments", "EXPERIMENTS", "Claim", "Experiment", "Summary", "fmt_ci", "mean_ci", "ExperimentRecord",
-           "load_records", "ReproduceResult", "reproduce", "resolve_names", "write_report"]
+           "ExperimentStatus", "load_records", "ReproduceResult", "reproduce", "resolve_names", "write_report"]

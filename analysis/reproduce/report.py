@@ -6,6 +6,7 @@ a folder updates their rows and keeps the others, and an interrupted run leaves 
 """
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import platform
@@ -28,6 +29,21 @@ _FORMAT = "tpdynamics-experiment/1"
 _log = logging.getLogger("analysis.reproduce")
 
 
+class ExperimentStatus(str, enum.Enum):
+    """How an experiment of a reproduction ended (:attr:`ExperimentRecord.status`; a ``str`` enum, as
+    :class:`tpdynamics.runs.TaskStatus`: members equal and are written to JSON as their values)."""
+
+    OK = "ok"
+    """Every task has its result and the summary ran."""
+    FAILED = "failed"
+    """A task or the summary raised; ``error`` holds the traceback."""
+    INCOMPLETE = "incomplete"
+    """Some tasks have no result yet (an interrupted run): rerun the same command to finish."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
 @dataclass
 class ExperimentRecord:
     """Outcome of one experiment, as written to ``NAME.json``.
@@ -36,7 +52,8 @@ class ExperimentRecord:
     ----------
     name, title, reference, thesis_says : str
         The experiment's registered name and its :class:`~analysis.reproduce.Experiment` class attributes.
-    status : {'ok', 'failed', 'incomplete'}
+    status : ExperimentStatus
+        ``OK``, ``FAILED`` or
         ``incomplete``: some of its tasks have no result yet (an interrupted run); rerun to finish.
     seconds : float
         Time spent in its tasks (as stored, also for reused ones; summed over processes) and its summary.
@@ -64,7 +81,7 @@ class ExperimentRecord:
     title: str
     reference: str
     thesis_says: str
-    status: str
+    status: ExperimentStatus
     seconds: float
     settings: dict
     seeds: int
@@ -89,6 +106,8 @@ class ExperimentRecord:
         known = {f for f in cls.__dataclass_fields__}
         fields = {k: v for k, v in data.items() if k in known}
         fields["claims"] = [c if isinstance(c, Claim) else Claim(**c) for c in fields.get("claims", [])]
+        if "status" in fields:
+            fields["status"] = ExperimentStatus(fields["status"])
         return cls(**fields)
 
 
@@ -147,7 +166,7 @@ def write_report(records, path, *, quick: bool, jobs: int, seeds, wall: float, r
     Path
         ``path``.
     """
-    incomplete = [r for r in records if r.status == "incomplete"]
+    incomplete = [r for r in records if r.status == ExperimentStatus.INCOMPLETE]
     modes = sorted({r.mode for r in records if r.mode})
     lines = ["# Reproduction report", ""]
     if incomplete:
@@ -170,7 +189,7 @@ def write_report(records, path, *, quick: bool, jobs: int, seeds, wall: float, r
     for r in records:
         decided = [c for c in r.claims if c.holds is not None]
         held = sum(1 for c in decided if c.holds)
-        status = r.status if r.status != "incomplete" else f"incomplete ({r.tasks_done}/{r.tasks_total} tasks)"
+        status = r.status if r.status != ExperimentStatus.INCOMPLETE else f"incomplete ({r.tasks_done}/{r.tasks_total} tasks)"
         lines.append(f"| [{r.name}](#{r.name}) | {r.reference} | {r.mode or '?'} | {status} | "
                      f"{held}/{len(decided)} | {r.seconds:.1f} |")
     lines += ["", "| experiment | claim | verdict | cause |", "|---|---|---|---|"]  # every claim, with its cause
@@ -181,11 +200,11 @@ def write_report(records, path, *, quick: bool, jobs: int, seeds, wall: float, r
     for r in records:
         lines += ["", f"## {r.name}", "", f"**{r.title}** — thesis {r.reference}. Seeds: {r.seeds}. "
                   f"Files: {', '.join(r.files)}.", "", f"> {r.thesis_says}", ""]
-        if r.status == "failed":
+        if r.status == ExperimentStatus.FAILED:
             lines += ["**FAILED** — the error (other experiments ran on):", "", "```",
                       (r.error or "").strip()[-3000:], "```"]
             continue
-        if r.status == "incomplete":
+        if r.status == ExperimentStatus.INCOMPLETE:
             missing = ", ".join(r.missing[:10]) + (f" and {len(r.missing) - 10} more" if len(r.missing) > 10 else "")
             lines += [f"**INCOMPLETE** — {r.tasks_done} of {r.tasks_total} tasks have a result; missing: "
                       f"{missing or 'the summary'}. Rerun to finish."]

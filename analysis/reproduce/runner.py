@@ -23,7 +23,7 @@ from tpdynamics.threads import check_threads
 
 from ..plotting import save
 from .base import EXPERIMENTS
-from .report import REPORT_NAME, ExperimentRecord, load_records, write_report
+from .report import REPORT_NAME, ExperimentRecord, ExperimentStatus, load_records, write_report
 
 __all__ = ["ExperimentRecord", "ReproduceResult", "reproduce", "resolve_names", "run_experiment_task",
            "write_report", "STORE_FOLDER"]
@@ -136,7 +136,7 @@ class _Experiments:
             old = ExperimentRecord.from_dict(json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        if old.status != "ok" or old.task_keys != self.keys(name) or not all((self.out / f).is_file() for f in old.files):
+        if old.status != ExperimentStatus.OK or old.task_keys != self.keys(name) or not all((self.out / f).is_file() for f in old.files):
             return None
         old.tasks_reused = old.tasks_total
         return old
@@ -149,10 +149,10 @@ class _Experiments:
             write_json(self.out / f"{name}.json", unchanged.to_dict())
             return
         experiment, settings, _, _ = self.plans[name]
-        record = self._base(name, "ok")
+        record = self._base(name, ExperimentStatus.OK)
         failed = [r for r in self.records[name] if not r.ok]
         if failed:
-            record.status = "failed"
+            record.status = ExperimentStatus.FAILED
             record.error = f"task {failed[0].task.label} failed:\n{failed[0].traceback or failed[0].error}"
         else:
             try:
@@ -163,7 +163,7 @@ class _Experiments:
                 record.files.append(f"{name}.png")
                 record.seconds += time.perf_counter() - start
             except Exception:  # a failed summary is reported like a failed task
-                record.status, record.error = "failed", traceback.format_exc()
+                record.status, record.error = ExperimentStatus.FAILED, traceback.format_exc()
         record.files.append(f"{name}.json")
         write_json(self.out / f"{name}.json", record.to_dict())
         self.written[name] = record
@@ -173,7 +173,7 @@ class _Experiments:
         for name in self.plans:
             if name in self.written:
                 continue
-            record = self._base(name, "incomplete")
+            record = self._base(name, ExperimentStatus.INCOMPLETE)
             record.missing = [t.label for t, (n, k) in zip(self.tasks, self.owner)
                               if n == name and self.records[name][k] is None]
             record.files = [f"{name}.json"]
