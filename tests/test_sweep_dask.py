@@ -26,18 +26,8 @@ from tpdynamics.training.runner import run_training_task  # noqa: E402
 from tpdynamics_cli.main import main  # noqa: E402
 
 from .test_resume import ROOT, _alive, _cmdline, _descendants  # noqa: E402
+from .test_sweep import TOML  # noqa: E402  (the 12-task sweep: 2 methods x 2 rates x 3 seeds)
 
-TOML = """
-[fixed]
-layers = [3, 3, 3]
-epochs = 2
-batches_per_epoch = 3
-n_test = 10
-[grid]
-method = ["bp", "dtp-ai"]
-eta = [0.01, 0.03]
-seed = [0, 1, 2]
-"""
 WAIT = 120  # seconds: generous bounds for a loaded 2-core machine (never a measurement)
 
 

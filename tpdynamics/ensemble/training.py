@@ -27,7 +27,7 @@ import torch
 from ..network import make_generator
 from ..runs.executors import SerialExecutor, execute, resolve_function
 from ..runs.store import TaskRecord, now, where
-from ..statistics import DIVERGENCE_THRESHOLD, diverged
+from ..statistics import diverged
 from ..training.data import derived_seed
 from ..training.diagnostics import sherman_morrison_summary
 from ..training.results import RunHistory
@@ -69,7 +69,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
     list of RunHistory
         What S serial runs would have recorded.
     """
-    from ..training.runner import _batches, _student_feedback, rate_schedule
+    from ..training.runner import _batches, _student_feedback, epoch_divergence, rate_schedule, step_divergence
 
     rules, problems, seeds = list(rules), list(problems), list(seeds)
     S = len(rules)
@@ -163,9 +163,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
                 if config.record_steps:
                     history.step_loss.append(loss / outputs)
                 if not math.isfinite(loss) or diverged(loss):
-                    stop = (TrainingStatus.DIVERGED, f"non-finite or overflowing training loss ({loss:.3g}; divergence "
-                                                     f"threshold {DIVERGENCE_THRESHOLD:.3g}) at epoch {epoch}, step "
-                                                     f"{b + 1} of {cls.name}; history kept up to epoch {epoch - 1}.")
+                    stop = step_divergence(loss, epoch, b + 1, cls.name)
                     break
                 epoch_losses.append(loss / outputs)  # the mini-batch MSE in LOSS_UNIT
             if stop is None:
@@ -174,10 +172,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
                     evaluated = evaluate()
                 train, test = evaluated[0][s], evaluated[1][s]
                 if diverged(train) or diverged(test):
-                    stop = (TrainingStatus.DIVERGED, f"non-finite or overflowing loss after epoch {epoch} (train "
-                                                     f"{train:.3g}, test {test:.3g}; divergence threshold "
-                                                     f"{DIVERGENCE_THRESHOLD:.3g}) of {cls.name}; history kept up to "
-                                                     f"epoch {epoch - 1}.")
+                    stop = epoch_divergence(train, test, epoch, cls.name)
             if stop is not None:
                 history.status, history.message = stop
                 if progress_bar is not None:

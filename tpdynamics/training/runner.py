@@ -306,6 +306,23 @@ def _student_feedback(cls: type[LearningRule], layer_sizes) -> str | None:
 
 
 
+def step_divergence(loss: float, epoch: int, step: int, method: str) -> tuple:
+    """``(DIVERGED, message)`` for a non-finite or overflowing mini-batch loss at ``step`` (1-based) of ``epoch``.
+
+    One wording for the serial runner and the ensemble (:mod:`tpdynamics.ensemble`), whose records are compared.
+    """
+    return (TrainingStatus.DIVERGED, f"non-finite or overflowing training loss ({loss:.3g}; divergence threshold "
+                                     f"{DIVERGENCE_THRESHOLD:.3g}) at epoch {epoch}, step {step} of {method}; history "
+                                     f"kept up to epoch {epoch - 1}.")
+
+
+def epoch_divergence(train: float, test: float, epoch: int, method: str) -> tuple:
+    """``(DIVERGED, message)`` for a non-finite or overflowing train or test loss after ``epoch``."""
+    return (TrainingStatus.DIVERGED, f"non-finite or overflowing loss after epoch {epoch} (train {train:.3g}, test "
+                                     f"{test:.3g}; divergence threshold {DIVERGENCE_THRESHOLD:.3g}) of {method}; "
+                                     f"history kept up to epoch {epoch - 1}.")
+
+
 def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, settings: dict,
                config: TrainingConfig, seed: int, progress_bar) -> RunHistory:
     cls = type(rule)
@@ -349,18 +366,14 @@ def _train_run(rule: LearningRule, problem: StudentTeacherProblem, hyper: dict, 
             if config.record_steps:
                 history.step_loss.append(record.loss / outputs)
             if not record.finite or diverged(record.loss):
-                stop = (TrainingStatus.DIVERGED, f"non-finite or overflowing training loss ({record.loss:.3g}; divergence "
-                                    f"threshold {DIVERGENCE_THRESHOLD:.3g}) at epoch {epoch}, step {b + 1} of "
-                                    f"{cls.name}; history kept up to epoch {epoch - 1}.")
+                stop = step_divergence(record.loss, epoch, b + 1, cls.name)
                 break
             accumulator.add(record)
             losses.append(record.loss / outputs)  # the mini-batch MSE in LOSS_UNIT
         if stop is None:
             train, test = evaluate()
             if diverged(train) or diverged(test):
-                stop = (TrainingStatus.DIVERGED, f"non-finite or overflowing loss after epoch {epoch} (train {train:.3g}, test "
-                                    f"{test:.3g}; divergence threshold {DIVERGENCE_THRESHOLD:.3g}) of "
-                                    f"{cls.name}; history kept up to epoch {epoch - 1}.")
+                stop = epoch_divergence(train, test, epoch, cls.name)
         if stop is not None:
             history.status, history.message = stop
             if progress_bar is not None:
