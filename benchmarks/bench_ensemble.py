@@ -30,6 +30,7 @@ import torch
 from tpdynamics.ensemble import train_ensemble
 from tpdynamics.network import make_generator
 from tpdynamics.training.data import derived_seed
+from tpdynamics.training.presets import RUN_SETTINGS
 from tpdynamics.training.rules import LEARNING_RULES
 from tpdynamics.training.runner import TrainingConfig, _problem, _train_run, training_tasks
 
@@ -41,7 +42,8 @@ def _setup(method: str, seeds: int, batches: int | None, diagnostics: bool, ever
     hyper = hyper[names[0]]
     problems = [_problem(config, settings, s) for s in config.seed_list()]
     cls = LEARNING_RULES.get(method)
-    arguments = {k: v for k, v in hyper.items() if k not in ("batch_size", "batches_per_epoch")}
+    # the rule's own hyper-parameters, as run_training_task builds them (the run settings are the loop's)
+    arguments = {k: v for k, v in hyper.items() if k not in RUN_SETTINGS or k == "loss_convention"}
 
     def rules():
         return [cls(**arguments, trainable_layers=p.trainable_layers, generator=make_generator(derived_seed(s, "rule")))

@@ -18,9 +18,11 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional
 
 from ..layers import ExactInverseFeedback, FixedRandomFeedback, LearnedInverseFeedback, OriginalFeedback
 from ..network import LayeredNetwork
+from ..nonlinearities import Identity, LeakyReLU, Tanh
 
 #: Feedback classes the ensemble knows how to stack (their tensor attribute).
 _FEEDBACK_TENSORS = {ExactInverseFeedback: "weight_inverse", LearnedInverseFeedback: "weight",
@@ -39,6 +41,59 @@ def resolve_device(device) -> torch.device:
         raise ValueError(f"device={str(device)!r} needs CUDA, which this torch build / machine does not have; "
                          "use device='cpu'.")
     return device
+
+
+def activate(nonlinearity, a: torch.Tensor, *, slope: bool = True, unit_slope: bool = True):
+    """``(s(a), s'(a))`` with the very numbers of ``nonlinearity(a)`` and ``nonlinearity.derivative(a)``, in fewer ops.
+
+    The ensemble's steps are some 40-60 tiny tensor operations, so each one saved counts; the
+    registered element-wise functions get fused forms that give the same bits:
+
+    * leaky ReLU: ``F.leaky_relu`` (``a > 0 ? a : a s``, equal to ``where(a >= 0, a, s a)`` also at
+      ``a = +-0``) and the slope ``H(a) (1 - s) + s`` with the Heaviside step ``H(0) = 1`` (``H(nan) = 0``,
+      as ``nan >= 0`` is false), used where ``(1 - s) + s`` is exactly 1 in the dtype;
+    * tanh: ``1 - h^2`` from the output ``h = tanh(a)`` (the derivative's own ``tanh(a)``);
+    * identity: ``a`` itself and, with ``unit_slope=False``, ``None`` for its slope (exactly 1; the
+      callers skip the product).
+
+    Any other nonlinearity is called as it is. ``slope=False`` returns ``(s(a), None)``.
+    """
+    kind = type(nonlinearity)
+    if kind is Identity:
+        return a, (torch.ones_like(a) if slope and unit_slope else None)
+    if kind is LeakyReLU:
+        negative = nonlinearity.negative_slope
+        h = functional.leaky_relu(a, negative)
+        if not slope:
+            return h, None
+        if _unit_sum(negative, a.dtype):
+            return h, torch.heaviside(a, _one(a)).mul_(1.0 - negative).add_(negative)
+        return h, nonlinearity.derivative(a)
+    if kind is Tanh:
+        h = torch.tanh(a)
+        return h, (1.0 - h ** 2 if slope else None)
+    return nonlinearity(a), (nonlinearity.derivative(a) if slope else None)
+
+
+_UNIT_SUMS: dict = {}
+_ONES: dict = {}
+
+
+def _unit_sum(negative: float, dtype) -> bool:
+    """Whether ``1 (1 - s) + s`` is exactly 1 in ``dtype`` (then the fused leaky-ReLU slope is exact)."""
+    key = (negative, dtype)
+    if key not in _UNIT_SUMS:
+        one = torch.ones((), dtype=dtype)
+        _UNIT_SUMS[key] = bool((one.mul(1.0 - negative).add(negative) == 1.0).item()) and \
+            bool((torch.zeros((), dtype=dtype).mul(1.0 - negative).add(negative) == negative).item())
+    return _UNIT_SUMS[key]
+
+
+def _one(a: torch.Tensor) -> torch.Tensor:
+    key = (a.dtype, a.device)
+    if key not in _ONES:
+        _ONES[key] = torch.ones((), dtype=a.dtype, device=a.device)
+    return _ONES[key]
 
 
 def architecture(network: LayeredNetwork) -> tuple:
@@ -144,23 +199,24 @@ class EnsembleNetwork:
         """Per-member tensors stacked along a new leading dimension, on :attr:`device`."""
         return torch.stack(list(tensors)).to(self.device)
 
-    def forward_pass(self, h0: torch.Tensor) -> tuple[list, list]:
+    def forward_pass(self, h0: torch.Tensor, *, unit_slopes: bool = True) -> tuple[list, list]:
         """Batched :func:`~tpdynamics.training.rules.forward_pass`: ``h_i = s_i(h_{i-1} W_i^T)``, ``h0`` (S, B, n_0).
 
-        Returns ``[h_0, ..., h_L]`` and ``[None, d_1, ..., d_L]`` (the slopes ``s_i'`` at the pre-activations).
+        Returns ``[h_0, ..., h_L]`` and ``[None, d_1, ..., d_L]`` (the slopes ``s_i'`` at the pre-activations;
+        with ``unit_slopes=False`` an identity layer's is ``None``, meaning exactly 1: :func:`activate`).
         """
         activations, derivatives = [h0], [None]
         for weight, nonlinearity in zip(self.weights, self.nonlinearities):
-            a = activations[-1] @ weight.mT
-            activations.append(nonlinearity(a))
-            derivatives.append(nonlinearity.derivative(a))
+            h, d = activate(nonlinearity, activations[-1] @ weight.mT, unit_slope=unit_slopes)
+            activations.append(h)
+            derivatives.append(d)
         return activations, derivatives
 
     def forward(self, h0: torch.Tensor) -> torch.Tensor:
         """The output ``h_L`` of every member, ``(S, B, n_L)``."""
         h = h0
         for weight, nonlinearity in zip(self.weights, self.nonlinearities):
-            h = nonlinearity(h @ weight.mT)
+            h = activate(nonlinearity, h @ weight.mT, slope=False)[0]
         return h
 
     def feedback_forward(self, i: int, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -37,7 +37,7 @@ import torch
 from ..errors import TPDynamicsWarning
 from ..layers import ExactInverseFeedback, LearnedInverseFeedback, OriginalFeedback
 from ..training.rules import (Backpropagation, LearningRule, ModifiedTargetPropagation, TargetPropagationRule)
-from .network import EnsembleNetwork
+from .network import EnsembleNetwork, activate
 
 #: Per-member fault codes of one step (0: none) and the error class serial training would have raised.
 FAULTS = {1: ("SingularWeightError", "Sherman-Morrison denominator 1 + v^T W^-1 u is zero to round-off: "
@@ -50,6 +50,11 @@ _FAMILIES = {"bp": (Backpropagation, ("_step", "_choose_layers", "predict")),
                                             "_rank_one", "_train_backward", "predict")),
              "mtp": (ModifiedTargetPropagation, ("_step", "_choose_layers", "_forward_factor", "_update_forward",
                                                  "_rank_one", "_train_backward", "predict", "_normalised_forward"))}
+
+
+def _times(slope: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
+    """``slope * value``; ``None`` is an identity layer's slope, exactly 1 (the product is skipped)."""
+    return value if slope is None else slope * value
 
 
 def _family(cls: type) -> tuple[str | None, str | None]:
@@ -152,6 +157,9 @@ class EnsembleTrainer:
         #: Whether steps report the losses of Alg. A.8/A.9 (``EnsembleStep.backward_loss``; the runner does not
         #: record them, so it turns them off).
         self.backward_losses = True
+        # the local-gradient factor c D (h - hat h) of the rule (``_forward_factor``), its product by c = 1 skipped
+        self._unit_factor = float(self.convention.factor) == 1.0
+        self._modified = bool(getattr(cls, "modified", False))
         self.refresh()
 
     # -- hyper-parameters ---------------------------------------------------------------------------
@@ -176,6 +184,11 @@ class EnsembleTrainer:
         self.momentum = self._column("momentum").view(-1, 1, 1)
         # as in TargetPropagationRule._train_backward: no backward step (and no noise draw) when eta^b is 0
         self.backward_on = [bool(getattr(r, "backward", None)) and bool(r.eta_backward) for r in self.rules]
+        self._backward_on = torch.tensor(self.backward_on, dtype=torch.bool, device=net.device)
+        # the weight decay of A.8/A.9 and the per-batch step factor, formed once per refresh (not per step)
+        self._decay = None if not bool(self.lambda_.any()) else \
+            1.0 - self.eta_backward.view(-1, 1, 1) * self.lambda_.view(-1, 1, 1)
+        self._backward_step, self._backward_batch = None, None
 
     # -- the step -----------------------------------------------------------------------------------
     def step(self, h0: torch.Tensor, y: torch.Tensor, *, diagnostics: bool = False) -> EnsembleStep:
@@ -209,14 +222,14 @@ class EnsembleTrainer:
 
     def _step_bp(self, h0, y, diagnostics):
         net = self.network
-        activations, derivatives = net.forward_pass(h0)
+        activations, derivatives = net.forward_pass(h0, unit_slopes=False)
         L = self.depth
         residual = activations[L] - y
         error = self.convention.output_error(activations[L], y)  # e_L of the rule's loss convention
         layers, mask = self._choose()
-        deltas = {L: derivatives[L] * error}
+        deltas = {L: _times(derivatives[L], error)}
         for i in range(L - 1, min(layers) - 1, -1):
-            deltas[i] = derivatives[i] * (deltas[i + 1] @ net.weights[i])
+            deltas[i] = _times(derivatives[i], deltas[i + 1] @ net.weights[i])
         chosen = {}
         for i in sorted(layers, reverse=True):
             column = None if mask is None else mask[:, i]
@@ -226,12 +239,27 @@ class EnsembleTrainer:
         diag = {} if diagnostics else None  # StepDiagnostics() of backpropagation: nothing to average
         return EnsembleStep(loss=loss, fault=None, chosen=self._full(chosen), diagnostics=diag)
 
+    def _forward_factor(self, derivative, h, h_hat) -> torch.Tensor:
+        """The rule's ``_forward_factor`` (``c D (h - hat h)``, modified TP ``c D^{-1} (h - hat h)``) in fewer ops.
+
+        The products by ``c = 1`` and by an identity layer's slope (``derivative`` None) are skipped: they are
+        exact (``1 x = x / 1 = x``), so the numbers are the rule's.
+        """
+        difference = h - h_hat if self._unit_factor else self.convention.factor * (h - h_hat)
+        if derivative is None:
+            return difference
+        return difference / derivative if self._modified else derivative * difference
+
     def _full(self, chosen: dict) -> dict:
         return {i: self._ones if m is None else m for i, m in chosen.items()}
 
     # -- target propagation ---------------------------------------------------------------------------
-    def _normalised_forward(self, h0, statistics=None):
-        """Batched ``ModifiedTargetPropagation._normalised_forward`` (statistics over the batch dimension 1)."""
+    def _normalised_forward(self, h0, statistics=None, *, slopes=True, unit_slopes=True):
+        """Batched ``ModifiedTargetPropagation._normalised_forward`` (statistics over the batch dimension 1).
+
+        ``slopes=False``: no derivatives (prediction); ``unit_slopes=False``: ``None`` for an identity layer's
+        (:func:`~tpdynamics.ensemble.network.activate`).
+        """
         net, eps = self.network, self.rule_class.bn_epsilon
         activations, inputs, stats, derivatives = [h0], [], [], [None]
         for i in range(1, self.depth + 1):
@@ -243,9 +271,10 @@ class EnsembleTrainer:
             sigma = torch.sqrt(var + eps)
             inputs.append((h - mean) / sigma)
             stats.append((mean, var, sigma))
-            a = inputs[-1] @ net.weights[i - 1].mT
-            activations.append(net.nonlinearities[i - 1](a))
-            derivatives.append(net.nonlinearities[i - 1].derivative(a))
+            h, d = activate(net.nonlinearities[i - 1], inputs[-1] @ net.weights[i - 1].mT, slope=slopes,
+                            unit_slope=unit_slopes)
+            activations.append(h)
+            derivatives.append(d)
         return activations, inputs, stats, derivatives
 
     def _step_tp(self, h0, y, diagnostics):
@@ -257,9 +286,9 @@ class EnsembleTrainer:
                 fault.bitwise_or_(bad.to(torch.int16) << code)
 
         if self.family == "mtp":
-            activations, inputs, stats, derivatives = self._normalised_forward(h0)
+            activations, inputs, stats, derivatives = self._normalised_forward(h0, unit_slopes=diagnostics)
         else:
-            activations, derivatives = net.forward_pass(h0)
+            activations, derivatives = net.forward_pass(h0, unit_slopes=diagnostics)  # diagnostics divide by them
             inputs, stats = activations, None
         residual = activations[L] - y
         error = self.convention.output_error(activations[L], y)  # e_L of the rule's loss convention
@@ -283,7 +312,7 @@ class EnsembleTrainer:
         record = EnsembleStep(loss=(residual ** 2).sum(-1).mean(-1), fault=fault, diagnostics=diag)
         for i in sorted(layers, reverse=True):
             column = None if mask is None else mask[:, i]
-            factor = rule._forward_factor(derivatives[i], activations[i], targets[i])
+            factor = self._forward_factor(derivatives[i], activations[i], targets[i])
             if rule.sherman_morrison and net.kinds[i - 1] is ExactInverseFeedback:
                 record.sherman_morrison[i] = self._sherman_morrison(i, -self.eta[:, i - 1].view(-1, 1) * factor[:, 0],
                                                                     inputs[i - 1][:, 0], column, flag)
@@ -375,8 +404,10 @@ class EnsembleTrainer:
             return {}
         batch = activations[0].shape[1]
         # Q <- (1 - eta^b lambda) Q - (eta^b / B) sum_b residual_b pre_b^T, the factor folded into one baddbmm_
-        step = -self.eta_backward.view(-1, 1, 1) / batch
-        decay = None if not bool(self.lambda_.any()) else 1.0 - self.eta_backward.view(-1, 1, 1) * self.lambda_.view(-1, 1, 1)
+        if self._backward_batch != batch:
+            self._backward_step, self._backward_batch = -self.eta_backward.view(-1, 1, 1) / batch, batch
+        step, decay = self._backward_step, self._decay
+        noise = self._draw_noise(batch) if rule.backward == "A.8" and self._noise is None else None
         losses = {}
         for i in range(1, self.depth):
             kind, q = net.kinds[i], net.feedback[i]  # g_i lives on layer i + 1
@@ -385,6 +416,8 @@ class EnsembleTrainer:
                 if self._noise is not None and self._noise_cursor < self._noise.shape[1]:
                     start = self._noise_offsets[i]  # already scaled by sigma
                     h = self._noise[:, self._noise_cursor, start:start + batch * n].view(-1, batch, n)
+                elif noise is not None:
+                    h = noise[i]
                 else:
                     draws = [torch.randn(batch, n, generator=r.generator, dtype=net.dtype) if on
                              else torch.zeros(batch, n, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
@@ -392,7 +425,7 @@ class EnsembleTrainer:
                 upper = net.nonlinearities[i]
                 out = upper(h @ net.weights[i].mT)
                 if upper.inverse_bound is not None:
-                    flag((~upper.in_inverse_domain(out)).flatten(1).any(1) & self._on(), 2)
+                    flag((~upper.in_inverse_domain(out)).flatten(1).any(1) & self._backward_on, 2)
                 pre = upper.inverse(out, check=False)
                 residual = pre @ q.mT - h
                 left, right = residual, pre
@@ -411,6 +444,28 @@ class EnsembleTrainer:
         if self._noise is not None:
             self._noise_cursor += 1
         return losses
+
+    def _draw_noise(self, batch: int) -> dict | None:
+        """This step's white noise of Alg. A.8 for every learned ``Q_i``, one draw per member (not one per layer).
+
+        Where every layer's draw has a multiple of 16 values, one draw of their total is the concatenation
+        of the per-layer draws (the property :meth:`predraw_noise` relies on; the oracle tests check it).
+        Returns ``{i: (S, B, n_i)}`` (already times sigma), or ``None``: draw per layer.
+        """
+        net = self.network
+        learned = [i for i in range(1, self.depth) if net.kinds[i] is LearnedInverseFeedback]
+        if len(learned) < 2 or any(batch * net.layer_sizes[i] % 16 for i in learned):
+            return None  # one layer: nothing to merge
+        total = sum(batch * net.layer_sizes[i] for i in learned)
+        draws = [torch.randn(total, generator=r.generator, dtype=net.dtype) if on
+                 else torch.zeros(total, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
+        flat = torch.stack(draws).to(net.device)
+        out, start = {}, 0
+        for i in learned:
+            n = net.layer_sizes[i]
+            out[i] = self.noise_std * flat[:, start:start + batch * n].view(-1, batch, n)
+            start += batch * n
+        return out
 
     def predraw_noise(self, steps: int, batch: int) -> bool:
         """Draw the white noise of Alg. A.8 for the next ``steps`` steps at once (one call per member).
@@ -438,15 +493,12 @@ class EnsembleTrainer:
         self._noise_cursor = 0
         return True
 
-    def _on(self) -> torch.Tensor:
-        return torch.tensor(self.backward_on, dtype=torch.bool, device=self.network.device)
-
     # -- the model's output ---------------------------------------------------------------------------
     def predict(self, h0: torch.Tensor) -> torch.Tensor:
         """Every member's ``rule.predict``: ``(S, N, n_0) -> (S, N, n_L)`` (running statistics for mtp)."""
         with torch.no_grad():
             if self.family == "mtp" and self.running is not None:
-                return self._normalised_forward(h0, self.running)[0][-1]
+                return self._normalised_forward(h0, self.running, slopes=False)[0][-1]
             return self.network.forward(h0)
 
     def write_back(self) -> None:

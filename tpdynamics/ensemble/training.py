@@ -27,7 +27,7 @@ import torch
 from ..network import make_generator
 from ..runs.executors import SerialExecutor, execute, resolve_function
 from ..runs.store import TaskRecord, now, where
-from ..statistics import diverged
+from ..statistics import DIVERGENCE_THRESHOLD, diverged
 from ..training.data import derived_seed
 from ..training.diagnostics import sherman_morrison_summary
 from ..training.results import RunHistory
@@ -120,39 +120,54 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
         trainer.refresh()
         trainer.predraw_noise(count, batch_size)
         index = torch.stack([_batches(n_train, batch_size, count, shuffles[s]) for s in range(S)]).to(device)
-        inputs = train_x[members.view(-1, 1, 1), index]   # (S, count, B, n_0)
-        labels = train_y[members.view(-1, 1, 1), index]
+        # rows of the stacked training sets, step-major: inputs[b] is the (S, B, n_0) batch of step b, contiguous
+        rows = (index + members.view(-1, 1, 1) * n_train).transpose(0, 1).reshape(-1)
+        inputs = train_x.reshape(S * n_train, -1).index_select(0, rows).view(count, S, batch_size, -1)
+        labels = train_y.reshape(S * n_train, -1).index_select(0, rows).view(count, S, batch_size, -1)
         losses, faults = [], {}
         sm_layers = {}  # layer -> lists over steps of (chosen, |denominator|, clipped)
         diagnosed = []  # name -> (S, L - 1) tensors of the diagnosed steps
         for b in range(count):
             record_diagnostics = config.diagnostics and ((steps_done + b) % config.diagnostics_every == 0)
-            record = trainer.step(inputs[:, b], labels[:, b], diagnostics=record_diagnostics)
+            record = trainer.step(inputs[b], labels[b], diagnostics=record_diagnostics)
             losses.append(record.loss)
             if record.fault is not None:
                 faults[b] = record.fault
             for i, (denominator, clipped, _) in record.sherman_morrison.items():
                 entry = sm_layers.setdefault(i, ([], [], []))
                 entry[0].append(record.chosen[i])
-                entry[1].append(denominator.abs())
+                entry[1].append(denominator)  # |.| taken once, on the epoch's stack
                 entry[2].append(clipped)
             if record.diagnostics is not None:
                 diagnosed.append(record.diagnostics)
-        losses_host = torch.stack(losses).T.tolist()
+        losses_device = torch.stack(losses).T  # (S, count)
+        losses_host = losses_device.tolist()
+        # members whose every step loss is finite and not diverged (the per-step checks below, all at once;
+        # a loss the check lets through here is one the per-step check would have let through too)
+        regular = (torch.isfinite(losses_device) & (losses_device.abs() <= DIVERGENCE_THRESHOLD)).all(1).tolist()
         faults_host = [[0] * count for _ in range(S)]
-        if faults:
+        if len(faults) == count:  # every step could fault (target propagation): the stack is the table
+            faults_host = torch.stack(list(faults.values())).T.tolist()
+        elif faults:
             steps_with, masks = list(faults), torch.stack(list(faults.values())).T.tolist()
             for s in range(S):
                 for b, code in zip(steps_with, masks[s]):
                     faults_host[s][b] = code
-        sm_host = {i: tuple(torch.stack(v).T.tolist() for v in entry) for i, entry in sm_layers.items()}
+        sm_host = {i: (torch.stack(chosen).T.tolist(), torch.stack(denominators).abs().T.tolist(),
+                       torch.stack(clipped).T.tolist()) for i, (chosen, denominators, clipped) in sm_layers.items()}
         still = []
         evaluated = None
         diagnostic_means = _diagnostic_means(diagnosed, S)
         for s in active:
             history = histories[s]
             epoch_losses, stop = [], None
-            for b in range(count):
+            regular_epoch = regular[s] and not any(faults_host[s])
+            if regular_epoch:  # the loop below when it makes no stop, in three list operations
+                epoch_losses = [loss / outputs for loss in losses_host[s]]  # the mini-batch MSE in LOSS_UNIT
+                history.steps += count
+                if config.record_steps:
+                    history.step_loss.extend(epoch_losses)
+            for b in range(0 if regular_epoch else count):
                 bits = faults_host[s][b]
                 if bits:
                     name, text = FAULTS[min(c for c in FAULTS if bits >> c & 1)]
