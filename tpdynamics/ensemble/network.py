@@ -126,6 +126,8 @@ class EnsembleNetwork:
         ``feedback[i - 1]`` is the matrix of ``g_{i-1}`` (owned by layer ``i``), shape ``(S, n_{i-1}, n_i)``.
     kinds : list of type or None
         The feedback class of each layer.
+    weights_t, feedback_t : list of Tensor or None
+        Their transposes ``W_i^T`` (views, formed once: the stacks change in place only).
     """
 
     def __init__(self, networks: Sequence[LayeredNetwork], *, device=None):
@@ -178,6 +180,8 @@ class EnsembleNetwork:
                     fb = net.layers[k].feedback
                     setattr(fb, name, nn.Parameter(matrix[s]) if isinstance(getattr(fb, name), nn.Parameter)
                             else matrix[s])
+        self.weights_t = [w.mT for w in self.weights]
+        self.feedback_t = [None if m is None else m.mT for m in self.feedback]
         self.sync_members()
 
     def __len__(self) -> int:
@@ -206,8 +210,8 @@ class EnsembleNetwork:
         with ``unit_slopes=False`` an identity layer's is ``None``, meaning exactly 1: :func:`activate`).
         """
         activations, derivatives = [h0], [None]
-        for weight, nonlinearity in zip(self.weights, self.nonlinearities):
-            h, d = activate(nonlinearity, activations[-1] @ weight.mT, unit_slope=unit_slopes)
+        for weight_t, nonlinearity in zip(self.weights_t, self.nonlinearities):
+            h, d = activate(nonlinearity, activations[-1] @ weight_t, unit_slope=unit_slopes)
             activations.append(h)
             derivatives.append(d)
         return activations, derivatives
@@ -215,8 +219,8 @@ class EnsembleNetwork:
     def forward(self, h0: torch.Tensor) -> torch.Tensor:
         """The output ``h_L`` of every member, ``(S, B, n_L)``."""
         h = h0
-        for weight, nonlinearity in zip(self.weights, self.nonlinearities):
-            h = activate(nonlinearity, h @ weight.mT, slope=False)[0]
+        for weight_t, nonlinearity in zip(self.weights_t, self.nonlinearities):
+            h = activate(nonlinearity, h @ weight_t, slope=False)[0]
         return h
 
     def feedback_forward(self, i: int, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -228,11 +232,11 @@ class EnsembleNetwork:
         outside : Tensor of bool, shape (S,), or None
             ``None`` when the inverse nonlinearity is defined everywhere (no check needed).
         """
-        kind, matrix = self.kinds[i - 1], self.feedback[i - 1]
+        kind, matrix_t = self.kinds[i - 1], self.feedback_t[i - 1]
         if kind is OriginalFeedback:
-            return self.feedback_nonlinearities[i - 1](h @ matrix.mT), None
+            return activate(self.feedback_nonlinearities[i - 1], h @ matrix_t, slope=False)[0], None
         nonlinearity = self.nonlinearities[i - 1]
         outside = None
         if nonlinearity.inverse_bound is not None:
             outside = (~nonlinearity.in_inverse_domain(h)).flatten(1).any(1)
-        return nonlinearity.inverse(h, check=False) @ matrix.mT, outside
+        return nonlinearity.inverse(h, check=False) @ matrix_t, outside

@@ -36,6 +36,7 @@ import torch
 
 from ..errors import TPDynamicsWarning
 from ..layers import ExactInverseFeedback, LearnedInverseFeedback, OriginalFeedback
+from ..training.loss import LossConvention
 from ..training.rules import (Backpropagation, LearningRule, ModifiedTargetPropagation, TargetPropagationRule)
 from .network import EnsembleNetwork, activate
 
@@ -87,7 +88,8 @@ class EnsembleStep:
         Mini-batch loss of each member before the update (mean over the batch of ``||h_L - y||^2``).
     fault : Tensor of int16, shape (S,), or None
         Bit ``2**code`` set for every :data:`FAULTS` code of a numerical failure that would have raised
-        in serial training (``None``: no check of this step can fail, e.g. backpropagation).
+        in serial training (``None``: no check of this step can fail, e.g. backpropagation, or target
+        propagation through leaky-ReLU inverses with learned or original feedback).
     chosen : dict
         Layer ``i`` -> bool mask ``(S,)`` of the members that updated ``W_i``.
     sherman_morrison : dict
@@ -150,6 +152,7 @@ class EnsembleTrainer:
         self.size, self.depth = len(rules), network.depth
         self.trainable = rules[0]._trainable(self.depth)
         self.randomized = bool(getattr(cls, "randomized", False))
+        self._trainable_t = torch.tensor(self.trainable, device=network.device)
         # batch-normalisation state of mtp / rmtp: running statistics of h_0..h_{L-1}, (S, 1, n_i)
         self._eye = torch.eye(self.depth + 1, dtype=torch.bool, device=network.device)
         self.running = None
@@ -159,6 +162,7 @@ class EnsembleTrainer:
         self.backward_losses = True
         # the local-gradient factor c D (h - hat h) of the rule (``_forward_factor``), its product by c = 1 skipped
         self._unit_factor = float(self.convention.factor) == 1.0
+        self._plain_error = type(self.convention).output_error is LossConvention.output_error
         self._modified = bool(getattr(cls, "modified", False))
         self.refresh()
 
@@ -202,14 +206,19 @@ class EnsembleTrainer:
             return self._step_tp(h0, y, diagnostics)
 
     def _choose(self) -> tuple[tuple, torch.Tensor | None]:
-        """The layers to compute and, for randomized rules, the (S, L) mask of each member's chosen layer."""
+        """The layers to compute and, for randomized rules, the (S, L + 1) mask of each member's chosen layer.
+
+        Each member draws its layer from its own generator (the serial ``_choose_layers``); the draws stay on
+        the device (no host read per step), so every trainable layer is computed, masked: a member's
+        unchosen layers get the factor 0, and at S = 10 nearly every layer is someone's choice anyway.
+        """
         if not self.randomized:
             return self.trainable, None
-        picks = [self.trainable[int(torch.randint(len(self.trainable), (1,), generator=r.generator))]
-                 for r in self.rules]
+        n = len(self.trainable)
+        picks = torch.cat([torch.randint(n, (1,), generator=r.generator) for r in self.rules]).to(self.network.device)
         # row p of the identity is the one-hot mask of layer p (two small ops, not an index_put)
-        mask = self._eye[torch.tensor(picks, device=self.network.device)]
-        return tuple(sorted(set(picks))), mask
+        mask = self._eye[self._trainable_t[picks]]
+        return self.trainable, mask
 
     def _add(self, i: int, left: torch.Tensor, right: torch.Tensor, chosen: torch.Tensor | None) -> None:
         """``W_i <- W_i - (eta_i / B) sum_b left_b right_b^T`` for the chosen members (``add_outer_products``).
@@ -225,7 +234,7 @@ class EnsembleTrainer:
         activations, derivatives = net.forward_pass(h0, unit_slopes=False)
         L = self.depth
         residual = activations[L] - y
-        error = self.convention.output_error(activations[L], y)  # e_L of the rule's loss convention
+        error = self._output_error(residual, activations[L], y)  # e_L of the rule's loss convention
         layers, mask = self._choose()
         deltas = {L: _times(derivatives[L], error)}
         for i in range(L - 1, min(layers) - 1, -1):
@@ -279,11 +288,11 @@ class EnsembleTrainer:
 
     def _step_tp(self, h0, y, diagnostics):
         net, L, rule = self.network, self.depth, self.rules[0]
-        fault = torch.zeros(self.size, dtype=torch.int16, device=net.device)
+        faults = []  # (bad, code): a fault table only where a check can fail (none for leaky-ReLU learned inverses)
 
         def flag(bad, code):
             if bad is not None:
-                fault.bitwise_or_(bad.to(torch.int16) << code)
+                faults.append((bad, code))
 
         if self.family == "mtp":
             activations, inputs, stats, derivatives = self._normalised_forward(h0, unit_slopes=diagnostics)
@@ -291,25 +300,25 @@ class EnsembleTrainer:
             activations, derivatives = net.forward_pass(h0, unit_slopes=diagnostics)  # diagnostics divide by them
             inputs, stats = activations, None
         residual = activations[L] - y
-        error = self.convention.output_error(activations[L], y)  # e_L of the rule's loss convention
+        error = self._output_error(residual, activations[L], y)  # e_L of the rule's loss convention
         layers, mask = self._choose()
         targets = [None] * (L + 1)
         targets[L] = activations[L] - self.eta_hat * error  # output_target (eq. 4.4) of that convention
         lowest = 1 if diagnostics else min(layers)
         for i in range(L - 1, lowest - 1, -1):
             propagated, outside = net.feedback_forward(i + 1, targets[i + 1])
-            flag(outside, 2)
+            flag(self._needs(outside, mask, i, diagnostics), 2)
             if stats is not None:
                 mean, _, sigma = stats[i]
                 targets[i] = sigma * propagated + mean
             elif rule.difference:
                 at_activation, outside = net.feedback_forward(i + 1, activations[i + 1])
-                flag(outside, 2)
+                flag(self._needs(outside, mask, i, diagnostics), 2)
                 targets[i] = activations[i] + (propagated - at_activation)
             else:
                 targets[i] = propagated
         diag = self._diagnose(activations, derivatives, targets, error) if diagnostics else None
-        record = EnsembleStep(loss=(residual ** 2).sum(-1).mean(-1), fault=fault, diagnostics=diag)
+        record = EnsembleStep(loss=(residual ** 2).sum(-1).mean(-1), fault=None, diagnostics=diag)
         for i in sorted(layers, reverse=True):
             column = None if mask is None else mask[:, i]
             factor = self._forward_factor(derivatives[i], activations[i], targets[i])
@@ -325,7 +334,29 @@ class EnsembleTrainer:
         if stats is not None:
             self._update_running(stats)
         record.backward_loss = self._train_backward(activations, flag)
+        if faults:
+            fault = torch.zeros(self.size, dtype=torch.int16, device=net.device)
+            for bad, code in faults:
+                fault.bitwise_or_(bad.to(torch.int16) << code)
+            record.fault = fault
         return record
+
+    def _output_error(self, residual: torch.Tensor, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The convention's ``e_L = c (h_L - y)`` from the residual ``h_L - y`` (the same numbers, fewer ops)."""
+        if not self._plain_error:
+            return self.convention.output_error(h, y)
+        return residual if self._unit_factor else self.convention.factor * residual
+
+    @staticmethod
+    def _needs(outside, mask, i, diagnostics):
+        """``outside`` of the members that need the target of layer ``i``: those whose chosen layer is ``<= i``.
+
+        A randomized rule's serial step propagates its targets down to its chosen layer only (and every layer
+        when it diagnoses), so only there can its domain check fail.
+        """
+        if outside is None or mask is None or diagnostics:
+            return outside
+        return outside & mask[:, : i + 1].any(1)
 
     def _diagnose(self, activations, derivatives, targets, error) -> dict:
         """The rule's diagnostics (``TargetPropagationRule._diagnose``; mtp: the ``W^+`` distances), batched."""
@@ -423,17 +454,17 @@ class EnsembleTrainer:
                              else torch.zeros(batch, n, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
                     h = self.noise_std * torch.stack(draws).to(net.device)
                 upper = net.nonlinearities[i]
-                out = upper(h @ net.weights[i].mT)
+                out = activate(upper, h @ net.weights_t[i], slope=False)[0]
                 if upper.inverse_bound is not None:
                     flag((~upper.in_inverse_domain(out)).flatten(1).any(1) & self._backward_on, 2)
                 pre = upper.inverse(out, check=False)
-                residual = pre @ q.mT - h
+                residual = pre @ net.feedback_t[i] - h
                 left, right = residual, pre
             elif rule.backward == "A.9" and kind is OriginalFeedback:
-                t = net.feedback_nonlinearities[i]
-                pre = activations[i + 1] @ q.mT
-                residual = t(pre) - activations[i]
-                left, right = t.derivative(pre) * residual, activations[i + 1]
+                pre = activations[i + 1] @ net.feedback_t[i]
+                value, slope = activate(net.feedback_nonlinearities[i], pre)
+                residual = value - activations[i]
+                left, right = slope * residual, activations[i + 1]
             else:
                 continue
             if self.backward_losses:
