@@ -53,6 +53,11 @@ _FAMILIES = {"bp": (Backpropagation, ("_step", "_choose_layers", "predict")),
                                                  "_rank_one", "_train_backward", "predict", "_normalised_forward"))}
 
 
+def _on(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device`` (no op where it is there already: a CPU ensemble)."""
+    return tensor if tensor.device == device else tensor.to(device)
+
+
 def _times(slope: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
     """``slope * value``; ``None`` is an identity layer's slope, exactly 1 (the product is skipped)."""
     return value if slope is None else slope * value
@@ -152,9 +157,9 @@ class EnsembleTrainer:
         self.size, self.depth = len(rules), network.depth
         self.trainable = rules[0]._trainable(self.depth)
         self.randomized = bool(getattr(cls, "randomized", False))
-        self._trainable_t = torch.tensor(self.trainable, device=network.device)
         # batch-normalisation state of mtp / rmtp: running statistics of h_0..h_{L-1}, (S, 1, n_i)
         self._eye = torch.eye(self.depth + 1, dtype=torch.bool, device=network.device)
+        self._one_hot = self._eye[torch.tensor(self.trainable, device=network.device)]  # row k: trainable[k]'s mask
         self.running = None
         self._noise = None  # white noise of A.8 drawn ahead (predraw_noise)
         #: Whether steps report the losses of Alg. A.8/A.9 (``EnsembleStep.backward_loss``; the runner does not
@@ -185,6 +190,7 @@ class EnsembleTrainer:
         self.eta_backward = self._column("eta_backward")
         self.lambda_ = self._column("lambda_")
         self.noise_std = self._column("noise_std", 1.0).view(-1, 1, 1)
+        self._unit_noise = bool((self.noise_std == 1.0).all())
         self.momentum = self._column("momentum").view(-1, 1, 1)
         # as in TargetPropagationRule._train_backward: no backward step (and no noise draw) when eta^b is 0
         self.backward_on = [bool(getattr(r, "backward", None)) and bool(r.eta_backward) for r in self.rules]
@@ -215,9 +221,8 @@ class EnsembleTrainer:
         if not self.randomized:
             return self.trainable, None
         n = len(self.trainable)
-        picks = torch.cat([torch.randint(n, (1,), generator=r.generator) for r in self.rules]).to(self.network.device)
-        # row p of the identity is the one-hot mask of layer p (two small ops, not an index_put)
-        mask = self._eye[self._trainable_t[picks]]
+        picks = _on(torch.cat([torch.randint(n, (1,), generator=r.generator) for r in self.rules]), self.network.device)
+        mask = self._one_hot[picks]  # row k of the one-hot masks of the trainable layers (one op, not an index_put)
         return self.trainable, mask
 
     def _add(self, i: int, left: torch.Tensor, right: torch.Tensor, chosen: torch.Tensor | None) -> None:
@@ -450,9 +455,7 @@ class EnsembleTrainer:
                 elif noise is not None:
                     h = noise[i]
                 else:
-                    draws = [torch.randn(batch, n, generator=r.generator, dtype=net.dtype) if on
-                             else torch.zeros(batch, n, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
-                    h = self.noise_std * torch.stack(draws).to(net.device)
+                    h = self._draw_layer_noise(batch, n)
                 upper = net.nonlinearities[i]
                 out = activate(upper, h @ net.weights_t[i], slope=False)[0]
                 if upper.inverse_bound is not None:
@@ -475,6 +478,14 @@ class EnsembleTrainer:
         if self._noise is not None:
             self._noise_cursor += 1
         return losses
+
+    def _draw_layer_noise(self, batch: int, n: int) -> torch.Tensor:
+        """``sigma h`` of one layer for every member, ``(S, B, n)``: one draw per member, stacked."""
+        net = self.network
+        draws = [torch.randn(batch, n, generator=r.generator, dtype=net.dtype) if on
+                 else torch.zeros(batch, n, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
+        h = _on(torch.stack(draws), net.device)
+        return h if self._unit_noise else self.noise_std * h  # sigma = 1: the product is exact
 
     def _draw_noise(self, batch: int) -> dict | None:
         """This step's white noise of Alg. A.8 for every learned ``Q_i``, one draw per member (not one per layer).
