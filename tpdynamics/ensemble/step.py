@@ -167,6 +167,7 @@ class EnsembleTrainer:
         self.backward_losses = True
         # the local-gradient factor c D (h - hat h) of the rule (``_forward_factor``), its product by c = 1 skipped
         self._unit_factor = float(self.convention.factor) == 1.0
+        self._one = torch.ones((), dtype=network.dtype, device=network.device)
         self._plain_error = type(self.convention).output_error is LossConvention.output_error
         self._modified = bool(getattr(cls, "modified", False))
         self.refresh()
@@ -187,6 +188,8 @@ class EnsembleTrainer:
         self._ones = torch.ones(self.size, dtype=torch.bool, device=net.device)
         self.eta_hat = self._column("eta_hat").view(-1, 1, 1)
         self.epsilon = self._column("epsilon")
+        self._epsilon = self.epsilon.view(-1, 1, 1)
+        self._neg_eta = [(-self.eta[:, i]).view(-1, 1, 1) for i in range(self.depth)]
         self.eta_backward = self._column("eta_backward")
         self.lambda_ = self._column("lambda_")
         self.noise_std = self._column("noise_std", 1.0).view(-1, 1, 1)
@@ -328,8 +331,9 @@ class EnsembleTrainer:
             column = None if mask is None else mask[:, i]
             factor = self._forward_factor(derivatives[i], activations[i], targets[i])
             if rule.sherman_morrison and net.kinds[i - 1] is ExactInverseFeedback:
-                record.sherman_morrison[i] = self._sherman_morrison(i, -self.eta[:, i - 1].view(-1, 1) * factor[:, 0],
-                                                                    inputs[i - 1][:, 0], column, flag)
+                # u_i = -eta_i D (h_i - hat h_i) as a column (S, n_i, 1), v_i = h_{i-1} as a row (S, 1, n_{i-1})
+                record.sherman_morrison[i] = self._sherman_morrison(i, factor.mT * self._neg_eta[i - 1],
+                                                                    inputs[i - 1], column, flag)
             else:
                 self._add(i, factor, inputs[i - 1], column)
                 if net.kinds[i - 1] is ExactInverseFeedback:
@@ -339,7 +343,10 @@ class EnsembleTrainer:
         if stats is not None:
             self._update_running(stats)
         record.backward_loss = self._train_backward(activations, flag)
-        if faults:
+        if len(faults) == 1:
+            bad, code = faults[0]
+            record.fault = bad.to(torch.int16) << code
+        elif faults:
             fault = torch.zeros(self.size, dtype=torch.int16, device=net.device)
             for bad, code in faults:
                 fault.bitwise_or_(bad.to(torch.int16) << code)
@@ -374,34 +381,38 @@ class EnsembleTrainer:
     def _sherman_morrison(self, i, u, v, chosen, flag):
         """Batched robust Sherman–Morrison step (Alg. 4.1; ``robust_sherman_morrison_``) on ``W_i`` and ``W_i^{-1}``.
 
-        ``u`` (S, n_i), ``v`` (S, n_{i-1}); each member clips with its own ``eps`` and ``beta``. Returns
-        ``(denominator, clipped, beta)``.
+        ``u`` (S, n_i, 1) a column, ``v`` (S, 1, n_{i-1}) a row (batch size 1), so that every product is one
+        ``bmm`` with no reshaping; each member clips with its own ``eps`` and ``beta``. Returns
+        ``(denominator, clipped, beta)``, each ``(S,)``.
         """
         weight, inverse = self.network.weights[i - 1], self.network.feedback[i - 1]
-        epsilon = self.epsilon
-        w_inv_u = (inverse @ u.unsqueeze(-1)).squeeze(-1)
-        d = (v * w_inv_u).sum(-1)
+        epsilon = self._epsilon
+        w_inv_u = inverse @ u                     # (S, n, 1)
+        d = v @ w_inv_u                           # (S, 1, 1): v^T W^-1 u
         denominator = d + 1.0
         clipped = denominator.abs() < epsilon
-        # clipped means eps - d > 1, so the division is safe where it is selected
-        beta = torch.where(clipped, 1.0 / (epsilon - d), 1.0)
-        step = beta if chosen is None else torch.where(chosen, beta, 0.0)  # 0: an exact no-op
+        # clipped means eps - d > 1, so the reciprocal is safe where it is selected
+        beta = torch.where(clipped, torch.reciprocal(epsilon - d), 1.0)
+        step = beta if chosen is None else torch.where(chosen.view(-1, 1, 1), beta, 0.0)  # 0: an exact no-op
+        record = denominator.view(-1), clipped.view(-1), beta.view(-1)
         if self.rules[0].inverse_update == "recompute":
-            weight.baddbmm_((step.unsqueeze(-1) * u).unsqueeze(-1), v.unsqueeze(-2))
+            weight.baddbmm_(u * step, v)
             self._recompute_inverse(i, chosen, flag, checks=False)
-            return denominator, clipped, beta
+            return record
         used = torch.where(clipped, epsilon, denominator)
         # denominator_round_off: 2 n eps (1 + ||v|| ||W^-1||_F ||u||)
-        bound = (torch.linalg.vector_norm(v, dim=-1) * torch.linalg.vector_norm(inverse, dim=(-2, -1))
-                 * torch.linalg.vector_norm(u, dim=-1) + 1.0) * (2.0 * inverse.shape[-1] * torch.finfo(d.dtype).eps)
+        norms = torch.linalg.vector_norm(v, dim=(-2, -1), keepdim=True) * \
+            torch.linalg.vector_norm(inverse, dim=(-2, -1), keepdim=True)
+        bound = torch.addcmul(self._one, norms, torch.linalg.vector_norm(u, dim=(-2, -1), keepdim=True)) * \
+            (2.0 * inverse.shape[-1] * torch.finfo(d.dtype).eps)
         singular = used.abs() <= bound
-        flag(singular if chosen is None else singular & chosen, 1)
-        v_w_inv = (v.unsqueeze(-2) @ inverse).squeeze(-2)
-        alpha = -1.0 / used
-        alpha = torch.where(singular, 0.0, alpha) if chosen is None else torch.where(chosen & ~singular, alpha, 0.0)
-        inverse.baddbmm_((alpha.unsqueeze(-1) * w_inv_u).unsqueeze(-1), v_w_inv.unsqueeze(-2))
-        weight.baddbmm_((step.unsqueeze(-1) * u).unsqueeze(-1), v.unsqueeze(-2))
-        return denominator, clipped, beta
+        skip = singular if chosen is None else singular | ~chosen.view(-1, 1, 1)
+        flag(singular.view(-1) if chosen is None else singular.view(-1) & chosen, 1)
+        alpha = torch.where(skip, 0.0, torch.reciprocal(used))
+        # W^-1 <- W^-1 - (W^-1 u)(v^T W^-1) / used: the sign in baddbmm_'s alpha (exact)
+        inverse.baddbmm_(w_inv_u * alpha, v @ inverse, alpha=-1.0)
+        weight.baddbmm_(u * step, v)
+        return record
 
     def _recompute_inverse(self, i, chosen, flag, *, checks=True):
         """``W_i^{-1}`` recomputed for the chosen members (``Layer.sync_inverse``), with its singularity checks."""
