@@ -14,8 +14,8 @@ import math
 import pytest
 import torch
 
-from tpdynamics.ensemble import (EnsembleExecutor, EnsembleNetwork, EnsembleTrainer, ensemble_support,
-                                 resolve_device, run_training_ensemble)
+from tpdynamics.ensemble import (EnsembleExecutor, EnsembleNetwork, EnsembleProcessExecutor, EnsembleTrainer,
+                                 ensemble_support, resolve_device, run_training_ensemble)
 from tpdynamics.network import LayeredNetwork, make_generator
 from tpdynamics.training import run_experiment
 from tpdynamics.training.rules import LEARNING_RULES, TargetPropagationExactInverse
@@ -247,3 +247,32 @@ def test_cli_train_ensemble_equals_no_ensemble_and_bad_devices_exit_2(capsys, tm
             raise SystemExit(code)
         err = capsys.readouterr().err.strip().splitlines()
         assert info.value.code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_worker_processes_train_ensembles():
+    """``jobs=2``: each worker task is an ensemble of one method's seeds; every record equals its serial run.
+
+    Two seeds make one ensemble (parts have >= 2 members), so one worker process starts (the test's cost)."""
+    config = TrainingConfig(methods=("dtp-ai",), seeds=2, epochs=2, batches_per_epoch=5, n_train=40, n_test=10,
+                            layers=(3, 3, 3))
+    pooled = run_experiment(config, jobs=2)
+    serial = run_experiment(config, ensemble=False)
+    assert pooled.summary.executor == "ensemble-processes" and serial.summary.executor == "serial"
+    _assert_same(serial.results["dtp-ai"].to_dict(), pooled.results["dtp-ai"].to_dict())
+
+
+def test_worker_tasks_split_groups_to_keep_the_workers_busy():
+    config = TrainingConfig(methods=("dtp-ai", "tp-orig"), seeds=4, epochs=1, batches_per_epoch=2, n_train=8,
+                            n_test=4, layers=(3, 3, 3))
+    tasks = training_tasks(config)[3]
+    order = {(t.config["method"], t.config["seed"]): k for k, t in enumerate(tasks)}
+    groups = [[order[("dtp-ai", s)] for s in range(4)], [order[("tp-orig", s)] for s in range(4)]]
+    assert EnsembleProcessExecutor(jobs=2).split(tasks) == groups            # one ensemble per worker already
+    assert EnsembleProcessExecutor(jobs=4).split(tasks) == [g[i:i + 2] for g in groups for i in (0, 2)]
+    assert EnsembleProcessExecutor(jobs=16).split(tasks) == [g[i:i + 2] for g in groups for i in (0, 2)]  # >= 2 each
+    for k in groups[0]:
+        tasks[k].config["rule"] = f"{__name__}:_OwnStepForFallback"  # a rule the ensemble refuses: task by task
+    executor = EnsembleProcessExecutor(jobs=2)
+    # one ensemble group for two workers: split in two
+    assert sorted(executor.split(tasks)) == sorted([[k] for k in groups[0]] + [groups[1][:2], groups[1][2:]])
+    assert "_step" in executor.fallbacks["dtp-ai"]

@@ -15,6 +15,8 @@ on a GPU); the stop decisions of the epoch are taken at its end, in the serial o
 :class:`EnsembleExecutor` is a :class:`tpdynamics.runs.SerialExecutor` that runs the runner's
 ``train`` tasks which differ only in their seed as one ensemble, and every other task as before; the
 store, the reuse of stored runs and the records are those of :func:`tpdynamics.runs.run_tasks`.
+:class:`EnsembleProcessExecutor` does the same in worker processes (``jobs > 1``): each worker task
+is one ensemble (a method's seeds, split into as many ensembles as keep the workers busy).
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ from collections.abc import Sequence
 import torch
 
 from ..network import make_generator
-from ..runs.executors import SerialExecutor, execute, resolve_function
-from ..runs.store import TaskRecord, now, where
+from ..runs.executors import ProcessExecutor, SerialExecutor, execute, resolve_function
+from ..runs.store import Task, TaskRecord, TaskStatus, now, where
 from ..statistics import DIVERGENCE_THRESHOLD, diverged
 from ..training.data import derived_seed
 from ..training.diagnostics import sherman_morrison_summary
@@ -259,6 +261,39 @@ def _sherman_morrison_means(sm_host: dict, s: int, L: int) -> dict:
 
 
 # -- the runner's tasks as ensembles ---------------------------------------------------------------------
+def _plan(tasks, min_size: int, fallbacks: dict) -> list[list[int]]:
+    """Indices of ``tasks`` in groups, in the tasks' order: one group per ensemble, single tasks otherwise.
+
+    A group holds the ``train`` tasks that differ only in their seed, of a rule the ensemble knows
+    (:func:`ensemble_support`; the reason is kept in ``fallbacks`` for the others), at least ``min_size`` of them.
+    """
+    groups: dict[str, list[int]] = {}
+    order = []
+    for index, task in enumerate(tasks):
+        key = _group_key(task)
+        if key is None:
+            order.append([index])
+            continue
+        if key not in groups:
+            groups[key] = []
+            order.append(groups[key])
+        groups[key].append(index)
+    plan = []
+    for indices in order:
+        reason = None
+        if len(indices) >= min_size:
+            config = tasks[indices[0]].config
+            cls = resolve_function(config["rule"]) if "rule" in config else LEARNING_RULES.get(config["method"])
+            reason = ensemble_support(cls)
+            if reason is not None:
+                fallbacks[config["method"]] = reason
+        if len(indices) < min_size or reason is not None:
+            plan.extend([index] for index in indices)
+        else:
+            plan.append(indices)
+    return plan
+
+
 def _group_key(task) -> str | None:
     """Tasks with equal keys differ only in their seed (an ensemble); ``None`` for tasks that are not training."""
     from ..runs.codec import canonical_json
@@ -324,29 +359,9 @@ class EnsembleExecutor(SerialExecutor):
         self.fallbacks: dict[str, str] = {}
 
     def run(self, tasks, on_done):
-        groups: dict[str, list[int]] = {}
-        order = []
-        for index, task in enumerate(tasks):
-            key = _group_key(task)
-            if key is None:
-                order.append([index])
-                continue
-            if key not in groups:
-                groups[key] = []
-                order.append(groups[key])
-            groups[key].append(index)
-        for indices in order:
-            first = tasks[indices[0]]
-            reason = None
-            if len(indices) >= self.min_size:
-                config = first.config
-                cls = resolve_function(config["rule"]) if "rule" in config else LEARNING_RULES.get(config["method"])
-                reason = ensemble_support(cls)
-                if reason is not None:
-                    self.fallbacks[config["method"]] = reason
-            if len(indices) < self.min_size or reason is not None:
-                for index in indices:
-                    on_done(index, execute(tasks[index], self.threads))
+        for indices in _plan(tasks, self.min_size, self.fallbacks):
+            if len(indices) == 1:
+                on_done(indices[0], execute(tasks[indices[0]], self.threads))
                 continue
             for index, record in zip(indices, self._run_group([tasks[i] for i in indices])):
                 on_done(index, record)
@@ -375,3 +390,84 @@ class EnsembleExecutor(SerialExecutor):
         seconds = (time.perf_counter() - start) / len(group)  # the group's time, shared
         return [TaskRecord(task=t, status="done", result=codec.decode(codec.encode(r)), seconds=seconds, finished=now(),
                            host=host, pid=pid) for t, r in zip(group, results)]
+
+
+def run_training_group(config: dict) -> list[dict]:
+    """Task function (any process): ``config["tasks"]``, runner task configurations that differ only in the seed,
+    as one ensemble (:func:`run_training_ensemble`); one result per task, in order."""
+    return run_training_ensemble(config["tasks"])
+
+
+class EnsembleProcessExecutor(ProcessExecutor):
+    """:class:`~tpdynamics.runs.ProcessExecutor` whose worker tasks are ensembles (module docstring).
+
+    The tasks are grouped as by :class:`EnsembleExecutor`; a group is split into ``k`` ensembles of
+    consecutive seeds, ``k`` the fewest that give every worker one (``ceil(jobs / groups)``), at least
+    ``min_size`` members each. Each ensemble is one task of the pool
+    (:func:`run_training_group`); its result is handed back as one record per (method, seed) task, as
+    the serial runs would have made (the same store keys). A failing ensemble fails each of its tasks
+    with its error. Tasks that are not ensembled go to the pool one by one, as before.
+
+    Parameters
+    ----------
+    jobs, threads
+        As for :class:`~tpdynamics.runs.ProcessExecutor` (one thread per worker by default).
+    min_size : int
+        Groups, and the parts of a split group, smaller than this run task by task.
+
+    Attributes
+    ----------
+    fallbacks : dict
+        Method name -> why its tasks were not ensembled (:func:`ensemble_support`).
+    parts : list of list of int
+        The task indices of each worker task of the last :meth:`run` (for inspection and the tests).
+    """
+
+    name = "ensemble-processes"
+
+    def __init__(self, jobs: int | None = None, threads: int | None = 1, *, min_size: int = 2):
+        super().__init__(jobs, threads)
+        self.min_size = min_size
+        self.fallbacks: dict[str, str] = {}
+        self.parts: list[list[int]] = []
+
+    def split(self, tasks) -> list[list[int]]:
+        """The task indices of each worker task: ensembles (split to keep ``jobs`` workers busy) and single tasks."""
+        plan = _plan(tasks, self.min_size, self.fallbacks)
+        groups = sum(len(indices) > 1 for indices in plan)
+        parts = []
+        for indices in plan:
+            if len(indices) == 1:
+                parts.append(indices)
+                continue
+            k = max(1, min(math.ceil(self.jobs / groups), len(indices) // self.min_size))
+            n = len(indices)
+            parts.extend(indices[(j * n) // k:((j + 1) * n) // k] for j in range(k))
+        return parts
+
+    def run(self, tasks, on_done):
+        tasks = list(tasks)
+        self.parts = parts = self.split(tasks)
+        work = [tasks[part[0]] if len(part) == 1 else
+                Task(function="tpdynamics.ensemble.training:run_training_group",
+                     config={"tasks": [tasks[i].config for i in part]}, kind="train-ensemble",
+                     label=f"{tasks[part[0]].label} ... ({len(part)} seeds)")
+                for part in parts]
+
+        def unpack(k, record):
+            part = parts[k]
+            if len(part) == 1:
+                on_done(part[0], record)
+                return
+            seconds = record.seconds / len(part)  # the ensemble's time, shared
+            for position, index in enumerate(part):
+                if record.status == TaskStatus.DONE:
+                    on_done(index, TaskRecord(task=tasks[index], status=TaskStatus.DONE, result=record.result[position],
+                                              seconds=seconds, finished=record.finished, host=record.host,
+                                              pid=record.pid))
+                else:
+                    on_done(index, TaskRecord(task=tasks[index], status=TaskStatus.FAILED, error=record.error,
+                                              traceback=record.traceback, seconds=seconds, finished=record.finished,
+                                              host=record.host, pid=record.pid))
+
+        super().run(work, unpack)

@@ -566,6 +566,9 @@ def _run_training(config: TrainingConfig, *, progress: bool = False, store=None,
     if ensemble and serial:  # the seeds of each method as one stacked computation (tpdynamics.ensemble)
         # tpdynamics.ensemble builds on this module; looked up by name so that the import graph has no circle
         executor = importlib.import_module("tpdynamics.ensemble").EnsembleExecutor(threads=threads, device=device)
+    elif ensemble and executor is None:  # worker processes: each worker task is an ensemble of seeds
+        executor = importlib.import_module("tpdynamics.ensemble").EnsembleProcessExecutor(
+            jobs, 1 if threads is None else threads)
     bar = None
     if progress and serial:  # in this process: a bar over epochs, as the runs go
         from tqdm.auto import tqdm
