@@ -89,8 +89,11 @@ class EnsembleStep:
 
     Attributes
     ----------
+    residual : Tensor, shape (S, B, n_L)
+        ``h_L - y`` of each member before the update.
     loss : Tensor, shape (S,)
-        Mini-batch loss of each member before the update (mean over the batch of ``||h_L - y||^2``).
+        Mini-batch loss of each member before the update (mean over the batch of ``||h_L - y||^2``), formed
+        from :attr:`residual` when read (:func:`batch_losses` forms an epoch's at once).
     fault : Tensor of int16, shape (S,), or None
         Bit ``2**code`` set for every :data:`FAULTS` code of a numerical failure that would have raised
         in serial training (``None``: no check of this step can fail, e.g. backpropagation, or target
@@ -106,12 +109,25 @@ class EnsembleStep:
         :meth:`StepDiagnostics.flat` (:mod:`tpdynamics.ensemble.diagnostics`); None when not asked for.
     """
 
-    loss: torch.Tensor
+    residual: torch.Tensor
     fault: torch.Tensor | None
     chosen: dict = field(default_factory=dict)
     sherman_morrison: dict = field(default_factory=dict)
     backward_loss: dict = field(default_factory=dict)
     diagnostics: list | None = None
+
+    @property
+    def loss(self) -> torch.Tensor:
+        return batch_losses(self.residual)
+
+
+def batch_losses(residual: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``||h_L - y||^2`` (``batch_loss``): ``(..., S, B, n_L) -> (..., S)``.
+
+    The same reductions of the same rows whatever the leading dimensions, so that the epoch's losses can be
+    formed in three operations from its stacked residuals instead of three per step.
+    """
+    return (residual ** 2).sum(-1).mean(-1)
 
 
 class EnsembleTrainer:
@@ -169,6 +185,9 @@ class EnsembleTrainer:
         self._unit_factor = float(self.convention.factor) == 1.0
         self._one = torch.ones((), dtype=network.dtype, device=network.device)
         self._plain_error = type(self.convention).output_error is LossConvention.output_error
+        factor = float(self.convention.factor)
+        # c a power of 2: c x is exact, so (d (c x)) s = (d x) (c s) bit for bit and c may join another factor
+        self._exact_c = factor > 0 and math.frexp(factor)[0] == 0.5 and self._plain_error
         self._modified = bool(getattr(cls, "modified", False))
         self.refresh()
 
@@ -187,9 +206,11 @@ class EnsembleTrainer:
         self._scale_batch = None
         self._ones = torch.ones(self.size, dtype=torch.bool, device=net.device)
         self.eta_hat = self._column("eta_hat").view(-1, 1, 1)
+        self._eta_hat_c = self.eta_hat * float(self.convention.factor)  # eta_hat c: exact where used (_exact_c)
         self.epsilon = self._column("epsilon")
         self._epsilon = self.epsilon.view(-1, 1, 1)
         self._neg_eta = [(-self.eta[:, i]).view(-1, 1, 1) for i in range(self.depth)]
+        self._neg_eta_c = [float(self.convention.factor) * e for e in self._neg_eta]
         self.eta_backward = self._column("eta_backward")
         self.lambda_ = self._column("lambda_")
         self.noise_std = self._column("noise_std", 1.0).view(-1, 1, 1)
@@ -206,13 +227,17 @@ class EnsembleTrainer:
     # -- the step -----------------------------------------------------------------------------------
     def step(self, h0: torch.Tensor, y: torch.Tensor, *, diagnostics: bool = False) -> EnsembleStep:
         """One iteration of every member on its mini-batch: ``h0`` (S, B, n_0), ``y`` (S, B, n_L)."""
-        with torch.no_grad():
-            if self._scale_batch != h0.shape[1]:
-                self._scale_batch = h0.shape[1]
-                self._scale = [(-self.eta[:, i] / h0.shape[1]).view(-1, 1, 1) for i in range(self.depth)]
-            if self.family == "bp":
-                return self._step_bp(h0, y, diagnostics)
-            return self._step_tp(h0, y, diagnostics)
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                return self.step(h0, y, diagnostics=diagnostics)
+        if self._scale_batch != h0.shape[1]:
+            self._scale_batch = h0.shape[1]
+            self._scale = [(-self.eta[:, i] / h0.shape[1]).view(-1, 1, 1) for i in range(self.depth)]
+            # the local gradients' factor c folded into the scale where that is exact (c a power of 2)
+            self._scale_c = [self.convention.factor * scale for scale in self._scale] if self._exact_c else None
+        if self.family == "bp":
+            return self._step_bp(h0, y, diagnostics)
+        return self._step_tp(h0, y, diagnostics)
 
     def _choose(self) -> tuple[tuple, torch.Tensor | None]:
         """The layers to compute and, for randomized rules, the (S, L + 1) mask of each member's chosen layer.
@@ -237,6 +262,30 @@ class EnsembleTrainer:
         scale = self._scale[i - 1] if chosen is None else self._scale[i - 1] * chosen.view(-1, 1, 1)
         self.network.weights[i - 1].baddbmm_(left.mT * scale, right)
 
+    def _u(self, i, derivative, h, h_hat) -> torch.Tensor:
+        """``u_i = -eta_i c D (h_i - hat h_i)`` of the Sherman–Morrison step as a column ``(S, n_i, 1)`` (batch 1).
+
+        With ``c`` a power of 2 it joins ``-eta_i`` (exact, as in :meth:`_add_local`).
+        """
+        if not self._exact_c:
+            return self._forward_factor(derivative, h, h_hat).mT * self._neg_eta[i - 1]
+        difference = h - h_hat
+        if derivative is not None:
+            difference = difference / derivative if self._modified else derivative * difference
+        return difference.mT * self._neg_eta_c[i - 1]
+
+    def _add_local(self, i, derivative, h, h_hat, right, chosen) -> None:
+        """:meth:`_add` of the rule's local gradient ``c D (h - hat h)`` with ``c`` folded into the scale (exact).
+
+        ``(D (c x)) (-eta / B) = (D x) (-c eta / B)`` bit for bit for ``c`` a power of 2 (``D^-1`` for modified TP,
+        no ``D`` for an identity layer), one product fewer per layer.
+        """
+        difference = h - h_hat
+        if derivative is not None:
+            difference = difference / derivative if self._modified else derivative * difference
+        scale = self._scale_c[i - 1] if chosen is None else self._scale_c[i - 1] * chosen.view(-1, 1, 1)
+        self.network.weights[i - 1].baddbmm_((difference * scale).mT, right)
+
     def _step_bp(self, h0, y, diagnostics):
         net = self.network
         activations, derivatives = net.forward_pass(h0, unit_slopes=False)
@@ -252,9 +301,8 @@ class EnsembleTrainer:
             column = None if mask is None else mask[:, i]
             self._add(i, deltas[i], activations[i - 1], column)
             chosen[i] = column
-        loss = (residual ** 2).sum(-1).mean(-1)
         diag = {} if diagnostics else None  # StepDiagnostics() of backpropagation: nothing to average
-        return EnsembleStep(loss=loss, fault=None, chosen=self._full(chosen), diagnostics=diag)
+        return EnsembleStep(residual=residual, fault=None, chosen=self._full(chosen), diagnostics=diag)
 
     def _forward_factor(self, derivative, h, h_hat) -> torch.Tensor:
         """The rule's ``_forward_factor`` (``c D (h - hat h)``, modified TP ``c D^{-1} (h - hat h)``) in fewer ops.
@@ -308,10 +356,12 @@ class EnsembleTrainer:
             activations, derivatives = net.forward_pass(h0, unit_slopes=diagnostics)  # diagnostics divide by them
             inputs, stats = activations, None
         residual = activations[L] - y
-        error = self._output_error(residual, activations[L], y)  # e_L of the rule's loss convention
+        # e_L of the rule's loss convention (only the diagnostics read it where c joins eta_hat below)
+        error = self._output_error(residual, activations[L], y) if diagnostics or not self._exact_c else None
         layers, mask = self._choose()
         targets = [None] * (L + 1)
-        targets[L] = activations[L] - self.eta_hat * error  # output_target (eq. 4.4) of that convention
+        # output_target (eq. 4.4) of that convention; eta_hat (c r) = (eta_hat c) r exactly for c a power of 2
+        targets[L] = activations[L] - (self._eta_hat_c * residual if self._exact_c else self.eta_hat * error)
         lowest = 1 if diagnostics else min(layers)
         for i in range(L - 1, lowest - 1, -1):
             propagated, outside = net.feedback_forward(i + 1, targets[i + 1])
@@ -326,16 +376,19 @@ class EnsembleTrainer:
             else:
                 targets[i] = propagated
         diag = self._diagnose(activations, derivatives, targets, error) if diagnostics else None
-        record = EnsembleStep(loss=(residual ** 2).sum(-1).mean(-1), fault=None, diagnostics=diag)
+        record = EnsembleStep(residual=residual, fault=None, diagnostics=diag)
         for i in sorted(layers, reverse=True):
             column = None if mask is None else mask[:, i]
-            factor = self._forward_factor(derivatives[i], activations[i], targets[i])
             if rule.sherman_morrison and net.kinds[i - 1] is ExactInverseFeedback:
-                # u_i = -eta_i D (h_i - hat h_i) as a column (S, n_i, 1), v_i = h_{i-1} as a row (S, 1, n_{i-1})
-                record.sherman_morrison[i] = self._sherman_morrison(i, factor.mT * self._neg_eta[i - 1],
-                                                                    inputs[i - 1], column, flag)
+                # u_i = -eta_i c D (h_i - hat h_i) as a column (S, n_i, 1), v_i = h_{i-1} as a row (S, 1, n_{i-1})
+                record.sherman_morrison[i] = self._sherman_morrison(i, self._u(i, derivatives[i], activations[i],
+                                                                               targets[i]), inputs[i - 1], column, flag)
+            elif self._exact_c:
+                self._add_local(i, derivatives[i], activations[i], targets[i], inputs[i - 1], column)
+                if net.kinds[i - 1] is ExactInverseFeedback:
+                    self._recompute_inverse(i, column, flag)
             else:
-                self._add(i, factor, inputs[i - 1], column)
+                self._add(i, self._forward_factor(derivatives[i], activations[i], targets[i]), inputs[i - 1], column)
                 if net.kinds[i - 1] is ExactInverseFeedback:
                     self._recompute_inverse(i, column, flag)
             record.chosen[i] = column

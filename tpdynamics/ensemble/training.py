@@ -36,7 +36,7 @@ from ..training.results import RunHistory
 from ..training.rules import LEARNING_RULES, LearningRule
 from ..training.status import TrainingStatus
 from .network import EnsembleNetwork, resolve_device
-from .step import FAULTS, EnsembleTrainer, ensemble_support
+from .step import FAULTS, EnsembleTrainer, batch_losses, ensemble_support
 
 
 def _mse(outputs: torch.Tensor, labels: torch.Tensor) -> list[float]:
@@ -126,13 +126,13 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
         rows = (index + members.view(-1, 1, 1) * n_train).transpose(0, 1).reshape(-1)
         inputs = train_x.reshape(S * n_train, -1).index_select(0, rows).view(count, S, batch_size, -1)
         labels = train_y.reshape(S * n_train, -1).index_select(0, rows).view(count, S, batch_size, -1)
-        losses, faults = [], {}
+        losses, faults = [], {}  # losses: the steps' residuals
         sm_layers = {}  # layer -> lists over steps of (chosen, |denominator|, clipped)
         diagnosed = []  # name -> (S, L - 1) tensors of the diagnosed steps
         for b in range(count):
             record_diagnostics = config.diagnostics and ((steps_done + b) % config.diagnostics_every == 0)
             record = trainer.step(inputs[b], labels[b], diagnostics=record_diagnostics)
-            losses.append(record.loss)
+            losses.append(record.residual)
             if record.fault is not None:
                 faults[b] = record.fault
             for i, (denominator, clipped, _) in record.sherman_morrison.items():
@@ -142,7 +142,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
                 entry[2].append(clipped)
             if record.diagnostics is not None:
                 diagnosed.append(record.diagnostics)
-        losses_device = torch.stack(losses).T  # (S, count)
+        losses_device = batch_losses(torch.stack(losses)).T  # (S, count): the epoch's in three operations
         losses_host = losses_device.tolist()
         # members whose every step loss is finite and not diverged (the per-step checks below, all at once;
         # a loss the check lets through here is one the per-step check would have let through too)
