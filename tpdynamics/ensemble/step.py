@@ -177,6 +177,7 @@ class EnsembleTrainer:
         self._eye = torch.eye(self.depth + 1, dtype=torch.bool, device=network.device)
         self._one_hot = self._eye[torch.tensor(self.trainable, device=network.device)]  # row k: trainable[k]'s mask
         self.running = None
+        self._eyes = {}  # layer -> identity (the stand-in of a non-finite weight in the inverse's checks)
         self._noise = None  # white noise of A.8 drawn ahead (predraw_noise)
         #: Whether steps report the losses of Alg. A.8/A.9 (``EnsembleStep.backward_loss``; the runner does not
         #: record them, so it turns them off).
@@ -216,6 +217,7 @@ class EnsembleTrainer:
         self.noise_std = self._column("noise_std", 1.0).view(-1, 1, 1)
         self._unit_noise = bool((self.noise_std == 1.0).all())
         self.momentum = self._column("momentum").view(-1, 1, 1)
+        self._keep = 1 - self.momentum
         # as in TargetPropagationRule._train_backward: no backward step (and no noise draw) when eta^b is 0
         self.backward_on = [bool(getattr(r, "backward", None)) and bool(r.eta_backward) for r in self.rules]
         self._backward_on = torch.tensor(self.backward_on, dtype=torch.bool, device=net.device)
@@ -470,16 +472,19 @@ class EnsembleTrainer:
     def _recompute_inverse(self, i, chosen, flag, *, checks=True):
         """``W_i^{-1}`` recomputed for the chosen members (``Layer.sync_inverse``), with its singularity checks."""
         weight, inverse = self.network.weights[i - 1], self.network.feedback[i - 1]
-        active = torch.ones(self.size, dtype=torch.bool, device=weight.device) if chosen is None else chosen
+        active = self._ones if chosen is None else chosen
         if checks:
             # a member gone non-finite is flagged; its identity stand-in keeps the batched SVD from failing
             finite = torch.isfinite(weight).flatten(1).all(1)
-            eye = torch.eye(weight.shape[-1], dtype=weight.dtype, device=weight.device)
-            s = torch.linalg.svdvals(torch.where(finite.view(-1, 1, 1), weight, eye))
+            if i not in self._eyes:
+                self._eyes[i] = torch.eye(weight.shape[-1], dtype=weight.dtype, device=weight.device)
+            s = torch.linalg.svdvals(torch.where(finite.view(-1, 1, 1), weight, self._eyes[i]))
             eps = torch.finfo(weight.dtype).eps
-            singular = ((s.min(-1).values <= s.max(-1).values * weight.shape[-1] * eps) | ~finite) & active
+            # svdvals are in descending order: the first is the largest, the last the smallest
+            largest, smallest = s[:, 0], s[:, -1]
+            singular = ((smallest <= largest * (weight.shape[-1] * eps)) | ~finite) & active
             flag(singular, 3)
-            condition = s.max(-1).values / s.min(-1).values
+            condition = largest / smallest
             ill = (condition > 1.0 / math.sqrt(eps)) & active & ~singular
             if bool(ill.any()):
                 members = ill.nonzero().flatten().tolist()
@@ -491,10 +496,11 @@ class EnsembleTrainer:
         inverse.copy_(torch.where((active & (info == 0)).view(-1, 1, 1), new, inverse))
 
     def _update_running(self, stats) -> None:
-        m = self.momentum
+        """``(1 - m) r + m x`` of the rule (``addcmul``: the same two products and one sum), ``1 - m`` formed per refresh."""
+        m, keep = self.momentum, self._keep
         if self.running is None:
             self.running = [(torch.zeros_like(mean), torch.ones_like(var)) for mean, var, _ in stats]
-        self.running = [((1 - m) * rm + m * mean, (1 - m) * rv + m * var)
+        self.running = [(torch.addcmul(keep * rm, m, mean), torch.addcmul(keep * rv, m, var))
                         for (rm, rv), (mean, var, _) in zip(self.running, stats)]
 
     def _train_backward(self, activations, flag) -> dict:
