@@ -101,7 +101,8 @@ class EnsembleStep:
     chosen : dict
         Layer ``i`` -> bool mask ``(S,)`` of the members that updated ``W_i``.
     sherman_morrison : dict
-        Layer ``i`` -> ``(denominator, clipped, beta)``, each ``(S,)``, for members ``chosen[i]``.
+        Layer ``i`` -> ``(denominator, clipped, beta)``, each ``(S, 1, 1)`` (member ``s``: ``[s]``), for members
+        ``chosen[i]``.
     backward_loss : dict
         Thesis index ``i`` of ``Q_i`` -> ``(S,)`` losses of Alg. A.8/A.9 before the step.
     diagnostics : dict or None
@@ -438,7 +439,7 @@ class EnsembleTrainer:
 
         ``u`` (S, n_i, 1) a column, ``v`` (S, 1, n_{i-1}) a row (batch size 1), so that every product is one
         ``bmm`` with no reshaping; each member clips with its own ``eps`` and ``beta``. Returns
-        ``(denominator, clipped, beta)``, each ``(S,)``.
+        ``(denominator, clipped, beta)``, each ``(S, 1, 1)``.
         """
         weight, inverse = self.network.weights[i - 1], self.network.feedback[i - 1]
         epsilon = self._epsilon
@@ -448,8 +449,9 @@ class EnsembleTrainer:
         clipped = denominator.abs() < epsilon
         # clipped means eps - d > 1, so the reciprocal is safe where it is selected
         beta = torch.where(clipped, torch.reciprocal(epsilon - d), 1.0)
-        step = beta if chosen is None else torch.where(chosen.view(-1, 1, 1), beta, 0.0)  # 0: an exact no-op
-        record = denominator.view(-1), clipped.view(-1), beta.view(-1)
+        chosen3 = None if chosen is None else chosen.view(-1, 1, 1)
+        step = beta if chosen is None else torch.where(chosen3, beta, 0.0)  # 0: an exact no-op
+        record = denominator, clipped, beta  # (S, 1, 1): flattened once per epoch by the runner's loop
         if self.rules[0].inverse_update == "recompute":
             weight.baddbmm_(u * step, v)
             self._recompute_inverse(i, chosen, flag, checks=False)
@@ -461,7 +463,7 @@ class EnsembleTrainer:
         bound = torch.addcmul(self._one, norms, torch.linalg.vector_norm(u, dim=(-2, -1), keepdim=True)) * \
             (2.0 * inverse.shape[-1] * torch.finfo(d.dtype).eps)
         singular = used.abs() <= bound
-        skip = singular if chosen is None else singular | ~chosen.view(-1, 1, 1)
+        skip = singular if chosen is None else singular | ~chosen3
         flag(singular.view(-1) if chosen is None else singular.view(-1) & chosen, 1)
         alpha = torch.where(skip, 0.0, torch.reciprocal(used))
         # W^-1 <- W^-1 - (W^-1 u)(v^T W^-1) / used: the sign in baddbmm_'s alpha (exact)

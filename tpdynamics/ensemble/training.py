@@ -155,8 +155,8 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
             for s in range(S):
                 for b, code in zip(steps_with, masks[s]):
                     faults_host[s][b] = code
-        sm_host = {i: (torch.stack(chosen).T.tolist(), torch.stack(denominators).abs().T.tolist(),
-                       torch.stack(clipped).T.tolist()) for i, (chosen, denominators, clipped) in sm_layers.items()}
+        sm_host = {i: (_table(chosen, S), _table(denominators, S, absolute=True), _table(clipped, S))
+                   for i, (chosen, denominators, clipped) in sm_layers.items()}
         still = []
         evaluated = None
         diagnostic_means = _diagnostic_means(diagnosed, S)
@@ -219,6 +219,12 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
         if history.status == TrainingStatus.COMPLETED:
             history.message = f"{epochs} epochs, {history.steps} steps"
     return histories
+
+
+def _table(values: list, S: int, *, absolute: bool = False) -> list:
+    """The epoch's per-step ``(S,)`` or ``(S, 1, 1)`` tensors as ``S`` host lists over the steps (``|.|``: one op)."""
+    table = torch.stack(values).reshape(len(values), S)
+    return (table.abs() if absolute else table).T.tolist()
 
 
 def _diagnostic_means(diagnosed: list, S: int) -> dict:
