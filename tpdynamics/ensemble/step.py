@@ -178,6 +178,7 @@ class EnsembleTrainer:
         self._eye = torch.eye(self.depth + 1, dtype=torch.bool, device=network.device)
         self._one_hot = self._eye[torch.tensor(self.trainable, device=network.device)]  # row k: trainable[k]'s mask
         self.running = None
+        self._buffers = {}  # kept per-member draw buffers (_buffer)
         self._eyes = {}  # layer -> identity (the stand-in of a non-finite weight in the inverse's checks)
         self._noise = None  # white noise of A.8 drawn ahead (predraw_noise)
         #: Whether steps report the losses of Alg. A.8/A.9 (``EnsembleStep.backward_loss``; the runner does not
@@ -252,8 +253,12 @@ class EnsembleTrainer:
         if not self.randomized:
             return self.trainable, None
         n = len(self.trainable)
-        picks = _on(torch.cat([torch.randint(n, (1,), generator=r.generator) for r in self.rules]), self.network.device)
-        mask = self._one_hot[picks]  # row k of the one-hot masks of the trainable layers (one op, not an index_put)
+        # torch.randint(n, (1,), generator=g) is empty(1).random_(0, n, generator=g): the same draw, written
+        # straight into member s's slot of one buffer (no allocation, no concatenation)
+        picks, slots = self._buffer("picks", (), torch.long)
+        for slot, r in zip(slots, self.rules):
+            slot.random_(0, n, generator=r.generator)
+        mask = self._one_hot[_on(picks, self.network.device)]  # row k of the one-hot masks of the trainable layers (one op, not an index_put)
         return self.trainable, mask
 
     def _add(self, i: int, left: torch.Tensor, right: torch.Tensor, chosen: torch.Tensor | None) -> None:
@@ -553,11 +558,30 @@ class EnsembleTrainer:
 
     def _draw_layer_noise(self, batch: int, n: int) -> torch.Tensor:
         """``sigma h`` of one layer for every member, ``(S, B, n)``: one draw per member, stacked."""
-        net = self.network
-        draws = [torch.randn(batch, n, generator=r.generator, dtype=net.dtype) if on
-                 else torch.zeros(batch, n, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
-        h = _on(torch.stack(draws), net.device)
+        h = self._normal(("noise", batch, n), (batch, n))
         return h if self._unit_noise else self.noise_std * h  # sigma = 1: the product is exact
+
+    def _normal(self, key, shape) -> torch.Tensor:
+        """Each member's ``torch.randn(*shape, generator=...)`` (``empty(shape).normal_()``: the same numbers) written
+        into its slot of one ``(S, *shape)`` buffer, zeros for members with ``eta^b = 0``; on the device."""
+        buffer, slots = self._buffer(key, shape, self.network.dtype)
+        for slot, r, on in zip(slots, self.rules, self.backward_on):
+            if on:
+                slot.normal_(generator=r.generator)
+            else:
+                slot.zero_()
+        return _on(buffer, self.network.device)
+
+    def _buffer(self, key, shape, dtype) -> tuple:
+        """A kept CPU buffer ``(S, *shape)`` and its member slots (contiguous views; the generators are CPU ones).
+
+        Its values are read within the step that writes them only, so one buffer serves every step.
+        """
+        if key not in self._buffers:
+            buffer = torch.zeros((self.size, *shape) if shape else (self.size,), dtype=dtype)
+            slots = [buffer[s] if shape else buffer[s:s + 1] for s in range(self.size)]
+            self._buffers[key] = buffer, slots
+        return self._buffers[key]
 
     def _draw_noise(self, batch: int) -> dict | None:
         """This step's white noise of Alg. A.8 for every learned ``Q_i``, one draw per member (not one per layer).
@@ -571,9 +595,7 @@ class EnsembleTrainer:
         if len(learned) < 2 or any(batch * net.layer_sizes[i] % 16 for i in learned):
             return None  # one layer: nothing to merge
         total = sum(batch * net.layer_sizes[i] for i in learned)
-        draws = [torch.randn(total, generator=r.generator, dtype=net.dtype) if on
-                 else torch.zeros(total, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
-        flat = torch.stack(draws).to(net.device)
+        flat = self._normal(("noise", total), (total,))
         out, start = {}, 0
         for i in learned:
             n = net.layer_sizes[i]
