@@ -15,7 +15,8 @@ goes exactly where ``rules[s].step`` would have taken it alone (tested to 1e-12 
   inverse is recomputed, an activity outside the inverse nonlinearity's domain) is a per-member *fault
   code* instead of an exception; the caller stops that member only (:mod:`tpdynamics.ensemble.training`);
 * the white noise of A.8 is drawn per member from its generator (torch generators cannot be batched,
-  and a batched draw would give other numbers), ``S (L - 1)`` small draws per step.
+  and a batched draw would give other numbers): S draws per epoch, or per step for the randomized
+  rules, whose layer choice draws from the same generator in between (:mod:`tpdynamics.ensemble.draws`).
 
 Diagnostics (``diagnostics=True``) are the rule's (``_diagnose``), measured before the update and
 batched over the members (:mod:`tpdynamics.ensemble.diagnostics`); ``TrainingConfig.diagnostics_every``
@@ -38,6 +39,7 @@ from ..errors import TPDynamicsWarning
 from ..layers import ExactInverseFeedback, LearnedInverseFeedback, OriginalFeedback
 from ..training.loss import LossConvention
 from ..training.rules import (Backpropagation, LearningRule, ModifiedTargetPropagation, TargetPropagationRule)
+from .draws import MemberDraws, _on
 from .network import EnsembleNetwork, activate
 
 #: Per-member fault codes of one step (0: none) and the error class serial training would have raised.
@@ -51,11 +53,6 @@ _FAMILIES = {"bp": (Backpropagation, ("_step", "_choose_layers", "predict")),
                                             "_rank_one", "_train_backward", "predict")),
              "mtp": (ModifiedTargetPropagation, ("_step", "_choose_layers", "_forward_factor", "_update_forward",
                                                  "_rank_one", "_train_backward", "predict", "_normalised_forward"))}
-
-
-def _on(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``tensor`` on ``device`` (no op where it is there already: a CPU ensemble)."""
-    return tensor if tensor.device == device else tensor.to(device)
 
 
 def _times(slope: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
@@ -131,7 +128,7 @@ def batch_losses(residual: torch.Tensor) -> torch.Tensor:
     return (residual ** 2).sum(-1).mean(-1)
 
 
-class EnsembleTrainer:
+class EnsembleTrainer(MemberDraws):
     """Advance S members, each with its own rule object, by batched steps (module docstring).
 
     Parameters
@@ -555,79 +552,6 @@ class EnsembleTrainer:
         if self._noise is not None:
             self._noise_cursor += 1
         return losses
-
-    def _draw_layer_noise(self, batch: int, n: int) -> torch.Tensor:
-        """``sigma h`` of one layer for every member, ``(S, B, n)``: one draw per member, stacked."""
-        h = self._normal(("noise", batch, n), (batch, n))
-        return h if self._unit_noise else self.noise_std * h  # sigma = 1: the product is exact
-
-    def _normal(self, key, shape) -> torch.Tensor:
-        """Each member's ``torch.randn(*shape, generator=...)`` (``empty(shape).normal_()``: the same numbers) written
-        into its slot of one ``(S, *shape)`` buffer, zeros for members with ``eta^b = 0``; on the device."""
-        buffer, slots = self._buffer(key, shape, self.network.dtype)
-        for slot, r, on in zip(slots, self.rules, self.backward_on):
-            if on:
-                slot.normal_(generator=r.generator)
-            else:
-                slot.zero_()
-        return _on(buffer, self.network.device)
-
-    def _buffer(self, key, shape, dtype) -> tuple:
-        """A kept CPU buffer ``(S, *shape)`` and its member slots (contiguous views; the generators are CPU ones).
-
-        Its values are read within the step that writes them only, so one buffer serves every step.
-        """
-        if key not in self._buffers:
-            buffer = torch.zeros((self.size, *shape) if shape else (self.size,), dtype=dtype)
-            slots = [buffer[s] if shape else buffer[s:s + 1] for s in range(self.size)]
-            self._buffers[key] = buffer, slots
-        return self._buffers[key]
-
-    def _draw_noise(self, batch: int) -> dict | None:
-        """This step's white noise of Alg. A.8 for every learned ``Q_i``, one draw per member (not one per layer).
-
-        Where every layer's draw has a multiple of 16 values, one draw of their total is the concatenation
-        of the per-layer draws (the property :meth:`predraw_noise` relies on; the oracle tests check it).
-        Returns ``{i: (S, B, n_i)}`` (already times sigma), or ``None``: draw per layer.
-        """
-        net = self.network
-        learned = [i for i in range(1, self.depth) if net.kinds[i] is LearnedInverseFeedback]
-        if len(learned) < 2 or any(batch * net.layer_sizes[i] % 16 for i in learned):
-            return None  # one layer: nothing to merge
-        total = sum(batch * net.layer_sizes[i] for i in learned)
-        flat = self._normal(("noise", total), (total,))
-        out, start = {}, 0
-        for i in learned:
-            n = net.layer_sizes[i]
-            out[i] = self.noise_std * flat[:, start:start + batch * n].view(-1, batch, n)
-            start += batch * n
-        return out
-
-    def predraw_noise(self, steps: int, batch: int) -> bool:
-        """Draw the white noise of Alg. A.8 for the next ``steps`` steps at once (one call per member).
-
-        Only where it gives the very numbers of the per-step draws: the rule's generator serves A.8 alone
-        (not a randomized rule, whose layer choice draws from it in between), and every per-step draw has a
-        multiple of 16 values, for which torch's CPU normal sampler fills blocks of 16 from the stream in
-        order, so one long draw is the concatenation of the short ones (the oracle tests check it).
-        Returns whether it did; otherwise the steps draw per member as before.
-        """
-        net, rule = self.network, self.rules[0]
-        self._noise = None
-        learned = [i for i in range(1, self.depth) if net.kinds[i] is LearnedInverseFeedback]
-        if (self.family != "tp" or rule.backward != "A.8" or self.randomized or not learned
-                or any(batch * net.layer_sizes[i] % 16 for i in learned) or not any(self.backward_on)):
-            return False
-        self._noise_offsets, total = {}, 0
-        for i in learned:
-            self._noise_offsets[i] = total
-            total += batch * net.layer_sizes[i]
-        draws = [torch.randn(steps * total, generator=r.generator, dtype=net.dtype) if on
-                 else torch.zeros(steps * total, dtype=net.dtype) for r, on in zip(self.rules, self.backward_on)]
-        # sigma h as the step would form it (an element-wise product, so the same numbers)
-        self._noise = self.noise_std.view(-1, 1, 1) * torch.stack(draws).view(self.size, steps, total).to(net.device)
-        self._noise_cursor = 0
-        return True
 
     # -- the model's output ---------------------------------------------------------------------------
     def predict(self, h0: torch.Tensor) -> torch.Tensor:
