@@ -56,11 +56,16 @@ class StudentTeacherExactInverses(StudentTeacherTraining):
             tasks += [{"seed": s, "dtype": "float32"} for s in range(seeds)]
         return tasks
 
-    def run_task(self, settings, task):
-        if task.get("dtype", "float64") == "float64":
-            return {**super().run_task(settings, task), "dtype": "float64"}
-        settings = {**settings, "methods": settings["float32_methods"], "max_redraws": 0}  # a side measurement
-        return {**super().run_task(settings, task, dtype=torch.float32), "dtype": "float32"}
+    def run_task(self, settings, task, dtype=None):
+        return self.run_batch(settings, [task])[0]
+
+    def run_batch(self, settings, tasks, dtype=None):
+        """The slots ``tasks`` of one precision (their ``dtype``; equal batch keys) together."""
+        precision = tasks[0].get("dtype", "float64")
+        if precision != "float64":
+            settings = {**settings, "methods": settings["float32_methods"], "max_redraws": 0}  # a side measurement
+        results = super().run_batch(settings, tasks, dtype=getattr(torch, precision))
+        return [{**result, "dtype": precision} for result in results]
 
     def summarize(self, settings, results):
         main = [r for r in results if r.get("dtype", "float64") == "float64"]
