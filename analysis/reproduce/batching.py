@@ -8,12 +8,13 @@ groups those of one experiment with equal :meth:`~analysis.reproduce.base.Experi
 group (or each chunk of it) as one task of the executor it wraps (in this process or a worker), and hands each
 slot's result back as that slot's record, stored under the slot's key.
 
-Chunking. A group is one chunk unless fewer chunks than workers would run: then the largest chunks are halved
+Chunking and order. A group is one chunk unless fewer chunks than workers would run: then the largest chunks are halved
 until there are ``jobs`` chunks (or none can be split). At these network sizes an ensemble step of S members
 costs about one serial step (README, *Ensembles*), so fewer, larger chunks are cheaper in CPU; halving only
 to keep every worker busy trades a little CPU for wall time. The seconds of a chunk are shared equally among
 its slots' records. A chunk is stored when it finishes: an interrupt loses the slots of the chunks in flight
-(they run again on the rerun), never a stored slot.
+(they run again on the rerun), never a stored slot. The units are handed to the executor largest batch first
+(stable otherwise): the batches are the long units.
 """
 from __future__ import annotations
 
@@ -112,7 +113,9 @@ class BatchingExecutor(Executor):
                     groups[key] = []
                     order.append(groups[key])
                 groups[key].append(index)
-        chunks = plan_chunks(order, self.jobs)
+        # the batches first, the largest first: they are the long units (the student-teacher training), so the
+        # short tasks fill the workers at the end instead of waiting for one long unit to finish last
+        chunks = sorted(plan_chunks(order, self.jobs), key=len, reverse=True)
         self.chunks = [len(c) for c in chunks]
         units = []
         for chunk in chunks:
