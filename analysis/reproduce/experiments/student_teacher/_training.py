@@ -1,5 +1,7 @@
 """The shared machinery of the student-teacher experiments: one task per slot trains every method on a draw,
-redrawing the draw (as the thesis's toolbox did) until every method survived."""
+redrawing the draw (as the thesis's toolbox did) until every method survived. The slots of an experiment run
+together (:meth:`StudentTeacherTraining.run_batch`: their draws as ensembles, :mod:`tpdynamics.ensemble`) and are
+stored one result per slot (:mod:`analysis.reproduce.batching`)."""
 from __future__ import annotations
 
 import json
