@@ -14,7 +14,7 @@ def add_parser(subparsers) -> None:
                     "the same command again resumes. REPORT.md covers every experiment in OUT.")
     p.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (default: all; see --list)")
     p.add_argument("--quick", action="store_true",
-                   help="reduced sizes (96 s measured with --jobs 2 on 2 loaded cores; see the README)")
+                   help="reduced sizes (71 s measured with --jobs 2 on 2 shared cores at load 2-4, 39 s of CPU; see the README)")
     p.add_argument("--out", default="tpdynamics-reproduce", help="output folder (default ./tpdynamics-reproduce)")
     p.add_argument("--seeds", type=integer("--seeds", 1, 7), default=None,
                    help="seeds per experiment (default: the thesis's counts)")
