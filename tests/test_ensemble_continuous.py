@@ -5,6 +5,7 @@ two-phase and single-phase networks (learned feedback, per-member rates) to the 
 the RK4 weight flow with exact inverses to round-off — and a member whose equilibrium does not settle
 (the serial learner raises) stops alone.
 """
+import numpy as np
 import pytest
 import torch
 
@@ -15,7 +16,7 @@ from tpdynamics.ensemble.continuous import (EnsembleContinuousLearner, EnsembleC
                                             ensemble_continuous_support, integrate_weights_ensemble)
 from tpdynamics.ensemble.dynamics import EnsembleMixtureDynamics, unfold
 from tpdynamics.errors import EquilibriumNotReachedError
-from tpdynamics.training import ContinuousLearner
+from tpdynamics.training import ClassificationConfig, ContinuousLearner, run_classification
 
 S, B, STEPS, TOL = 3, 4, 4, 1e-10
 SIZES = (4, 5, 5, 3)
@@ -152,3 +153,32 @@ def test_support_and_bad_input():
         EnsembleContinuousLearner([ContinuousLearner("two-phase", mu=0.1 + 0.1 * s) for s in range(S)], ensemble)
     with pytest.raises(ValueError, match="warm_start='forward' is not valid"):
         EnsembleContinuousLearner([ContinuousLearner("two-phase") for _ in range(S)], ensemble, warm_start="forward")
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    """3 Gaussian blobs in 5 dimensions (as tests/test_classification.py): 150 + 30 samples."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 5, (3, 5))
+
+    def draw(n):
+        y = np.arange(n) % 3
+        return centres[y] + rng.normal(0, 1, (n, 5)), y
+
+    (x_train, y_train), (x_test, y_test) = draw(150), draw(30)
+    path = tmp_path_factory.mktemp("blobs") / "blobs.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return str(path)
+
+
+def test_classification_seeds_as_one_ensemble_equal_serial_runs(blobs):
+    config = ClassificationConfig(methods=("two-phase",), task=blobs, hidden=(6, 6), seeds=3, epochs=3,
+                                  batch_size=30, eta=0.1, eta_hat=0.3, patience=1)
+    together, alone = run_classification(config), run_classification(config, ensemble=False)
+    for a, b in zip(together["two-phase"].runs, alone["two-phase"].runs):
+        assert (a["status"], a["steps"], a["equilibria"], a["best_epoch"], a["message"]) == \
+            (b["status"], b["steps"], b["equilibria"], b["best_epoch"], b["message"])
+        assert a["test_accuracy"] == b["test_accuracy"] and a["val_accuracy"] == b["val_accuracy"]
+        assert np.allclose(a["test_loss"], b["test_loss"], rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match="device='cpu' applies to the ensemble path only"):
+        run_classification(config, ensemble=False, device="cpu")

@@ -41,18 +41,19 @@ class SampleBatch:
     """
 
     def __init__(self, dynamics, initial: torch.Tensor, stage: str):
-        B = initial.shape[0]
+        B, device = initial.shape[0], initial.device
         self.root = dynamics
         self.dynamics = dynamics
         self.stage = stage
         self.sizes = tuple(dynamics.state_sizes)  # (read once: the property walks the network)
-        self.index = torch.arange(B)
-        self.live = torch.ones(B, dtype=torch.bool)
+        self.index = torch.arange(B, device=device)
+        self.live = torch.ones(B, dtype=torch.bool, device=device)
         self.state = initial.detach().clone()
         self.drive = torch.full_like(self.state, math.nan)
-        self.known = torch.zeros(B, dtype=torch.bool)  # whether self.drive holds the drive at self.state
-        self.codes = torch.full((B,), _CODE[EquilibriumStatus.MAX_ITERATIONS], dtype=torch.int64)  # status codes
-        self.iterations = torch.zeros(B, dtype=torch.int64)
+        self.known = torch.zeros(B, dtype=torch.bool, device=device)  # whether self.drive holds the drive at self.state
+        self.codes = torch.full((B,), _CODE[EquilibriumStatus.MAX_ITERATIONS], dtype=torch.int64,
+                                device=device)  # status codes
+        self.iterations = torch.zeros(B, dtype=torch.int64, device=device)
         self.reasons: dict = {}
         self.n_live = B  # live rows (kept as a Python int: the stages test it every iteration)
         self.n_converged = 0  # samples retired as converged
@@ -96,7 +97,7 @@ class SampleBatch:
         status = EquilibriumStatus(status)
         self.codes[samples] = _CODE[status]
         its = iterations[where] if isinstance(iterations, torch.Tensor) and iterations.ndim else iterations
-        self.iterations[samples] = torch.as_tensor(its, dtype=torch.int64)
+        self.iterations[samples] = torch.as_tensor(its, dtype=torch.int64, device=self.iterations.device)
         self.live[where] = False
         self.n_live -= where.numel()
         if status == EquilibriumStatus.CONVERGED:
@@ -114,7 +115,7 @@ class SampleBatch:
             self._spent += self.dynamics.nfev
         self.dynamics = self.dynamics.select(keep)
         self.index = self.index[keep]
-        self.live = torch.ones(n_live, dtype=torch.bool)
+        self.live = torch.ones(n_live, dtype=torch.bool, device=self.live.device)
         return tuple(t[keep] for t in tensors)
 
     @property

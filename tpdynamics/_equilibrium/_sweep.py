@@ -218,13 +218,13 @@ class _SweepSolver(EquilibriumSolver):
 
     def _init_rows(self, rows, omega0, best):
         """The per-row omega, its cap and the safeguards' counters, at the first safeguard."""
-        R, dtype = best.shape[0], best.dtype
-        rows["omega"] = torch.full((R, 1), omega0, dtype=dtype)
-        rows["cap"] = torch.full((R, 1), self.max_omega if self.adaptive else 1.0, dtype=dtype)
-        rows["since"] = torch.zeros(R, dtype=torch.int64)
-        rows["strikes"] = torch.zeros(R, dtype=torch.int64)
-        rows.setdefault("checked", torch.full((R,), math.inf, dtype=dtype))
-        rows.setdefault("mark", torch.full((R,), math.inf, dtype=dtype))
+        R, dtype, device = best.shape[0], best.dtype, best.device
+        rows["omega"] = torch.full((R, 1), omega0, dtype=dtype, device=device)
+        rows["cap"] = torch.full((R, 1), self.max_omega if self.adaptive else 1.0, dtype=dtype, device=device)
+        rows["since"] = torch.zeros(R, dtype=torch.int64, device=device)
+        rows["strikes"] = torch.zeros(R, dtype=torch.int64, device=device)
+        rows.setdefault("checked", torch.full((R,), math.inf, dtype=dtype, device=device))
+        rows.setdefault("mark", torch.full((R,), math.inf, dtype=dtype, device=device))
 
     def _safeguard(self, batch, rows, residual, best, best_x, k, window, tuned=False):
         """Every ``window`` sweeps: give up stalled rows, restart grown or non-finite ones, adapt ``omega``.

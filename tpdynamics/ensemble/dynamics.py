@@ -59,7 +59,8 @@ class EnsembleMixtureDynamics(MixtureDynamics):
 
     Notes
     -----
-    :attr:`network` is member 0 (its graph and layer objects give the layout, the edge kinds and the
+    The dynamics compute on the ensemble's device (its ``device=``): ``h0``, ``label`` and ``target`` are
+    moved there. :attr:`network` is member 0 (its graph and layer objects give the layout, the edge kinds and the
     feedback forms, which every member shares); the values come from the stacked tensors.
     :attr:`row_member` gives the member of each row.
     """
@@ -76,13 +77,19 @@ class EnsembleMixtureDynamics(MixtureDynamics):
                 shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
                 raise ValueError(f"{name} must have shape (S={S}, B, n) (one batch per member), got {shape}; stack "
                                  "the members' batches with ensemble.stack([...]).")
+        h0, label, target = (None if t is None else t.to(ensemble.device) for t in (h0, label, target))
         super().__init__(ensemble.member(0), fold(h0), mu=mu, tau=tau, label=None if label is None else fold(label),
                          eta_hat=eta_hat, target=None if target is None else fold(target))
         self.ensemble = ensemble
+        self._sizes = tuple(ensemble.layer_sizes[1:])  # (read once: the base class walks the network each time)
         B = h0.shape[1]
         self.row_member = torch.arange(S, device=h0.device).repeat_interleave(B)
         self._groups = None  # members present (None: all of them, in order)
         self._per_group = B  # rows per member present; None: uneven (products per row)
+
+    @property
+    def state_sizes(self):
+        return self._sizes
 
     @property
     def members(self) -> int:
