@@ -105,7 +105,7 @@ class NetworkDynamics(nn.Module, abc.ABC):
 
     def split(self, state: torch.Tensor) -> list[torch.Tensor]:
         """``state`` (B, N) -> list of blocks ``(B, n_k)`` (views)."""
-        return list(torch.split(state, self.state_sizes, dim=-1))
+        return list(state.split_with_sizes(self.state_sizes, dim=-1))  # (not torch.split: its Python checks)
 
     def join(self, blocks) -> torch.Tensor:
         """Inverse of :meth:`split`."""

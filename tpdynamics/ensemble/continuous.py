@@ -59,7 +59,9 @@ class EnsemblePhaseStates:
     Attributes
     ----------
     results : dict of str -> EquilibriumResult
-        Over the folded batch (row ``s B + b``) of the members solved.
+        One solve per phase. ``state``, ``converged`` and ``sample_status`` cover the whole folded batch
+        (row ``s B + b``; rows of members not solved: zeros, ``False``, ``"not solved"``); the other fields
+        cover the rows solved.
     dynamics : dict of str -> EnsembleMixtureDynamics
     converged : Tensor of bool, shape (S,)
         Whether every sample of a member converged in every phase (``False`` for a member not solved).
