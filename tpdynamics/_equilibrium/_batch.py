@@ -107,7 +107,7 @@ class SampleBatch:
 
     #: A batch whose state has at most this many entries (rows x state size) is not compacted (unless forced).
     #: The sweep stages set it to 2048: for so small a state a retired row costs less to carry along than the
-    #: copy of every buffer and a new ``dynamics.select`` (measured: 11 % of a continuous ensemble epoch of
+    #: copy of every buffer and a new ``dynamics.select`` (measured: 6-11 % of a continuous ensemble epoch of
     #: 10 members of 6-6-6, whose rows retire one sweep apart), and their every decision is per row. 0
     #: elsewhere (Newton's Jacobian solve is one call for all rows, and a carried non-finite row would spoil it).
     min_compact_entries = 0
@@ -119,7 +119,8 @@ class SampleBatch:
         row is never retired twice), so the result is the same.
         """
         n, n_live = self.live.numel(), self.n_live
-        if n_live == n or n_live == 0 or (not force and (n_live > 0.75 * n or n * self.state.shape[-1] <= self.min_compact_entries)):
+        small = n * self.state.shape[-1] <= self.min_compact_entries
+        if n_live == n or n_live == 0 or (not force and (n_live > 0.75 * n or small)):
             return tensors
         keep = torch.nonzero(self.live).flatten()
         if self.dynamics is not self.root:

@@ -195,5 +195,6 @@ def integrate(dynamics, times, *, initial_state=None, method: str = "dopri5", rt
     if times.ndim != 1 or times.numel() < 2 or not bool((times[1:] > times[:-1]).all()):
         raise ValueError("times must be a 1-D increasing sequence of at least two time points.")
     state = dynamics.initial_state("forward") if initial_state is None else dynamics.check_state(initial_state)
-    states = torchdiffeq.odeint(dynamics, state, times, method=method, rtol=rtol, atol=atol, options=options)
+    states = torchdiffeq.odeint(dynamics, state, times.to(state.device), method=method, rtol=rtol, atol=atol,
+                                options=options)
     return Trajectory(times=times, states=states, state_sizes=tuple(dynamics.state_sizes))

@@ -355,8 +355,8 @@ def integrate_weights_ensemble(model: ContinuousModel, ensemble: EnsembleNetwork
                          f"{times.tolist()[:4]}; pass e.g. torch.linspace(0, T, K).")
     flow = EnsembleWeightFlow(model, ensemble, h0, label, warm_start=warm_start)
     with torch.no_grad():
-        path = torchdiffeq.odeint(flow, flow.params.snapshot(), times, method=method, rtol=rtol, atol=atol,
-                                  options=options)
+        path = torchdiffeq.odeint(flow, flow.params.snapshot(), times.to(ensemble.device), method=method, rtol=rtol,
+                                  atol=atol, options=options)
     weights = [tuple(p[k] for p in path) for k in range(len(times))]
     flow.params.load(weights[-1])
     ensemble.sync_members()
