@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from tpdynamics import LayeredNetwork, MixtureDynamics, equilibrium
+from tpdynamics import LayeredNetwork, MixtureDynamics, MultiplexedDynamics, equilibrium
 from tpdynamics.continuous import MultiplexedModel, TwoPhaseModel, get_model, integrate_weights
 from tpdynamics.ensemble import EnsembleNetwork
 from tpdynamics.ensemble.continuous import (EnsembleContinuousLearner, EnsembleContinuousModel,
                                             ensemble_continuous_support, integrate_weights_ensemble)
-from tpdynamics.ensemble.dynamics import EnsembleMixtureDynamics, unfold
+from tpdynamics.ensemble.dynamics import EnsembleMixtureDynamics, EnsembleMultiplexedDynamics, unfold
 from tpdynamics.errors import EquilibriumNotReachedError
 from tpdynamics.training import ClassificationConfig, ContinuousLearner, run_classification
 
@@ -43,20 +43,28 @@ def _weights(net):
         [layer.feedback.weight.detach().clone() for layer in net.layers[1:]]
 
 
-def test_folded_equilibria_equal_serial_solves():
+@pytest.mark.parametrize("model", ["mixture", "multiplexed"])
+def test_folded_equilibria_equal_serial_solves(model):
     serial, members = _networks(), _networks()
     x, y = _data(1, B, SIZES[0], SIZES[-1])
-    dynamics = EnsembleMixtureDynamics(EnsembleNetwork(members), x[:, 0], mu=0.1, label=y[:, 0], eta_hat=0.1)
+    if model == "mixture":
+        dynamics = EnsembleMixtureDynamics(EnsembleNetwork(members), x[:, 0], mu=0.1, label=y[:, 0], eta_hat=0.1)
+
+        def single(s):
+            return MixtureDynamics(serial[s], x[s, 0], mu=0.1, label=y[s, 0], eta_hat=0.1)
+    else:
+        dynamics = EnsembleMultiplexedDynamics(EnsembleNetwork(members), x[:, 0], label=y[:, 0], eta_hat=0.1)
+
+        def single(s):
+            return MultiplexedDynamics(serial[s], x[s, 0], label=y[s, 0], eta_hat=0.1)
     together = equilibrium(dynamics, tol=TOL)
-    alone = [equilibrium(MixtureDynamics(serial[s], x[s, 0], mu=0.1, label=y[s, 0], eta_hat=0.1), tol=TOL)
-             for s in range(S)]
+    alone = [equilibrium(single(s), tol=TOL) for s in range(S)]
     assert together.success
     assert torch.allclose(unfold(together.state, S), torch.stack([r.state for r in alone]), atol=1e-13, rtol=0)
     # the Jacobian per row is each member's (Newton and the stability check read it)
     dense = dynamics.jacobian_blocks(together.state).to_dense()
     for s in range(S):
-        ref = MixtureDynamics(serial[s], x[s, 0], mu=0.1, label=y[s, 0], eta_hat=0.1).jacobian_blocks(
-            alone[s].state).to_dense()
+        ref = single(s).jacobian_blocks(alone[s].state).to_dense()
         assert torch.allclose(dense[s * B:(s + 1) * B], ref, atol=1e-12, rtol=0)
     # a row subset with uneven members (rows of members 0 and 2 only, 1 and 3 of them) multiplies per row
     rows = torch.tensor([1, 8, 9, 11])
@@ -65,7 +73,7 @@ def test_folded_equilibria_equal_serial_solves():
     assert torch.allclose(sub.drive(together.state[rows]), dynamics.drive(together.state)[rows], atol=1e-15, rtol=0)
 
 
-@pytest.mark.parametrize("method", ["two-phase", "single-phase"])
+@pytest.mark.parametrize("method", ["two-phase", "single-phase", "multiplexed"])
 @pytest.mark.parametrize("warm_start", ["free", None])
 def test_learner_equals_serial_runs(method, warm_start):
     if method == "single-phase" and warm_start == "free":
@@ -142,11 +150,16 @@ def test_weight_flow_equals_serial_flows(name):
 
 
 def test_support_and_bad_input():
-    assert ensemble_continuous_support(TwoPhaseModel) is None
-    assert "not ensembled" in ensemble_continuous_support(MultiplexedModel)
+    assert ensemble_continuous_support(TwoPhaseModel) is None and ensemble_continuous_support(MultiplexedModel) is None
+
+    class Custom(TwoPhaseModel):
+        def learning_signal(self, *args, **kwargs):
+            return super().learning_signal(*args, **kwargs)
+
+    assert "overrides learning_signal" in ensemble_continuous_support(Custom)
     ensemble = EnsembleNetwork(_networks())
-    with pytest.raises(ValueError, match="multiplexed"):
-        EnsembleContinuousModel(get_model("multiplexed"), ensemble)
+    with pytest.raises(ValueError, match="cannot run as an ensemble"):
+        EnsembleContinuousModel(Custom(), ensemble)
     with pytest.raises(ValueError, match=r"h0 must have shape \(S=3, B, n\)"):
         EnsembleMixtureDynamics(ensemble, torch.zeros(2, 1, 4, dtype=torch.float64), mu=0.1)
     with pytest.raises(ValueError, match="differs from learners\\[0\\] in mu"):
@@ -172,10 +185,10 @@ def blobs(tmp_path_factory):
 
 
 def test_classification_seeds_as_one_ensemble_equal_serial_runs(blobs):
-    config = ClassificationConfig(methods=("two-phase",), task=blobs, hidden=(6, 6), seeds=3, epochs=3,
+    config = ClassificationConfig(methods=("two-phase", "multiplexed"), task=blobs, hidden=(6, 6), seeds=3, epochs=3,
                                   batch_size=30, eta=0.1, eta_hat=0.3, patience=1)
     together, alone = run_classification(config), run_classification(config, ensemble=False)
-    for a, b in zip(together["two-phase"].runs, alone["two-phase"].runs):
+    for a, b in (pair for m in config.methods for pair in zip(together[m].runs, alone[m].runs)):
         assert (a["status"], a["steps"], a["equilibria"], a["best_epoch"], a["message"]) == \
             (b["status"], b["steps"], b["equilibria"], b["best_epoch"], b["message"])
         assert a["test_accuracy"] == b["test_accuracy"] and a["val_accuracy"] == b["val_accuracy"]

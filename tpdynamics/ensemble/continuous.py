@@ -14,8 +14,9 @@ The members of an :class:`~tpdynamics.ensemble.EnsembleNetwork` share one contin
   mini-batch for every member, each member with its own rates; a member whose phase does not settle (or
   whose loss passes the limit) stops alone, as the serial run would.
 
-Supported: the mixture models (``single_phase``, ``two_phase``); the multiplexed model is not ensembled
-(:func:`ensemble_continuous_support` says so, and its runs go the serial way).
+Supported: every registered model (``single_phase``, ``two_phase``: :class:`EnsembleMixtureDynamics`;
+``multiplexed``: :class:`EnsembleMultiplexedDynamics`); a subclass that overrides a hook the batched
+computation does not call is refused by :func:`ensemble_continuous_support` (its runs go the serial way).
 """
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ import torch
 import torchdiffeq
 
 from .._equilibrium import equilibrium
-from ..continuous.models import ContinuousModel, SinglePhaseModel, TwoPhaseModel
+from ..continuous.models import ContinuousModel, MultiplexedModel, SinglePhaseModel, TwoPhaseModel
 from ..errors import EquilibriumNotReachedError
 from ..layers import ExactInverseFeedback, FixedRandomFeedback, OriginalFeedback
-from .dynamics import EnsembleMixtureDynamics, unfold
+from .dynamics import EnsembleMixtureDynamics, EnsembleMultiplexedDynamics, unfold
 from .network import EnsembleNetwork
 
 __all__ = ["EnsembleContinuousModel", "EnsemblePhaseStates", "EnsembleWeightTrajectory", "EnsembleContinuousLearner",
@@ -38,9 +39,9 @@ __all__ = ["EnsembleContinuousModel", "EnsemblePhaseStates", "EnsembleWeightTraj
 def ensemble_continuous_support(model) -> str | None:
     """``None`` if the ensemble path computes ``model`` (a :class:`ContinuousModel` or its class), else why not."""
     cls = model if isinstance(model, type) else type(model)
-    if cls in (SinglePhaseModel, TwoPhaseModel):
+    if cls in _ENSEMBLED:
         return None
-    base = next((b for b in (SinglePhaseModel, TwoPhaseModel) if issubclass(cls, b)), None)
+    base = next((b for b in _ENSEMBLED if issubclass(cls, b)), None)
     if base is not None:
         hooks = [name for name in ("phase_dynamics", "activity", "nudged_activity", "signal_from", "learning_signal",
                                    "layer_factor", "learning_rates", "feedback_states", "weight_velocities",
@@ -48,8 +49,11 @@ def ensemble_continuous_support(model) -> str | None:
         if not hooks:
             return None
         return f"{cls.__name__} overrides {', '.join(hooks)}, which the ensemble's batched computation does not call"
-    return (f"the {getattr(cls, 'name', cls.__name__)} model is not ensembled (only the mixture models single_phase "
-            "and two_phase are): its runs go one after another")
+    return (f"the {getattr(cls, 'name', cls.__name__)} model is not ensembled (only single_phase, two_phase and "
+            "multiplexed are): its runs go one after another")
+
+
+_ENSEMBLED = (SinglePhaseModel, TwoPhaseModel, MultiplexedModel)
 
 
 @dataclass
@@ -81,7 +85,8 @@ class EnsembleContinuousModel:
     Parameters
     ----------
     model : ContinuousModel
-        ``single_phase`` or ``two_phase`` (:func:`ensemble_continuous_support`), shared by the members.
+        ``single_phase``, ``two_phase`` or ``multiplexed`` (:func:`ensemble_continuous_support`), shared by the
+        members.
     ensemble : EnsembleNetwork
     """
 
@@ -99,6 +104,9 @@ class EnsembleContinuousModel:
     def phase_dynamics(self, h0: torch.Tensor, label: torch.Tensor) -> dict:
         """``{phase: EnsembleMixtureDynamics}`` for the stacked batch ``h0`` (S, B, n_0), ``label`` (S, B, n_L)."""
         m, e = self.model, self.ensemble
+        if isinstance(m, MultiplexedModel):
+            return {"free": EnsembleMultiplexedDynamics(e, h0, tau=m.tau),
+                    "learning": EnsembleMultiplexedDynamics(e, h0, tau=m.tau, label=label, eta_hat=m.eta_hat)}
         taught = EnsembleMixtureDynamics(e, h0, mu=m.mu, tau=m.tau, label=label, eta_hat=m.eta_hat)
         if isinstance(m, TwoPhaseModel):
             return {"free": EnsembleMixtureDynamics(e, h0, mu=m.mu, tau=m.tau), "learning": taught}
@@ -148,9 +156,15 @@ class EnsembleContinuousModel:
         return EnsemblePhaseStates(results, dynamics, ok, failures)
 
     # -- learning signals and velocities ------------------------------------------------------------
-    def _states(self, states: EnsemblePhaseStates, phase: str) -> list[torch.Tensor]:
-        dyn = states.dynamics[phase]
-        return [unfold(b, self.ensemble.size) for b in dyn.split(states.results[phase].state.detach())]
+    def _states(self, states: EnsemblePhaseStates, phase: str, nudged: bool = False) -> list[torch.Tensor]:
+        """The model's activity (or nudged activity) of a phase, ``[h_1..h_L]`` as ``(S, B, n_i)``.
+
+        The serial model's own read-outs (layer states; event rates and burst probabilities for the
+        multiplexed network), which are element-wise and so work on the folded rows.
+        """
+        dyn, state = states.dynamics[phase], states.results[phase].state.detach()
+        values = (self.model.nudged_activity if nudged else self.model.activity)(dyn, state)
+        return [unfold(b, self.ensemble.size) for b in values]
 
     def learning_signal(self, h0, states: EnsemblePhaseStates):
         """``(signal, presynaptic, derivative)`` per layer, shapes ``(S, B, n_i)`` / ``(S, B, n_{i-1})`` (eqs. 6.17, 6.35).
@@ -159,15 +173,15 @@ class EnsembleContinuousModel:
         ``D_i = s_i'(W_i h_{i-1})`` and the presynaptic ``h_{i-1}`` at the learning phase's states.
         """
         e = self.ensemble
-        activity = self._states(states, "learning")
+        activity, nudged = self._states(states, "learning"), self._states(states, "learning", nudged=True)
         below = [h0] + activity[:-1]
         pre = [b @ W.mT for b, W in zip(below, e.weights)]
         d = [s.derivative(a) for s, a in zip(e.nonlinearities, pre)]
         if "free" in states.results:
-            reference = self._states(states, "free")
+            reference = self._states(states, "free", nudged=True)
         else:
             reference = [s(a) for s, a in zip(e.nonlinearities, pre)]
-        return [n - r for n, r in zip(activity, reference)], below, d
+        return [n - r for n, r in zip(nudged, reference)], below, d
 
     def weight_velocities(self, h0, states: EnsemblePhaseStates, rate=None) -> list[torch.Tensor]:
         """``dW_i/dt`` of every member, shapes ``(S, n_i, n_{i-1})``: ``eta_i mean_b[(D_i signal_i) h_{i-1}^T]``.
@@ -185,8 +199,7 @@ class EnsembleContinuousModel:
 
     def feedback_states(self, states: EnsemblePhaseStates) -> list[torch.Tensor]:
         """``[h_1..h_L]`` (S, B, n_i) of the phase the feedback plasticity learns from (eqs. 6.26, 6.37)."""
-        phase = "free" if "free" in states.results else "learning"
-        return self._states(states, phase)
+        return self._states(states, self.model.feedback_phase)
 
     def feedback_velocities(self, states: EnsemblePhaseStates, rate, weight_decay) -> dict:
         """``dQ/dt`` per trainable feedback matrix (owner layer ``o >= 2`` -> ``(S, n_{o-1}, n_o)``), eqs. 6.24-6.26.

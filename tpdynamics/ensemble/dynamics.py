@@ -1,6 +1,7 @@
-"""The mixture dynamics (eq. 6.1) of S ensemble members as one dynamics module: members folded into the batch.
+"""The dynamics of S ensemble members as one dynamics module: the members folded into the batch.
 
-:class:`EnsembleMixtureDynamics` is a :class:`~tpdynamics.MixtureDynamics` whose batch holds the ``B``
+:class:`EnsembleMixtureDynamics` is a :class:`~tpdynamics.MixtureDynamics` (and
+:class:`EnsembleMultiplexedDynamics` a :class:`~tpdynamics.MultiplexedDynamics`) whose batch holds the ``B``
 samples of every member of an :class:`~tpdynamics.ensemble.EnsembleNetwork`, member-major: row
 ``s B + b`` is sample ``b`` of member ``s``, and the state is ``(S B, n_1 + ... + n_L)``. Every
 right-hand-side evaluation is one batched product per edge over the stacked weights
@@ -23,11 +24,12 @@ import torch
 
 from ..blocktridiagonal import BlockTridiagonal
 from ..dynamics.mixture import MixtureDynamics
+from ..dynamics.multiplexed import MultiplexedDynamics
 from ..layers import OriginalFeedback
 from ..network import FEEDBACK, FORWARD
 from .network import EnsembleNetwork
 
-__all__ = ["EnsembleMixtureDynamics", "fold", "unfold"]
+__all__ = ["EnsembleMixtureDynamics", "EnsembleMultiplexedDynamics", "fold", "unfold"]
 
 
 def fold(stacked: torch.Tensor) -> torch.Tensor:
@@ -40,7 +42,70 @@ def unfold(rows: torch.Tensor, members: int) -> torch.Tensor:
     return rows.reshape(members, rows.shape[0] // members, *rows.shape[1:])
 
 
-class EnsembleMixtureDynamics(MixtureDynamics):
+def _check_stacked(ensemble, **tensors):
+    if not isinstance(ensemble, EnsembleNetwork):
+        raise TypeError(f"ensemble must be an EnsembleNetwork, got {type(ensemble).__name__}.")
+    S = ensemble.size
+    for name, value in tensors.items():
+        if value is not None and (not isinstance(value, torch.Tensor) or value.ndim != 3 or value.shape[0] != S):
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{name} must have shape (S={S}, B, n) (one batch per member), got {shape}; stack "
+                             "the members' batches with ensemble.stack([...]).")
+    return [None if t is None else t.to(ensemble.device) for t in tensors.values()]
+
+
+class _MemberRows:
+    """The member-major row layout of the folded batch and the per-row products (module docstring)."""
+
+    def _init_rows(self, ensemble: EnsembleNetwork, batch: int, sizes) -> None:
+        self.ensemble = ensemble
+        self._sizes = tuple(sizes)  # (read once: the base classes walk the network each time)
+        self.row_member = torch.arange(ensemble.size, device=ensemble.device).repeat_interleave(batch)
+        self._groups = None  # members present (None: all of them, in order)
+        self._per_group = batch  # rows per member present; None: uneven (products per row)
+
+    @property
+    def state_sizes(self):
+        return self._sizes
+
+    @property
+    def members(self) -> int:
+        return self.ensemble.size
+
+    def _product(self, h: torch.Tensor, stack: torch.Tensor) -> torch.Tensor:
+        """``h_r M_{member(r)}^T`` for every row ``r``: ``h`` (R, n), ``stack`` (S, m, n) -> (R, m)."""
+        k = self._per_group
+        if k is None:
+            return (h.unsqueeze(-2) @ stack[self.row_member].mT).squeeze(-2)
+        matrices = stack if self._groups is None else stack[self._groups]
+        return (h.reshape(matrices.shape[0], k, h.shape[-1]) @ matrices.mT).reshape(h.shape[0], -1)
+
+    def _rows_of(self, stack: torch.Tensor) -> torch.Tensor:
+        """Each row's matrix ``(R, m, n)`` (for the Jacobians)."""
+        return stack[self.row_member]
+
+    def _select_rows(self, clone, index):
+        index = torch.as_tensor(index, device=self.row_member.device)
+        if index.dtype == torch.bool:
+            index = torch.nonzero(index).flatten()
+        clone.row_member = rows = self.row_member[index]
+        counts = torch.bincount(rows, minlength=self.members)
+        present = torch.nonzero(counts).flatten()
+        sizes = counts[present].unique()
+        ordered = rows.numel() < 2 or bool((rows[1:] >= rows[:-1]).all())
+        if sizes.numel() == 1 and ordered:
+            clone._per_group = int(sizes)
+            clone._groups = None if present.numel() == self.members else present
+        else:
+            clone._per_group, clone._groups = None, None
+        return clone
+
+    def member_rows(self, values: torch.Tensor) -> torch.Tensor:
+        """A per-row tensor ``(S B, ...)`` of the whole batch as ``(S, B, ...)``."""
+        return unfold(values, self.members)
+
+
+class EnsembleMixtureDynamics(_MemberRows, MixtureDynamics):
     """Eq. (6.1) for every member of an ensemble at once (module docstring); a :class:`MixtureDynamics`.
 
     Parameters
@@ -69,44 +134,10 @@ class EnsembleMixtureDynamics(MixtureDynamics):
 
     def __init__(self, ensemble: EnsembleNetwork, h0: torch.Tensor, *, mu: float, tau: float = 1.0, label=None,
                  eta_hat=None, target=None):
-        if not isinstance(ensemble, EnsembleNetwork):
-            raise TypeError(f"ensemble must be an EnsembleNetwork, got {type(ensemble).__name__}.")
-        S = ensemble.size
-        for name, value in (("h0", h0), ("label", label), ("target", target)):
-            if value is not None and (not isinstance(value, torch.Tensor) or value.ndim != 3 or value.shape[0] != S):
-                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ValueError(f"{name} must have shape (S={S}, B, n) (one batch per member), got {shape}; stack "
-                                 "the members' batches with ensemble.stack([...]).")
-        h0, label, target = (None if t is None else t.to(ensemble.device) for t in (h0, label, target))
+        h0, label, target = _check_stacked(ensemble, h0=h0, label=label, target=target)
         super().__init__(ensemble.member(0), fold(h0), mu=mu, tau=tau, label=None if label is None else fold(label),
                          eta_hat=eta_hat, target=None if target is None else fold(target))
-        self.ensemble = ensemble
-        self._sizes = tuple(ensemble.layer_sizes[1:])  # (read once: the base class walks the network each time)
-        B = h0.shape[1]
-        self.row_member = torch.arange(S, device=h0.device).repeat_interleave(B)
-        self._groups = None  # members present (None: all of them, in order)
-        self._per_group = B  # rows per member present; None: uneven (products per row)
-
-    @property
-    def state_sizes(self):
-        return self._sizes
-
-    @property
-    def members(self) -> int:
-        return self.ensemble.size
-
-    # -- the batched products ---------------------------------------------------------------------
-    def _product(self, h: torch.Tensor, stack: torch.Tensor) -> torch.Tensor:
-        """``h_r M_{member(r)}^T`` for every row ``r``: ``h`` (R, n), ``stack`` (S, m, n) -> (R, m)."""
-        k = self._per_group
-        if k is None:
-            return (h.unsqueeze(-2) @ stack[self.row_member].mT).squeeze(-2)
-        matrices = stack if self._groups is None else stack[self._groups]
-        return (h.reshape(matrices.shape[0], k, h.shape[-1]) @ matrices.mT).reshape(h.shape[0], -1)
-
-    def _rows_of(self, stack: torch.Tensor) -> torch.Tensor:
-        """Each row's matrix ``(R, m, n)`` (for the Jacobians)."""
-        return stack[self.row_member]
+        self._init_rows(ensemble, h0.shape[1], ensemble.layer_sizes[1:])
 
     def _forward(self, i: int, below: torch.Tensor) -> torch.Tensor:
         """``f_i(h_{i-1}) = s_i(W_i h_{i-1})`` per row."""
@@ -170,25 +201,121 @@ class EnsembleMixtureDynamics(MixtureDynamics):
 
     def select(self, index):
         """The rows ``index`` (sorted, as the solvers pass them), with the member layout that goes with them."""
-        clone = super().select(index)
-        index = torch.as_tensor(index, device=self.row_member.device)
-        if index.dtype == torch.bool:
-            index = torch.nonzero(index).flatten()
-        clone.row_member = rows = self.row_member[index]
-        counts = torch.bincount(rows, minlength=self.members)
-        present = torch.nonzero(counts).flatten()
-        sizes = counts[present].unique()
-        ordered = rows.numel() < 2 or bool((rows[1:] >= rows[:-1]).all())
-        if sizes.numel() == 1 and ordered:
-            clone._per_group = int(sizes)
-            clone._groups = None if present.numel() == self.members else present
-        else:
-            clone._per_group, clone._groups = None, None
-        return clone
+        return self._select_rows(super().select(index), index)
 
-    def member_rows(self, values: torch.Tensor) -> torch.Tensor:
-        """A per-row tensor ``(S B, ...)`` of the whole batch as ``(S, B, ...)``."""
-        return unfold(values, self.members)
+    def describe(self):
+        return {**super().describe(), "members": self.members}
+
+
+class EnsembleMultiplexedDynamics(_MemberRows, MultiplexedDynamics):
+    """The multiplexed network (section 6.9.2, eqs. 6.43-6.46) for every member at once; a :class:`MultiplexedDynamics`.
+
+    Parameters
+    ----------
+    ensemble : EnsembleNetwork
+    h0 : Tensor, shape (S, B, n_0)
+    tau : float
+    label, eta_hat, target
+        As for :class:`EnsembleMixtureDynamics`; none: the free phase ``hat h_L = h_L``.
+
+    Notes
+    -----
+    The same folded, member-major layout as :class:`EnsembleMixtureDynamics`; the state of a row is the
+    serial model's ``[a^b_1..a^b_L, a^a_{L-1}..a^a_1]``. The element-wise read-outs (event rates, burst
+    probabilities, ``t_i``) are the serial class's own.
+    """
+
+    name = "ensemble_multiplexed"
+
+    def __init__(self, ensemble: EnsembleNetwork, h0: torch.Tensor, *, tau: float = 1.0, label=None, eta_hat=None,
+                 target=None):
+        h0, label, target = _check_stacked(ensemble, h0=h0, label=label, target=target)
+        super().__init__(ensemble.member(0), fold(h0), tau=tau, label=None if label is None else fold(label),
+                         eta_hat=eta_hat, target=None if target is None else fold(target))
+        sizes = ensemble.layer_sizes
+        self._init_rows(ensemble, h0.shape[1],
+                        tuple(sizes[1:]) + tuple(sizes[i] for i in range(ensemble.depth - 1, 0, -1)))
+
+    def _preactivation(self, i: int, rate: torch.Tensor) -> torch.Tensor:
+        """``W_i h_{i-1}`` per row."""
+        return self._product(rate, self.ensemble.weights[i - 1])
+
+    def _voltage_input(self, owner: int, burst: torch.Tensor, check: bool) -> torch.Tensor:
+        """The apical input of layer ``owner - 1`` from ``hat h_owner``: ``M s^{-1}(hat h)`` or ``Q hat h`` (original)."""
+        e = self.ensemble
+        if e.kinds[owner - 1] is OriginalFeedback:
+            return self._product(burst, e.feedback[owner - 1])
+        return self._product(e.nonlinearities[owner - 1].inverse(burst, check=check), e.feedback[owner - 1])
+
+    def _voltage_jacobian(self, owner: int, burst: torch.Tensor) -> torch.Tensor:
+        e = self.ensemble
+        matrix = self._rows_of(e.feedback[owner - 1])
+        if e.kinds[owner - 1] is OriginalFeedback:
+            return matrix
+        return matrix * e.nonlinearities[owner - 1].inverse_derivative(burst).unsqueeze(-2)
+
+    def drive(self, state, *, check=True):
+        basal, apical = self._parts(state)
+        L = self.network.depth
+        rates = [self.h0] + self._event_rates(basal)
+        bursts = self._bursts(apical, rates[L])  # bursts[i] = hat h_{i+1}
+        out = [-basal[i - 1] + self._preactivation(i, rates[i - 1]) for i in range(1, L + 1)]
+        for i in range(L - 1, 0, -1):
+            out.append(-apical[i] + self._voltage_input(i + 1, bursts[i], check))
+        return self.join(out)
+
+    def _block_drive(self, k, blocks, check):
+        net, L = self.network, self.network.depth
+        if k < L:  # basal voltage of layer i = k + 1
+            i = k + 1
+            rate = self.h0 if i == 1 else net.layer(i - 1).nonlinearity(blocks[k - 1])
+            return -blocks[k] + self._preactivation(i, rate)
+        i = 2 * L - 1 - k  # apical voltage of layer i; its input comes from hat h_{i+1} (block k - 1)
+        if i + 1 == L:
+            burst = self.teaching.value(net.layer(L).nonlinearity(blocks[L - 1]))
+        else:
+            burst = net.layer(i + 2).feedback.rate_from_voltage(blocks[k - 1])
+        return -blocks[k] + self._voltage_input(i + 1, burst, check)
+
+    def jacobian_blocks(self, state):
+        """Block lower-bidiagonal Jacobian per row, each row with its member's weights."""
+        basal, apical = self._parts(state)
+        L, net, R = self.network.depth, self.network, state.shape[0]
+        sizes, inv_tau = self.state_sizes, 1.0 / self.tau
+        diagonal = [(-inv_tau * torch.eye(n, dtype=state.dtype, device=state.device)).expand(R, n, n) for n in sizes]
+        lower = []
+        for i in range(2, L + 1):
+            d = net.layer(i - 1).nonlinearity.derivative(basal[i - 2])
+            lower.append(inv_tau * self._rows_of(self.ensemble.weights[i - 1]) * d.unsqueeze(-2))
+        if L > 1:
+            bursts = self._bursts(apical, net.layer(L).nonlinearity(basal[-1]))
+            d = self.teaching.jacobian_scale * net.layer(L).nonlinearity.derivative(basal[-1])
+            lower.append(inv_tau * self._voltage_jacobian(L, bursts[-1]) * d.unsqueeze(-2))
+            for i in range(L - 2, 0, -1):
+                d = net.layer(i + 2).feedback.rate_derivative(apical[i + 1])
+                lower.append(inv_tau * self._voltage_jacobian(i + 1, bursts[i]) * d.unsqueeze(-2))
+        upper = [torch.zeros(R, sizes[k], sizes[k + 1], dtype=state.dtype, device=state.device)
+                 for k in range(len(sizes) - 1)]
+        return BlockTridiagonal(diagonal, lower, upper)
+
+    def initial_state(self, kind: str = "forward"):
+        """``'forward'``: the forward pass's basal voltages and the free backward pass's apical ones; ``'zeros'``."""
+        if kind != "forward":
+            return super().initial_state(kind)
+        net, L = self.network, self.network.depth
+        rates, basal = [self.h0], []
+        for i in range(1, L + 1):
+            basal.append(self._preactivation(i, rates[-1]))
+            rates.append(net.layer(i).nonlinearity(basal[-1]))
+        burst, apical = rates[L], []
+        for i in range(L - 1, 0, -1):
+            voltage = self._voltage_input(i + 1, burst, True)
+            apical.append(voltage)
+            burst = net.layer(i + 1).feedback.rate_from_voltage(voltage)
+        return self.join(basal + apical)
+
+    def select(self, index):
+        return self._select_rows(super().select(index), index)
 
     def describe(self):
         return {**super().describe(), "members": self.members}
