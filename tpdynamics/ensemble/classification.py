@@ -1,7 +1,7 @@
 """The classification runner's loop for the continuous networks, S seeds as one ensemble, and its executor.
 
 :func:`run_classification_ensemble` is :func:`tpdynamics.training.classification.run_classification_task`
-for S task configurations of one continuous method (``two-phase``, ``single-phase``) that differ only in
+for S task configurations of one continuous method (``two-phase``, ``single-phase``, ``multiplexed``) that differ only in
 the seed: each member has its own data split, initialisation, shuffling and rates, and every mini-batch
 step solves all members' phase equilibria as one batch
 (:class:`~tpdynamics.ensemble.continuous.EnsembleContinuousLearner`). It returns what the S serial tasks

@@ -289,7 +289,7 @@ def run_classification(config: ClassificationConfig, *, progress: bool = False, 
     ----------
     ensemble : bool
         With ``jobs=1`` and no executor (the default), the seeds of a continuous network (``two-phase``,
-        ``single-phase``) train as one ensemble whose equilibria are solved as one batch
+        ``single-phase``, ``multiplexed``) train as one ensemble whose equilibria are solved as one batch
         (:mod:`tpdynamics.ensemble.classification`; the same numbers as the serial runs to the equilibrium
         tolerance); ``False`` trains every (method, seed) run one after another. The rules train one seed
         at a time either way.
