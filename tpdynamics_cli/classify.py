@@ -89,7 +89,8 @@ def run_train(args) -> int:
     store = store_of(args, args.json, args.csv, args.plot)
     try:
         result = run_classification(_config(args), progress=not args.quiet, store=store, jobs=jobs_of(args),
-                                    fresh=args.fresh, executor=executor_of(args))
+                                    fresh=args.fresh, executor=executor_of(args),
+                                    ensemble=getattr(args, "ensemble", True), device=getattr(args, "device", None))
     except RunInterrupted as err:
         with sigint_ignored():
             written = write_outputs(args, err.partial)

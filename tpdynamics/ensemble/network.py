@@ -21,6 +21,7 @@ from torch import nn
 
 from ..layers import ExactInverseFeedback, FixedRandomFeedback, LearnedInverseFeedback, OriginalFeedback
 from ..network import LayeredNetwork
+from ..validation import check_device
 
 #: Feedback classes the ensemble knows how to stack (their tensor attribute).
 _FEEDBACK_TENSORS = {ExactInverseFeedback: "weight_inverse", LearnedInverseFeedback: "weight",
@@ -29,16 +30,7 @@ _FEEDBACK_TENSORS = {ExactInverseFeedback: "weight_inverse", LearnedInverseFeedb
 
 def resolve_device(device) -> torch.device:
     """``torch.device(device)`` (default ``cpu``), with a clear error for an unavailable CUDA device."""
-    if device is None:
-        return torch.device("cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device={device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'.") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} needs CUDA, which this torch build / machine does not have; "
-                         "use device='cpu'.")
-    return device
+    return check_device(device)
 
 
 def architecture(network: LayeredNetwork) -> tuple:
