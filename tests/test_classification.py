@@ -228,6 +228,8 @@ def test_tuning_grid_per_task_family_and_loss():
     assert tuning_grid("digits") is TUNING_GRID and tuning_grid("mnist1d:42,2000") is TUNING_GRIDS[("mnist1d", "mse")]
     assert tuning_grid("digits", "cross-entropy") is TUNING_GRIDS[("digits", "cross-entropy")]
     assert tuning_grid("x.npz") is TUNING_GRID  # untuned families: the digits grid
+    assert tuning_grid("digits", "cross-entropy", "tp-ai") is TUNING_GRIDS[("digits", "cross-entropy", "tp-ai")]
+    assert tuning_grid("digits", "cross-entropy", "bp") is TUNING_GRIDS[("digits", "cross-entropy")]
 
 
 def test_cli_tune_with_a_grid(blobs, tmp_path, capsys):
@@ -238,7 +240,7 @@ def test_cli_tune_with_a_grid(blobs, tmp_path, capsys):
                  "--tune", "--tune-grid", "eta=0.01,0.1", "--json", str(out), "--quiet"])
     assert code == 0
     payload = json.loads(out.read_text())
-    assert payload["grid"] == {"eta": [0.01, 0.1]} and len(payload["rows"]) == 2
+    assert payload["grids"] == {"bp": {"eta": [0.01, 0.1]}} and len(payload["rows"]) == 2
     for argv, message in ((["--tune-grid", "eta=0.1"], "--tune-grid needs --tune"),
                           (["--tune", "--tune-grid", "rate=0.1"], "--tune-grid 'rate=0.1': expected NAME=V1,V2"),
                           (["--tune", "--tune-grid", "epochs=0"], "the values of epochs must be comma-separated")):

@@ -103,19 +103,20 @@ def run_train(args) -> int:
     if args.tune_grid is not None and not args.tune:
         raise ValueError("--tune-grid needs --tune (it is the grid the tuning searches)")
     if args.tune:
-        grid = dict(args.tune_grid) if args.tune_grid else tuning_grid(args.task, args.loss)
-        fixed = {k: getattr(args, k) for k in ("eta", "eta_hat", "eta_backward", "lambda_", "batch_size")
-                 if getattr(args, k, None) is not None and k not in grid}
+        grids = {m: dict(args.tune_grid) if args.tune_grid else tuning_grid(args.task, args.loss, m) for m in args.method}
         rows = []
         for method in args.method:
+            grid = grids[method]
+            fixed = {k: getattr(args, k) for k in ("eta", "eta_hat", "eta_backward", "lambda_", "batch_size")
+                     if getattr(args, k, None) is not None and k not in grid}
             for row in tune(method, args.task, args.loss, grid=grid, epochs=args.epochs, hidden=args.hidden,
                             progress=not args.quiet, store=store_of(args, args.json), jobs=jobs_of(args), **fixed):
                 rows.append({"method": method, **row})
                 say(args, f"{method:10s} " + " ".join(f"{k}={v:g}" for k, v in row.items() if k in grid)
                     + f"  validation accuracy {row['val_accuracy']:.4f} [{row['val_low']:.4f}, {row['val_high']:.4f}]"
                     + (f"; {row['failed']} runs stopped early" if row["failed"] else ""))
-        emit_json(args.json, {"task": args.task, "loss": args.loss, "grid": grid, "fixed": fixed,
-                              "seeds": list(TUNING_SEEDS), "rows": rows})
+        emit_json(args.json, {"task": args.task, "loss": args.loss, "grids": grids, "seeds": list(TUNING_SEEDS),
+                              "rows": rows})
         return 0
     store = store_of(args, args.json, args.csv, args.plot)
     try:

@@ -28,7 +28,7 @@ def tune(method: str, task: str = "digits", loss: str = "mse", *, grid: dict | N
     ----------
     grid : dict, optional
         ``{name: values}`` over :class:`ClassificationConfig` fields (``eta``, ``eta_hat``, ``eta_backward``,
-        ``lambda_``, ``epochs``, ``hidden`` ...); default :func:`tuning_grid` of the task family and loss.
+        ``lambda_``, ``epochs``, ``hidden`` ...); default :func:`tuning_grid` of the task family, loss and method.
         Keys the method does not read (``eta_hat`` for ``bp``) are dropped, so each distinct run is trained
         once.
     epochs : int, optional
@@ -42,7 +42,7 @@ def tune(method: str, task: str = "digits", loss: str = "mse", *, grid: dict | N
         ``{"eta", "eta_hat", ..., "val_accuracy", "val_low", "val_high", "test_accuracy", "failed"}`` per grid
         point, best validation accuracy first; points where a run diverged after every point where all completed.
     """
-    grid = dict(tuning_grid(task, loss) if grid is None else grid)
+    grid = dict(tuning_grid(task, loss, method) if grid is None else grid)
     if not grid:
         raise ValueError("grid is empty; pass {name: values}, e.g. {'eta': (0.1, 0.3)}.")
     used = method_parameters(method)
