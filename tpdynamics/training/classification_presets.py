@@ -2,11 +2,12 @@
 
 :data:`CLASSIFICATION_PRESETS` maps ``(task family, loss)`` to defaults shared by every method and a
 per-method entry. Tuning procedure (reproducible with :func:`~tpdynamics.training.classification_tuning.tune` or
-``tpdynamics train --task TASK --loss LOSS --method M --tune``): for each method, every combination of
-:data:`TUNING_GRID` (``eta`` x ``eta_hat``; the backward rates are kept at the preset's) trained for 10 epochs (``--epochs 10``; the presets' 20 with
-``epochs=None``) over seeds 100 and 101 (splits and initialisations disjoint from the seeds 0..N-1 of the
-reported runs), ranked by the mean *validation* accuracy of the last epoch (points where a run diverged
-last); the preset holds the best point. The test split plays no part in the choice.
+``tpdynamics train --task TASK --loss LOSS --method M --tune --epochs 10``): for each method, every point of
+:func:`tuning_grid` (``eta`` x ``eta_hat``, per task family, loss and method, :data:`TUNING_GRIDS`; the
+backward rates kept at the preset's) trained for 10 epochs over seeds 100 and 101 (splits and initialisations
+disjoint from the seeds 0..N-1 of the reported runs), ranked by the mean *validation* accuracy of the last
+epoch (points where a run diverged last); the preset holds the best point, except where the comments of
+:data:`CLASSIFICATION_PRESETS` say why not. The test split plays no part in the ranking.
 """
 from __future__ import annotations
 
