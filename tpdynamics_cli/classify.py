@@ -52,7 +52,7 @@ TUNE_KEYS = {"eta": float, "eta_hat": float, "eta_backward": float, "lambda_": f
 
 
 def tune_axis(text: str) -> tuple[str, tuple]:
-    """argparse type of ``--tune-grid``: ``NAME=V1,V2,...`` with NAME one of :data:`TUNE_KEYS` (``lambda`` for ``lambda_``)."""
+    """argparse type of ``--tune-grid``: ``NAME=V1,V2,...``, NAME one of :data:`TUNE_KEYS` (``lambda`` for ``lambda_``)."""
     name, sep, values = text.partition("=")
     name = {"lambda": "lambda_"}.get(name.strip().replace("-", "_"), name.strip().replace("-", "_"))
     if not sep or name not in TUNE_KEYS:
@@ -103,7 +103,8 @@ def run_train(args) -> int:
     if args.tune_grid is not None and not args.tune:
         raise ValueError("--tune-grid needs --tune (it is the grid the tuning searches)")
     if args.tune:
-        grids = {m: dict(args.tune_grid) if args.tune_grid else tuning_grid(args.task, args.loss, m) for m in args.method}
+        grids = {m: dict(args.tune_grid) if args.tune_grid else tuning_grid(args.task, args.loss, m)
+                 for m in args.method}
         rows = []
         for method in args.method:
             grid = grids[method]

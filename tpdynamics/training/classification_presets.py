@@ -95,7 +95,8 @@ CLASSIFICATION_PRESETS = {
                                   "tp-orig": {"eta": 0.03, "eta_hat": 1.0}, "rtp-orig": {"eta": 0.03, "eta_hat": 1.0},
                                   "dtp-orig": {"eta": 0.3, "eta_hat": 3.0}, "rdtp-orig": {"eta": 0.3, "eta_hat": 3.0},
                                   "mtp": {"eta": 0.01}, "rmtp": {"eta": 0.01},
-                                  "two-phase": {"eta": 0.3, "eta_hat": 1.0}, "single-phase": {"eta": 0.3, "eta_hat": 1.0},
+                                  "two-phase": {"eta": 0.3, "eta_hat": 1.0},
+                                  "single-phase": {"eta": 0.3, "eta_hat": 1.0},
                                   "multiplexed": {"eta": 0.3, "eta_hat": 1.0}},
 }
 # MNIST-style files: not tuned (one run is minutes); digits' values. MNIST-1D with cross-entropy: not tuned
