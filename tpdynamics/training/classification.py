@@ -244,7 +244,12 @@ def run_classification_task(task: dict) -> dict:
             index = order[b * batch:(b + 1) * batch]
             x, t = data.train_inputs[index], targets["train"][index]
             with torch.no_grad():
-                label = loss.rule_label(_training_output(learner, network, x), t)
+                output = _training_output(learner, network, x)
+            if not bool(torch.isfinite(output).all()):
+                # the previous step left non-finite weights: the cross-entropy's label would be NaN too
+                stop = (TrainingStatus.DIVERGED, f"non-finite network output at epoch {epoch}, step {b + 1}")
+                break
+            label = loss.rule_label(output, t)
             try:
                 record = learner.step(network, x, label)
             except (TPDynamicsError, FloatingPointError) as err:
