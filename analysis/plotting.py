@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 from tpdynamics.runs import atomic_path
 
@@ -12,14 +13,19 @@ from tpdynamics.runs import atomic_path
 def save(figure: Figure, path) -> Path:
     """Write ``figure`` to ``path`` (PNG, 120 dpi, parent folders created); returns the path as a ``Path``.
 
+    A figure without a constrained layout is trimmed to its tight bounding box.
+
     A path without a suffix gets ``.png`` (as matplotlib would add it), so the returned path is the file
     written; the format is the suffix's. The file is written atomically (:func:`tpdynamics.runs.atomic_path`).
     """
     path = Path(path)
     if not path.suffix:
         path = path.with_name(path.name + ".png")
+    # a constrained layout already fits the labels and outside legends into the figure: trimming it to the tight
+    # bounding box as well would draw it once more (about a third of the saving time of the reproduced figures)
+    tight = not isinstance(figure.get_layout_engine(), ConstrainedLayoutEngine)
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight", format=path.suffix[1:].lower())
+        figure.savefig(tmp, dpi=120, bbox_inches="tight" if tight else None, format=path.suffix[1:].lower())
     return path
 
 

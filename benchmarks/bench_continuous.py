@@ -1,15 +1,22 @@
-"""One epoch of continuous learning vs the same epoch of discrete tp-ei, and where the time goes.
+"""One epoch of continuous learning vs the same epoch of discrete tp-ei, serial and as an ensemble; where the time goes.
 
-Task: the student–teacher problem of section 5.1.3 (6-6-6, leaky ReLU 0.35, linear output,
-exact inverses), one epoch of ``--samples`` training samples presented one at a time.
+Task: the student–teacher problem of section 5.1.3 (6-6-6, leaky ReLU 0.35, linear output, exact
+inverses), one epoch of ``--samples`` training samples presented one at a time, for ``--seeds`` seeds
+(each its own teacher, data and initialisation).
 
 * discrete: ``tp-ei`` (Alg. A.4), learning rate ``eta``, one step per sample;
 * continuous: the time-scale-separated weight ODE of the single-phase network (eq. 6.17, layer factor
-  compensated) integrated over ``[0, eta]`` per sample with one RK4 step — four batch-1 equilibria
-  (Anderson acceleration) per sample.
+  compensated) integrated over ``[0, eta]`` per sample with one RK4 step: four batch-1 equilibria per
+  sample, each warm-started from the previous evaluation's (:func:`tpdynamics.continuous.integrate_weights`).
 
-Both run side by side in one process on the same data and initial weights; the printed ratio and
-the profile breakdown are the result. Run: ``python benchmarks/bench_continuous.py [--samples 2000]``.
+Serial: the seeds one after another (``LearningRule.step``, ``integrate_weights``). Ensemble: the seeds as
+one stacked computation (:class:`tpdynamics.ensemble.EnsembleTrainer`,
+:func:`tpdynamics.ensemble.integrate_weights_ensemble`: every RK4 evaluation solves the S members'
+equilibria as one batch). All four run side by side in one process on the same data and initial
+weights, CPU time per seed-epoch, best of ``--repeat``; the ensemble's final weights are checked against
+the serial ones. Then a profile of one serial and one ensemble continuous epoch.
+
+Run: ``python benchmarks/bench_continuous.py [--samples 500] [--seeds 10] [--threads 1]``.
 """
 from __future__ import annotations
 
@@ -21,68 +28,148 @@ import time
 import torch
 
 from tpdynamics.continuous import get_model, integrate_weights
+from tpdynamics.ensemble import EnsembleNetwork, EnsembleTrainer
+from tpdynamics.ensemble.continuous import integrate_weights_ensemble
 from tpdynamics.training import get_learning_rule, mean_squared_error, student_teacher
 
 
-def epoch_discrete(problem, n, eta, eta_hat):
-    net = problem.student("exact")
-    rule = get_learning_rule("tp-ei", eta=eta, eta_hat=eta_hat)
+def epoch_discrete(problems, n, eta, eta_hat):
+    nets = [p.student("exact") for p in problems]
+    for p, net in zip(problems, nets):
+        rule = get_learning_rule("tp-ei", eta=eta, eta_hat=eta_hat)
+        for k in range(n):
+            rule.step(net, p.train_inputs[k:k + 1], p.train_labels[k:k + 1])
+    return nets
+
+
+def epoch_discrete_ensemble(problems, n, eta, eta_hat):
+    nets = [p.student("exact") for p in problems]
+    ensemble = EnsembleNetwork(nets)
+    trainer = EnsembleTrainer([get_learning_rule("tp-ei", eta=eta, eta_hat=eta_hat) for _ in problems], ensemble)
+    x = ensemble.stack([p.train_inputs[:n] for p in problems])
+    y = ensemble.stack([p.train_labels[:n] for p in problems])
     for k in range(n):
-        rule.step(net, problem.train_inputs[k:k + 1], problem.train_labels[k:k + 1])
-    return net
+        trainer.step(x[:, k:k + 1], y[:, k:k + 1])
+    ensemble.sync_members()
+    return nets
 
 
-def epoch_continuous(problem, n, eta, eta_hat, mu):
-    net = problem.student("exact")
-    model = get_model("single_phase", mu=mu, eta_hat=eta_hat, compensate_layer_factor=True, tol=1e-10)
+SOLVER = "auto"
+
+
+def _model(mu, eta_hat, tol):
+    return get_model("single_phase", mu=mu, eta_hat=eta_hat, compensate_layer_factor=True, tol=tol, solver=SOLVER)
+
+
+def epoch_continuous(problems, n, eta, eta_hat, mu, tol):
+    nets = [p.student("exact") for p in problems]
+    model = _model(mu, eta_hat, tol)
     span = torch.tensor([0.0, eta], dtype=torch.float64)
+    for p, net in zip(problems, nets):
+        for k in range(n):
+            integrate_weights(model, net, p.train_inputs[k:k + 1], p.train_labels[k:k + 1], span, method="rk4")
+    return nets
+
+
+def epoch_continuous_ensemble(problems, n, eta, eta_hat, mu, tol):
+    nets = [p.student("exact") for p in problems]
+    ensemble = EnsembleNetwork(nets)
+    model = _model(mu, eta_hat, tol)
+    span = torch.tensor([0.0, eta], dtype=torch.float64)
+    x = ensemble.stack([p.train_inputs[:n] for p in problems])
+    y = ensemble.stack([p.train_labels[:n] for p in problems])
     for k in range(n):
-        integrate_weights(model, net, problem.train_inputs[k:k + 1], problem.train_labels[k:k + 1], span, method="rk4")
-    return net
+        integrate_weights_ensemble(model, ensemble, x[:, k:k + 1], y[:, k:k + 1], span, method="rk4")
+    return nets
 
 
-def test_loss(net, problem):
-    with torch.no_grad():
-        return mean_squared_error(net(problem.test_inputs)[-1], problem.test_labels)
+def timed(function, repeat):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        start = time.process_time()
+        out = function()
+        best = min(best, time.process_time() - start)
+    return best, out
+
+
+def weight_gap(a, b):
+    return max(float((x.weight - y.weight).abs().max()) for na, nb in zip(a, b) for x, y in zip(na.layers, nb.layers))
+
+
+def profile(label, function, groups):
+    profiler = cProfile.Profile()
+    profiler.enable()
+    function()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt
+    print(f"\n{label}: {total:.2f} s profiled (rows overlap: a solve contains its right-hand-side evaluations)")
+    for name, (file_part, func) in groups.items():
+        cum = sum(v[3] for k, v in stats.stats.items() if file_part in k[0] and k[2] == func)
+        print(f"  {name:<52s} {cum:7.2f} s  ({100 * cum / total:5.1f} %)")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=2000, help="samples in the epoch (thesis: 2000)")
+    parser.add_argument("--samples", type=int, default=500, help="samples in the epoch (thesis: 2000)")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds S (ensemble members)")
     parser.add_argument("--eta", type=float, default=0.01)
     parser.add_argument("--eta-hat", type=float, default=0.1)
     parser.add_argument("--mu", type=float, default=0.1)
+    parser.add_argument("--tol", type=float, default=1e-10, help="equilibrium tolerance of the continuous model")
+    parser.add_argument("--repeat", type=int, default=2, help="best of this many runs")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--solver", default="auto", help="equilibrium solver of the continuous model (default auto)")
     args = parser.parse_args(argv)
-    problem = student_teacher((6, 6, 6), n_train=args.samples, n_test=500, seed=0)
-    print(f"student-teacher 6-6-6, one epoch of {args.samples} samples (batch 1), eta={args.eta}, "
-          f"eta_hat={args.eta_hat}, mu={args.mu} (continuous), float64, torch threads={torch.get_num_threads()}")
-    start = time.perf_counter()
-    discrete = epoch_discrete(problem, args.samples, args.eta, args.eta_hat)
-    t_discrete = time.perf_counter() - start
-    profiler = cProfile.Profile()
-    start = time.perf_counter()
-    profiler.enable()
-    continuous = epoch_continuous(problem, args.samples, args.eta, args.eta_hat, args.mu)
-    profiler.disable()
-    t_continuous = time.perf_counter() - start
-    print(f"discrete tp-ei:        {t_discrete:8.3f} s   test loss after the epoch {test_loss(discrete, problem):.4g}")
-    print(f"continuous (separated): {t_continuous:8.3f} s   test loss after the epoch {test_loss(continuous, problem):.4g}")
-    print(f"cost ratio continuous / discrete: {t_continuous / t_discrete:.1f}x")
-
-    stats = pstats.Stats(profiler)
-    total = stats.total_tt
-    groups = {
-        "equilibrium solves (tp.equilibrium, Anderson)": ("equilibrium.py", "equilibrium"),
-        "right-hand side evaluations in the solves": ("mixture.py", "drive"),
-        "weight velocities (eq. 6.17)": ("models.py", "weight_velocities"),
-        "loading weights + exact inverses": ("flows.py", "load"),
-        "torchdiffeq RK4 bookkeeping": ("torchdiffeq", "odeint"),
+    global SOLVER
+    SOLVER = args.solver
+    torch.set_num_threads(args.threads)
+    n, S = args.samples, args.seeds
+    problems = [student_teacher((6, 6, 6), n_train=n, n_test=500, seed=seed) for seed in range(S)]
+    print(f"student-teacher 6-6-6, one epoch of {n} samples (batch 1) per seed, S={S} seeds, eta={args.eta}, "
+          f"eta_hat={args.eta_hat}, mu={args.mu}, tol={args.tol:g}, solver={args.solver} (continuous), float64, CPU time per seed-epoch, "
+          f"best of {args.repeat}, torch threads={torch.get_num_threads()}")
+    runs = {
+        "discrete tp-ei, serial": lambda: epoch_discrete(problems, n, args.eta, args.eta_hat),
+        "discrete tp-ei, ensemble": lambda: epoch_discrete_ensemble(problems, n, args.eta, args.eta_hat),
+        "continuous, serial": lambda: epoch_continuous(problems, n, args.eta, args.eta_hat, args.mu, args.tol),
+        "continuous, ensemble": lambda: epoch_continuous_ensemble(problems, n, args.eta, args.eta_hat, args.mu,
+                                                                  args.tol),
     }
-    print("\nwhere the continuous epoch's time goes (share of the profiled run; rows overlap: the solves contain")
-    print("their right-hand-side evaluations, and everything runs inside torchdiffeq's RK4 loop):")
-    for label, (file_part, func) in groups.items():
-        cum = sum(v[3] for k, v in stats.stats.items() if file_part in k[0] and k[2] == func)
-        print(f"  {label:<45s} {cum:7.2f} s  ({100 * cum / total:5.1f} %)")
+    seconds, nets = {}, {}
+    for name, function in runs.items():
+        total, nets[name] = timed(function, args.repeat)
+        seconds[name] = total / S
+    for name, value in seconds.items():
+        with torch.no_grad():
+            loss = sum(mean_squared_error(net(p.test_inputs)[-1], p.test_labels) for net, p in zip(nets[name], problems))
+        print(f"  {name:<26s} {1000 * value:9.1f} ms / seed-epoch   mean test loss after the epoch {loss / S:.4g}")
+    print(f"  ensemble = serial weights: discrete max |dW| {weight_gap(nets['discrete tp-ei, serial'], nets['discrete tp-ei, ensemble']):.1e}, "
+          f"continuous max |dW| {weight_gap(nets['continuous, serial'], nets['continuous, ensemble']):.1e}")
+    ds, de = seconds["discrete tp-ei, serial"], seconds["discrete tp-ei, ensemble"]
+    cs, ce = seconds["continuous, serial"], seconds["continuous, ensemble"]
+    print("ratios (goal: continuous / discrete epoch <= 5x):")
+    print(f"  continuous / discrete, both serial:            {cs / ds:6.1f}x")
+    print(f"  continuous / discrete, both ensembles:         {ce / de:6.1f}x")
+    print(f"  continuous ensemble / discrete serial:         {ce / ds:6.1f}x")
+    print(f"  ensemble speed-up: discrete {ds / de:.1f}x, continuous {cs / ce:.1f}x per seed-epoch")
+    if args.no_profile:
+        return
+    groups = {
+        "equilibrium solves (tp.equilibrium)": ("_solve.py", "equilibrium"),
+        "  right-hand-side evaluations (drive, drive_group)": ("mixture.py", "_node_drive"),
+        "  ... of the ensemble dynamics": ("ensemble/dynamics.py", "_node_drive"),
+        "  result assembly (make_result, retire, finish)": ("_result.py", "make_result"),
+        "weight velocities (serial)": ("continuous/models.py", "weight_velocities"),
+        "weight velocities (ensemble)": ("ensemble/continuous.py", "weight_velocities"),
+        "loading weights + exact inverses (serial)": ("continuous/flows.py", "load"),
+        "loading weights + exact inverses (ensemble)": ("ensemble/continuous.py", "load"),
+        "torchdiffeq RK4 (everything inside odeint)": ("torchdiffeq/_impl/odeint.py", "odeint"),
+    }
+    profile("serial continuous epoch (one seed)", lambda: epoch_continuous(problems[:1], n, args.eta, args.eta_hat,
+                                                                            args.mu, args.tol), groups)
+    profile(f"ensemble continuous epoch (S={S})", runs["continuous, ensemble"], groups)
 
 
 if __name__ == "__main__":

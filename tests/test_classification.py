@@ -193,3 +193,58 @@ def test_accuracy_intervals_stay_inside_zero_one():
     assert plain.high > 1.0  # the oracle: the uncut interval leaves the range
     assert final["high"] == 1.0 and final["low"] == pytest.approx(plain.low) and final["mean"] == pytest.approx(0.935)
     assert final["method"] == "t, clipped to [0, 1]"
+
+
+def test_cross_entropy_run_whose_weights_overflow_stops_as_diverged(blobs):
+    """An overflowing step leaves non-finite weights; the next cross-entropy label would be NaN: status, not a crash."""
+    config = ClassificationConfig(methods=("bp",), task=blobs, loss="cross-entropy", hidden=(8,), seeds=1, epochs=2,
+                                  batch_size=10, eta=1e300)
+    run = run_classification(config)["bp"].runs[0]
+    assert run["status"] == "diverged" and "epoch 1" in run["message"], run["message"]
+    assert run["epochs_completed"] == 0 and len(run["test_accuracy"]) == 1
+
+
+def test_tune_ranks_by_validation_accuracy_and_trains_each_distinct_run_once(blobs):
+    from tpdynamics.training.classification_tuning import tune
+
+    grid = {"eta": (0.01, 0.1), "eta_hat": (0.1, 0.3), "epochs": (1, 2)}
+    fixed = {"hidden": (8,), "batch_size": 10}
+    bp = tune("bp", blobs, grid=grid, seeds=(0,), **fixed)
+    assert len(bp) == 4 and all("eta_hat" not in row for row in bp)  # bp does not read eta_hat
+    assert [r["val_accuracy"] for r in bp] == sorted((r["val_accuracy"] for r in bp), reverse=True)
+    one = run_classification(ClassificationConfig(methods=("bp",), task=blobs, seeds=[0], eta=0.1, epochs=2,
+                                                  **fixed))["bp"]
+    row = next(r for r in bp if r["eta"] == 0.1 and r["epochs"] == 2)
+    assert row["val_accuracy"] == one.final("val_accuracy")["mean"]  # the oracle: the same run trained directly
+    tp = tune("dtp-ai", blobs, grid={"eta": (0.1,), "eta_hat": (0.1, 0.3)}, seeds=(0,), epochs=1, **fixed)
+    assert sorted(r["eta_hat"] for r in tp) == [0.1, 0.3]
+    with pytest.raises(ValueError, match="grid is empty"):
+        tune("bp", blobs, grid={})
+
+
+def test_tuning_grid_per_task_family_and_loss():
+    from tpdynamics.training.classification_presets import TUNING_GRID, TUNING_GRIDS, tuning_grid
+
+    assert tuning_grid("digits") is TUNING_GRID and tuning_grid("mnist1d:42,2000") is TUNING_GRIDS[("mnist1d", "mse")]
+    assert tuning_grid("digits", "cross-entropy") is TUNING_GRIDS[("digits", "cross-entropy")]
+    assert tuning_grid("x.npz") is TUNING_GRID  # untuned families: the digits grid
+    assert tuning_grid("digits", "cross-entropy", "tp-ai") is TUNING_GRIDS[("digits", "cross-entropy", "tp-ai")]
+    assert tuning_grid("digits", "cross-entropy", "bp") is TUNING_GRIDS[("digits", "cross-entropy")]
+
+
+def test_cli_tune_with_a_grid(blobs, tmp_path, capsys):
+    from tpdynamics_cli.main import main
+
+    out = tmp_path / "tune.json"
+    code = main(["train", "--task", blobs, "--method", "bp", "--hidden", "8", "--epochs", "1", "--batch-size", "10",
+                 "--tune", "--tune-grid", "eta=0.01,0.1", "--json", str(out), "--quiet"])
+    assert code == 0
+    payload = json.loads(out.read_text())
+    assert payload["grids"] == {"bp": {"eta": [0.01, 0.1]}} and len(payload["rows"]) == 2
+    for argv, message in ((["--tune-grid", "eta=0.1"], "--tune-grid needs --tune"),
+                          (["--tune", "--tune-grid", "rate=0.1"], "--tune-grid 'rate=0.1': expected NAME=V1,V2"),
+                          (["--tune", "--tune-grid", "epochs=0"], "the values of epochs must be comma-separated")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "--task", blobs, "--method", "bp", "--hidden", "8", "--epochs", "1", "--quiet", *argv])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err

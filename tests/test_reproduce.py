@@ -134,3 +134,72 @@ def test_bad_arguments_name_the_argument_the_value_and_the_fix(tmp_path, capsys)
     with pytest.raises(SystemExit) as info:
         main(["reproduce", "--seeds", "-1", "--out", str(out), "fig5.5-sherman-morrison"])
     assert info.value.code == 2 and "--seeds=-1 must be >= 1" in capsys.readouterr().err
+
+
+class _Batchy(Experiment):
+    """Tasks of equal ``group`` run as batches; each result says how many ran with it."""
+
+    name = "batchy"
+    title = "an experiment whose tasks batch"
+    reference = "none"
+    thesis_says = "nothing"
+    quick_seeds = 5
+
+    def tasks(self, settings, seeds):
+        return [{"seed": s, "group": "a"} for s in range(seeds)] + [{"seed": 0, "group": "b"}]
+
+    def batch_key(self, settings, task):
+        return task["group"]
+
+    def run_task(self, settings, task):
+        return self.run_batch(settings, [task])[0]
+
+    def run_batch(self, settings, tasks):
+        return [{"value": 10 * t["seed"] + (t["group"] == "b"), "batch": len(tasks)} for t in tasks]
+
+    def summarize(self, settings, results):
+        from matplotlib.figure import Figure
+        fig = Figure()
+        fig.subplots().plot([0, 1])
+        return Summary(data={"values": [r["value"] for r in results], "batches": [r["batch"] for r in results]},
+                       claims=[Claim("x", "y", True, values={"value": 1.0})], figure=fig)
+
+
+def test_tasks_of_equal_batch_key_run_as_chunks_stored_per_task(tmp_path, monkeypatch):
+    from analysis.reproduce.batching import plan_chunks
+
+    assert plan_chunks([[0, 1, 2, 3, 4], [5]], 3) == [[0, 1, 2], [3, 4], [5]]
+    assert plan_chunks([[0, 1], [2, 3]], 1) == [[0, 1], [2, 3]]  # enough chunks: groups stay whole
+    assert plan_chunks([[0], [1]], 4) == [[0], [1]]  # nothing to split
+    monkeypatch.setitem(EXPERIMENTS._classes, "batchy", _Batchy)
+    first = reproduce(["batchy"], quick=True, out=tmp_path, progress=False)
+    data = json.loads((tmp_path / "batchy.json").read_text())["data"]
+    # in task order, each its own result; the five of group "a" as one batch, the one of group "b" alone
+    assert data == {"values": [0, 10, 20, 30, 40, 1], "batches": [5, 5, 5, 5, 5, 1]}
+    assert first.summary.reused == 0 and len(list((tmp_path / "runs").glob("*.json"))) == 6  # one file per task
+    # the store's keys are the tasks', not the batches': another split (--no-ensemble) reuses every one
+    again = reproduce(["batchy"], quick=True, out=tmp_path, progress=False, ensemble=False)
+    assert again.summary.reuse_message().startswith("6 of 6 tasks reused")
+    fresh = reproduce(["batchy"], quick=True, out=tmp_path / "serial", progress=False, ensemble=False)
+    assert fresh[0].data["batches"] == [1] * 6 and fresh[0].data["values"] == data["values"]
+
+
+def test_quick_numbers_are_unchanged_without_the_ensemble(quick_run):
+    """The quick run trains fig. 5.13's two slots as one ensemble (TP-AI and RTP-AI diverge in slot 1): the stored
+    slot equals the slot trained alone (the serial path, ``--no-ensemble``) to rounding."""
+    from analysis.reproduce.runner import run_experiment_task
+    from tests.test_reproduce_student_teacher import max_relative_difference
+    from tpdynamics.runs import ResultStore, Task
+
+    out, records = quick_run
+    name = "fig5.13-deep-ai"
+    record = next(r for r in records if r.name == name)
+    config = {"experiment": name, "settings": EXPERIMENTS.get(name)().settings(True), "task": {"seed": 1}}
+    task = Task(function="analysis.reproduce.runner:run_experiment_task", kind="reproduce", config=config)
+    assert task.key in record.task_keys
+    stored = ResultStore(out / "runs").get(task).result
+    assert stored["methods"]["tp-ai"]["status"] == "diverged"
+    from tpdynamics.runs import codec
+
+    alone = codec.decode(codec.encode(run_experiment_task(config)))
+    assert max_relative_difference(stored, alone) < 1e-10

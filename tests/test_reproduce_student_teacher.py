@@ -145,3 +145,37 @@ def test_a_loss_claim_that_does_not_hold_gets_the_thesis_statistic_as_its_cause(
     reverse = experiment.compare(viewset, "b", "a", "b ends below a", robust=False)
     assert reverse.holds is None and reverse.cause.startswith("not supported by the experiment as the thesis ran it")
     assert experiment.loss_cause(viewset, [("a", "b")], True) == ""
+
+
+def max_relative_difference(a, b, path="result") -> float:
+    """The largest relative difference of the numbers of two nested results whose everything else is equal
+    (keys, lengths, strings, statuses; NaN where NaN)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        return max([max_relative_difference(a[k], b[k], f"{path}/{k}") for k in a], default=0.0)
+    if isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), (path, a, b)
+        return max([max_relative_difference(x, y, f"{path}[{i}]") for i, (x, y) in enumerate(zip(a, b))], default=0.0)
+    if isinstance(a, float) and not isinstance(a, bool):
+        if not math.isfinite(a):
+            assert (math.isnan(a) and math.isnan(b)) or a == b, (path, a, b)
+            return 0.0
+        return abs(a - b) / max(abs(a), abs(b), 1e-300)
+    assert a == b, (path, a, b)
+    return 0.0
+
+
+@pytest.mark.slow
+def test_slots_trained_together_with_their_redraws_equal_the_slots_one_at_a_time():
+    """The ensemble path of reproduce (:meth:`run_batch`) against the serial one (:meth:`run_task` per slot): slot 2
+    redraws every method (TP-AI and RTP-AI diverge), slot 5 only RTP-AI's figure, in the same redraw round."""
+    experiment = EXPERIMENTS.get(NAMES[2])()
+    settings = {**experiment.settings(True), "methods": ("tp-ai", "rtp-ai", "bp", "bp-fixed"), "epochs": 2,
+                "diagnostics_every": 10, "max_redraws": 2}
+    tasks = [{"seed": s} for s in (0, 2, 5)]
+    together = experiment.run_batch(settings, tasks)
+    alone = [experiment.run_task(settings, task) for task in tasks]
+    assert [[(d["seed"], tuple(d["methods"])) for d in r["redraws"]] for r in together] == [
+        [], [(1002, ("tp-ai", "rtp-ai", "bp", "bp-fixed"))], [(1005, ("rtp-ai", "bp", "bp-fixed"))]]
+    assert together[1]["methods"]["tp-ai"]["status"] == "diverged"
+    assert max_relative_difference(together, alone) < 1e-10

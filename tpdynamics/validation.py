@@ -166,3 +166,27 @@ def unknown_names_message(owner: str, kind: str, unknown, valid) -> str:
     hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
     names = f"unknown {kind}s {', '.join(unknown)}" if len(unknown) > 1 else f"an unknown {kind} {unknown[0]}"
     return f"{owner} got {names}{hint}; it takes: {', '.join(valid)}."
+
+
+def check_device(device, name: str = "device") -> torch.device:
+    """``torch.device(device)`` (``None``: ``cpu``), with a ``ValueError`` for a bad name or an unavailable CUDA device."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"{name}={device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'.") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}={str(device)!r} needs CUDA, which this torch build / machine does not have; "
+                         f"use {name}='cpu'.")
+    return device
+
+
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether two devices are the same place (``cuda`` and ``cuda:0`` are, when 0 is the current device)."""
+    if a.type != b.type:
+        return False
+    if a.type != "cuda" or a.index == b.index:
+        return True
+    current = torch.cuda.current_device()
+    return (current if a.index is None else a.index) == (current if b.index is None else b.index)

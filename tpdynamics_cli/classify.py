@@ -8,7 +8,7 @@ import torch
 
 from tpdynamics.training.runner import TASKS
 from tpdynamics.training.classification import ClassificationConfig, run_classification
-from tpdynamics.training.classification_presets import TUNING_GRID, TUNING_SEEDS
+from tpdynamics.training.classification_presets import TUNING_SEEDS, tuning_grid
 from tpdynamics.training.classification_tuning import tune
 from tpdynamics.training.losses import OUTPUT_LOSSES
 from tpdynamics.runs import RunInterrupted, sigint_ignored
@@ -47,6 +47,27 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+#: Keys ``--tune-grid`` accepts and their value types.
+TUNE_KEYS = {"eta": float, "eta_hat": float, "eta_backward": float, "lambda_": float, "epochs": int, "batch_size": int}
+
+
+def tune_axis(text: str) -> tuple[str, tuple]:
+    """argparse type of ``--tune-grid``: ``NAME=V1,V2,...``, NAME one of :data:`TUNE_KEYS` (``lambda`` for ``lambda_``)."""
+    name, sep, values = text.partition("=")
+    name = {"lambda": "lambda_"}.get(name.strip().replace("-", "_"), name.strip().replace("-", "_"))
+    if not sep or name not in TUNE_KEYS:
+        raise argparse.ArgumentTypeError(f"--tune-grid {text!r}: expected NAME=V1,V2,... with NAME one of "
+                                         f"{', '.join(k.rstrip('_') for k in TUNE_KEYS)}, e.g. eta=0.1,0.3")
+    try:
+        parsed = tuple(TUNE_KEYS[name](v) for v in values.split(",") if v.strip())
+    except ValueError:
+        parsed = ()
+    if not parsed or min(parsed) < 0 or (name in ("epochs", "batch_size") and min(parsed) < 1):
+        raise argparse.ArgumentTypeError(f"--tune-grid {text!r}: the values of {name} must be comma-separated "
+                                         f"{'positive integers' if TUNE_KEYS[name] is int else 'non-negative numbers'}")
+    return name, parsed
+
+
 def add_classification_arguments(parser) -> None:
     g = parser.add_argument_group("classification (--task digits, mnist1d, idx:PATH)")
     g.add_argument("--loss", default="mse", choices=OUTPUT_LOSSES.names(),
@@ -58,7 +79,11 @@ def add_classification_arguments(parser) -> None:
                    help="early stopping: stop after this many epochs without a better validation accuracy")
     g.add_argument("--mu", type=float, default=None, help="mixing coefficient of the continuous networks (default 0.1)")
     g.add_argument("--tune", action="store_true",
-                   help=f"run the tuning grid {TUNING_GRID} on seeds {list(TUNING_SEEDS)} and rank by validation accuracy")
+                   help=f"run the task's tuning grid (digits with mse: {tuning_grid('digits')}) on seeds "
+                        f"{list(TUNING_SEEDS)} and rank by validation accuracy")
+    g.add_argument("--tune-grid", type=tune_axis, nargs="+", default=None, metavar="NAME=V1,V2,...",
+                   help="with --tune: search this grid instead (one NAME=V1,V2,... per axis; NAME one of "
+                        f"{', '.join(k.rstrip('_') for k in TUNE_KEYS)}), e.g. --tune-grid eta=0.1,0.3 epochs=20,40")
 
 
 def _config(args) -> ClassificationConfig:
@@ -75,21 +100,30 @@ def run_train(args) -> int:
     warn_no_effect(args, REGRESSION_ONLY, f"with --task {args.task} (a student-teacher option)")
     if args.patience is not None and args.patience < 1:
         raise ValueError(f"--patience={args.patience} must be >= 1 (epochs without a better validation accuracy)")
+    if args.tune_grid is not None and not args.tune:
+        raise ValueError("--tune-grid needs --tune (it is the grid the tuning searches)")
     if args.tune:
+        grids = {m: dict(args.tune_grid) if args.tune_grid else tuning_grid(args.task, args.loss, m)
+                 for m in args.method}
         rows = []
         for method in args.method:
-            for row in tune(method, args.task, args.loss, epochs=args.epochs, hidden=args.hidden, progress=not args.quiet,
-                            store=store_of(args, args.json), jobs=jobs_of(args)):
+            grid = grids[method]
+            fixed = {k: getattr(args, k) for k in ("eta", "eta_hat", "eta_backward", "lambda_", "batch_size")
+                     if getattr(args, k, None) is not None and k not in grid}
+            for row in tune(method, args.task, args.loss, grid=grid, epochs=args.epochs, hidden=args.hidden,
+                            progress=not args.quiet, store=store_of(args, args.json), jobs=jobs_of(args), **fixed):
                 rows.append({"method": method, **row})
-                say(args, f"{method:10s} " + " ".join(f"{k}={v:g}" for k, v in row.items() if k in TUNING_GRID)
-                    + f"  validation accuracy {row['val_accuracy']:.4f} [{row['val_low']:.4f}, {row['val_high']:.4f}]")
-        emit_json(args.json, {"task": args.task, "loss": args.loss, "grid": TUNING_GRID, "seeds": list(TUNING_SEEDS),
+                say(args, f"{method:10s} " + " ".join(f"{k}={v:g}" for k, v in row.items() if k in grid)
+                    + f"  validation accuracy {row['val_accuracy']:.4f} [{row['val_low']:.4f}, {row['val_high']:.4f}]"
+                    + (f"; {row['failed']} runs stopped early" if row["failed"] else ""))
+        emit_json(args.json, {"task": args.task, "loss": args.loss, "grids": grids, "seeds": list(TUNING_SEEDS),
                               "rows": rows})
         return 0
     store = store_of(args, args.json, args.csv, args.plot)
     try:
         result = run_classification(_config(args), progress=not args.quiet, store=store, jobs=jobs_of(args),
-                                    fresh=args.fresh, executor=executor_of(args))
+                                    fresh=args.fresh, executor=executor_of(args),
+                                    ensemble=getattr(args, "ensemble", True), device=getattr(args, "device", None))
     except RunInterrupted as err:
         with sigint_ignored():
             written = write_outputs(args, err.partial)

@@ -101,6 +101,9 @@ class Experiment(abc.ABC):
     * abstract hooks :meth:`run_task` (one picklable task dict in, one picklable result dict out; may run
       in another process) and :meth:`summarize` (the task results, in order, into a :class:`Summary`);
     * optional hook :meth:`tasks` (default: one task ``{"seed": s}`` per seed);
+    * optional hooks :meth:`batch_key` and :meth:`run_batch`: tasks with equal batch keys may run as one
+      batch (e.g. the seeds of several slots trained as one ensemble, :mod:`tpdynamics.ensemble`), which
+      must give each task the result :meth:`run_task` gives it (to rounding);
     * only the public API of ``tpdynamics`` and ``analysis``.
     """
 
@@ -130,6 +133,16 @@ class Experiment(abc.ABC):
     @abc.abstractmethod
     def run_task(self, settings: dict, task: dict) -> dict:
         """Do one task (possibly in another process) and return a picklable dict."""
+
+    def batch_key(self, settings: dict, task: dict) -> str | None:
+        """Tasks of this experiment with equal keys (not ``None``) may run together by :meth:`run_batch`;
+        default ``None``: every task runs alone."""
+        return None
+
+    def run_batch(self, settings: dict, tasks: list[dict]) -> list[dict]:
+        """Do several tasks of equal :meth:`batch_key` at once; one result per task, in order, each what
+        :meth:`run_task` returns for it (to rounding). Default: one after another."""
+        return [self.run_task(settings, task) for task in tasks]
 
     @abc.abstractmethod
     def summarize(self, settings: dict, results: list[dict]) -> Summary:

@@ -23,6 +23,7 @@ from tpdynamics.threads import check_threads
 
 from ..plotting import save
 from .base import EXPERIMENTS
+from .batching import BatchingExecutor
 from .report import REPORT_NAME, ExperimentRecord, ExperimentStatus, load_records, write_report
 
 __all__ = ["ExperimentRecord", "ReproduceResult", "reproduce", "resolve_names", "run_experiment_task",
@@ -186,7 +187,7 @@ class _Experiments:
 
 def reproduce(names=None, *, quick: bool = False, out="tpdynamics-reproduce", seeds: int | None = None,
               jobs: int | None = 1, progress: bool = True, fresh: bool = False, threads: int = 1,
-              executor=None) -> ReproduceResult:
+              executor=None, ensemble: bool = True) -> ReproduceResult:
     """Regenerate experiments into ``out/NAME.png``, ``out/NAME.json`` and ``out/REPORT.md``, resumably.
 
     Parameters
@@ -211,6 +212,10 @@ def reproduce(names=None, *, quick: bool = False, out="tpdynamics-reproduce", se
         package's policy is 1 (see :mod:`tpdynamics.threads`).
     executor : str or tpdynamics.runs.Executor, optional
         Where tasks run (:data:`tpdynamics.runs.EXECUTORS`); default by ``jobs``.
+    ensemble : bool
+        Run the tasks of an experiment that differ only in their seed as batches (default): the student-teacher
+        experiments train the seeds of several slots as one ensemble (:mod:`analysis.reproduce.batching`;
+        the same numbers to rounding, stored per slot under the same keys). ``False``: one task at a time.
 
     Returns
     -------
@@ -249,6 +254,8 @@ def reproduce(names=None, *, quick: bool = False, out="tpdynamics-reproduce", se
                             wall=time.perf_counter() - started, run=run)
 
     try:
+        if ensemble:
+            executor = BatchingExecutor(executor, jobs=jobs, threads=threads)
         summary = run_tasks(experiments.tasks, store, executor=executor, jobs=jobs, threads=threads, fresh=fresh,
                             progress=progress, desc="reproduce", on_record=experiments.on_record)
     except RunInterrupted as err:

@@ -66,13 +66,15 @@ class AndersonSolver(EquilibriumSolver):
 
     def _run(self, batch: SampleBatch, x, tol, max_iterations):
         R, N = x.shape
-        m, dtype = self.memory, x.dtype
+        m, dtype, device = self.memory, x.dtype, x.device
         rows = dict(x=x, X=x.new_zeros(R, m, N), G=x.new_zeros(R, m, N),
-                    pushes=torch.zeros(R, dtype=torch.int64), best=torch.full((R,), math.inf, dtype=dtype),
-                    best_x=x.clone(), best_r=torch.zeros_like(x), since=torch.zeros(R, dtype=torch.int64),
-                    restarts=torch.zeros(R, dtype=torch.int64), strikes=torch.zeros(R, dtype=torch.int64))
-        slots = torch.arange(m)
-        eye = torch.eye(m, dtype=dtype)
+                    pushes=torch.zeros(R, dtype=torch.int64, device=device),
+                    best=torch.full((R,), math.inf, dtype=dtype, device=device),
+                    best_x=x.clone(), best_r=torch.zeros_like(x), since=torch.zeros(R, dtype=torch.int64, device=device),
+                    restarts=torch.zeros(R, dtype=torch.int64, device=device),
+                    strikes=torch.zeros(R, dtype=torch.int64, device=device))
+        slots = torch.arange(m, device=device)
+        eye = torch.eye(m, dtype=dtype, device=device)
         for k in range(max_iterations + 1):
             x = rows["x"]
             r = batch.dynamics.evaluate(x, check=False)
@@ -103,7 +105,7 @@ class AndersonSolver(EquilibriumSolver):
             rows["pushes"] = torch.where(restart, 0, rows["pushes"])
             # push (x, x + r) into each row's ring; Anderson mixing over the valid slots
             slot = rows["pushes"] % m
-            index = torch.arange(x.shape[0])
+            index = torch.arange(x.shape[0], device=device)
             X, G = rows["X"], rows["G"]
             X[index[fresh], slot[fresh]] = x[fresh]
             G[index[fresh], slot[fresh]] = r[fresh]

@@ -62,15 +62,16 @@ class AutoSolver(EquilibriumSolver):
         B = initial.shape[0]
         state = initial.clone()
         names = [name for name, _ in self.stages] + ["ode"]
-        stage_of = torch.zeros(B, dtype=torch.int64)  # index into names
-        code = torch.full((B,), STATUSES.index(EquilibriumStatus.MAX_ITERATIONS), dtype=torch.int64)
+        device = state.device  # every per-sample tensor lives with the state
+        stage_of = torch.zeros(B, dtype=torch.int64, device=device)  # index into names
+        code = torch.full((B,), STATUSES.index(EquilibriumStatus.MAX_ITERATIONS), dtype=torch.int64, device=device)
         converged_code, unstable_code = STATUSES.index(EquilibriumStatus.CONVERGED), STATUSES.index(
             EquilibriumStatus.UNSTABLE)
-        iterations = torch.zeros(B, dtype=torch.int64)
+        iterations = torch.zeros(B, dtype=torch.int64, device=device)
         drive = torch.zeros_like(state)
-        abscissa = torch.full((B,), float("nan"), dtype=state.dtype) if options.check_stability else None
-        pending = torch.arange(B)
-        restart_from_initial = torch.zeros(B, dtype=torch.bool)  # unstable fixed points: integrate from the start
+        abscissa = torch.full((B,), float("nan"), dtype=state.dtype, device=device) if options.check_stability else None
+        pending = torch.arange(B, device=device)
+        restart_from_initial = torch.zeros(B, dtype=torch.bool, device=device)  # unstable fixed points: integrate from the start
         ran, nfev, t, n_steps, trajectory, messages = [], 0, None, 0, [], {}
         for number, (name, stage) in enumerate(self.stages + (("ode", self.fallback),)):
             if name == "ode":
@@ -96,7 +97,8 @@ class AutoSolver(EquilibriumSolver):
                 continue
             nfev += result.nfev
             label = name
-            sub_code = torch.tensor([STATUSES.index(s) for s in result.sample_status], dtype=torch.int64)
+            sub_code = torch.tensor([STATUSES.index(s) for s in result.sample_status], dtype=torch.int64,
+                                    device=device)
             solved = sub_code == converged_code
             if options.check_stability and name != "ode" and bool(solved.any()):
                 alpha, unstable = spectral_abscissa(sub, result.state)

@@ -41,18 +41,19 @@ class SampleBatch:
     """
 
     def __init__(self, dynamics, initial: torch.Tensor, stage: str):
-        B = initial.shape[0]
+        B, device = initial.shape[0], initial.device
         self.root = dynamics
         self.dynamics = dynamics
         self.stage = stage
         self.sizes = tuple(dynamics.state_sizes)  # (read once: the property walks the network)
-        self.index = torch.arange(B)
-        self.live = torch.ones(B, dtype=torch.bool)
+        self.index = torch.arange(B, device=device)
+        self.live = torch.ones(B, dtype=torch.bool, device=device)
         self.state = initial.detach().clone()
         self.drive = torch.full_like(self.state, math.nan)
-        self.known = torch.zeros(B, dtype=torch.bool)  # whether self.drive holds the drive at self.state
-        self.codes = torch.full((B,), _CODE[EquilibriumStatus.MAX_ITERATIONS], dtype=torch.int64)  # status codes
-        self.iterations = torch.zeros(B, dtype=torch.int64)
+        self.known = torch.zeros(B, dtype=torch.bool, device=device)  # whether self.drive holds the drive at self.state
+        self.codes = torch.full((B,), _CODE[EquilibriumStatus.MAX_ITERATIONS], dtype=torch.int64,
+                                device=device)  # status codes
+        self.iterations = torch.zeros(B, dtype=torch.int64, device=device)
         self.reasons: dict = {}
         self.n_live = B  # live rows (kept as a Python int: the stages test it every iteration)
         self.n_converged = 0  # samples retired as converged
@@ -96,7 +97,7 @@ class SampleBatch:
         status = EquilibriumStatus(status)
         self.codes[samples] = _CODE[status]
         its = iterations[where] if isinstance(iterations, torch.Tensor) and iterations.ndim else iterations
-        self.iterations[samples] = torch.as_tensor(its, dtype=torch.int64)
+        self.iterations[samples] = torch.as_tensor(its, dtype=torch.int64, device=self.iterations.device)
         self.live[where] = False
         self.n_live -= where.numel()
         if status == EquilibriumStatus.CONVERGED:
@@ -104,17 +105,29 @@ class SampleBatch:
         if reason and status != EquilibriumStatus.CONVERGED:
             self.reasons.setdefault(status, reason)
 
+    #: A batch whose state has at most this many entries (rows x state size) is not compacted (unless forced).
+    #: The sweep stages set it to 2048: for so small a state a retired row costs less to carry along than the
+    #: copy of every buffer and a new ``dynamics.select`` (measured: 6-11 % of a continuous ensemble epoch of
+    #: 10 members of 6-6-6, whose rows retire one sweep apart), and their every decision is per row. 0
+    #: elsewhere (Newton's Jacobian solve is one call for all rows, and a carried non-finite row would spoil it).
+    min_compact_entries = 0
+
     def compact(self, *tensors, force: bool = False):
-        """Drop the retired rows (when a quarter or more have retired, or ``force``); returns the tensors, cut."""
+        """Drop the retired rows (when a quarter or more have retired, or ``force``); returns the tensors, cut.
+
+        Rows still carried after they retired keep being iterated; nothing of them is read again (a retired
+        row is never retired twice), so the result is the same.
+        """
         n, n_live = self.live.numel(), self.n_live
-        if n_live == n or n_live == 0 or (not force and n_live > 0.75 * n):
+        small = n * self.state.shape[-1] <= self.min_compact_entries
+        if n_live == n or n_live == 0 or (not force and (n_live > 0.75 * n or small)):
             return tensors
         keep = torch.nonzero(self.live).flatten()
         if self.dynamics is not self.root:
             self._spent += self.dynamics.nfev
         self.dynamics = self.dynamics.select(keep)
         self.index = self.index[keep]
-        self.live = torch.ones(n_live, dtype=torch.bool)
+        self.live = torch.ones(n_live, dtype=torch.bool, device=self.live.device)
         return tuple(t[keep] for t in tensors)
 
     @property

@@ -66,7 +66,7 @@ class NewtonSolver(EquilibriumSolver):
     def _run(self, batch: SampleBatch, x, tol, max_iterations):
         r = batch.dynamics.evaluate(x, check=False)
         rows = dict(x=x, r=r, norm=_norm(r), best=finite_residual(r), best_x=x.clone(), best_r=r.clone(),
-                    failures=torch.zeros(x.shape[0], dtype=torch.int64))
+                    failures=torch.zeros(x.shape[0], dtype=torch.int64, device=x.device))
         for k in range(max_iterations + 1):
             x, r = rows["x"], rows["r"]
             residual = finite_residual(r)

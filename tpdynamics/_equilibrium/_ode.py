@@ -97,7 +97,7 @@ class ODESolver(EquilibriumSolver):
                     solver_options.setdefault("max_num_steps", max(options.max_steps - steps, 1))
                     if dyn.last_step_size is not None and "first_step" not in options.options:
                         solver_options["first_step"] = dyn.last_step_size
-                grid = torch.tensor([t, t_next], dtype=torch.float64)
+                grid = torch.tensor([t, t_next], dtype=torch.float64, device=state.device)
                 before = dyn.n_accepted_steps + dyn.n_rejected_steps
                 try:
                     with warnings.catch_warnings():

@@ -220,7 +220,7 @@ def make_result(dynamics, state, *, t, status, message, solver, options, n_steps
     if sample_status is None:
         sample_status = [EquilibriumStatus.CONVERGED if c else EquilibriumStatus(status) for c in converged.tolist()]
     if sample_iterations is None:
-        sample_iterations = torch.full((B,), int(iterations), dtype=torch.int64)
+        sample_iterations = torch.full((B,), int(iterations), dtype=torch.int64, device=state.device)
     return EquilibriumResult(state=state, t=t, residual=residual, converged=converged,
                              nfev=dynamics.nfev if nfev is None else nfev, status=EquilibriumStatus(status),
                              message=message, solver=solver, tol=options.tol, n_steps=n_steps,

@@ -41,7 +41,7 @@ import torch
 import torchdiffeq
 
 from ..dynamics.base import NetworkDynamics
-from ..validation import check_int, check_positive
+from ..validation import check_device, check_int, check_positive, same_device
 from ._base import EQUILIBRIUM_SOLVERS, EquilibriumOptions
 from ._implicit import attach_implicit_gradient
 from ._ode import ODESolver, check_method
@@ -54,7 +54,7 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
                 t_max: float | None = None, max_steps: int = 100_000, gradient: str = "implicit",
                 check_interval: float | None = None, check_growth: float = 1.25,
                 max_iterations: int | None = None, record: bool = False, check_stability: bool = False,
-                strict: bool = False) -> EquilibriumResult:
+                strict: bool = False, device=None) -> EquilibriumResult:
     """Bring a dynamics module to equilibrium ``dh/dt = 0`` (the fixed point of eq. 6.5).
 
     Parameters
@@ -105,6 +105,10 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
         an unstable fixed point (they solve ``dh/dt = 0``, they do not follow the flow).
     strict : bool
         Raise :class:`EquilibriumNotReachedError` instead of returning a non-converged result.
+    device : str or torch.device, optional
+        Where to solve. The solvers create every tensor of theirs on the dynamics' device
+        (:attr:`~tpdynamics.NetworkDynamics.device`, set by the dynamics' own ``device=``); given here it must
+        be that device (``ValueError`` otherwise: build the dynamics with ``device=`` and the network moved there).
 
     Returns
     -------
@@ -121,6 +125,9 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
     if not isinstance(dynamics, NetworkDynamics):
         raise TypeError(f"dynamics must be a NetworkDynamics module (e.g. MixtureDynamics), got "
                         f"{type(dynamics).__name__}.")
+    if device is not None and not same_device(check_device(device), dynamics.device):
+        raise ValueError(f"device={str(device)!r} but the dynamics compute on {str(dynamics.device)!r}; build them "
+                         f"there (e.g. MixtureDynamics(network.to({str(device)!r}), h0, ..., device={str(device)!r})).")
     solver = _default_solver() if solver == "auto" else EQUILIBRIUM_SOLVERS.create(solver)
     check_method(method)
     if gradient not in ("implicit", "solver", "adjoint"):
@@ -154,6 +161,7 @@ def equilibrium(dynamics, *, tol: float = 1e-6, solver="auto", initial_state=Non
         if isinstance(initial_state, EquilibriumResult):
             initial_state = initial_state.state.detach()
         dynamics.check_state(initial_state, "initial_state")
+        initial_state = initial_state.to(dynamics.device)
     result = solver.solve(dynamics, initial_state, opts)
     if opts.check_stability and result.spectral_abscissa is None and result.status == EquilibriumStatus.CONVERGED:
         check_fixed_point_stability(dynamics, result)
@@ -187,5 +195,6 @@ def integrate(dynamics, times, *, initial_state=None, method: str = "dopri5", rt
     if times.ndim != 1 or times.numel() < 2 or not bool((times[1:] > times[:-1]).all()):
         raise ValueError("times must be a 1-D increasing sequence of at least two time points.")
     state = dynamics.initial_state("forward") if initial_state is None else dynamics.check_state(initial_state)
-    states = torchdiffeq.odeint(dynamics, state, times, method=method, rtol=rtol, atol=atol, options=options)
+    states = torchdiffeq.odeint(dynamics, state, times.to(state.device), method=method, rtol=rtol, atol=atol,
+                                options=options)
     return Trajectory(times=times, states=states, state_sizes=tuple(dynamics.state_sizes))

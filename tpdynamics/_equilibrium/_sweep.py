@@ -106,6 +106,7 @@ class _SweepSolver(EquilibriumSolver):
     def solve(self, dynamics, initial, options):
         max_iterations = options.max_iterations if options.max_iterations is not None else self.default_max_iterations
         batch = SampleBatch(dynamics, initial, self.name)
+        batch.min_compact_entries = 2048  # a sweep is per row: a few retired rows cost less than compacting
         with torch.no_grad():
             self._run(batch, initial.detach(), options.tol, max_iterations)  # (x is never written in place)
         return batch.finish(options)
@@ -141,7 +142,7 @@ class _SweepSolver(EquilibriumSolver):
         # first safeguard on (`_init_rows`), omega and its cap per row and the safeguards' counters. Until
         # then every row has omega0, and the steps are plain floats (an easy problem is solved before the
         # first window ends, without any per-row book-keeping).
-        drive = list(torch.split(dyn.evaluate(x, check=False), sizes, dim=-1))
+        drive = list(dyn.evaluate(x, check=False).split_with_sizes(sizes, dim=-1))
         rows = dict(x=x, best_x=x)
         rows.update({f"d{j}": drive[j] for j in range(K)})
         window = 8  # the best iterate, the safeguards and the adaptation of omega look every `window` sweeps
@@ -151,7 +152,7 @@ class _SweepSolver(EquilibriumSolver):
         for k in range(max_iterations + 1):
             dyn = batch.dynamics
             x = rows["x"]
-            blocks = list(torch.split(x, sizes, dim=-1))
+            blocks = list(x.split_with_sizes(sizes, dim=-1))
             if k > 0:  # the first group's drive at the current state (at k = 0 it came with the full drive)
                 for j, d in zip(first, dyn.evaluate_group(blocks, first, check=False)):
                     rows[f"d{j}"] = d
@@ -189,7 +190,7 @@ class _SweepSolver(EquilibriumSolver):
                 omega = rows["omega"]
                 if reset is not None:
                     x = torch.where(reset.unsqueeze(-1), best_x, x)
-                    blocks = list(torch.split(x, sizes, dim=-1))
+                    blocks = list(x.split_with_sizes(sizes, dim=-1))
                 scales = [omega * inverse[j] for j in range(K)]
                 factors = {j: 1.0 + slopes[j] * scales[j] for j in later}
             # the sweep; a restarted row skips the first group (its drive was taken before the restart)
@@ -218,13 +219,13 @@ class _SweepSolver(EquilibriumSolver):
 
     def _init_rows(self, rows, omega0, best):
         """The per-row omega, its cap and the safeguards' counters, at the first safeguard."""
-        R, dtype = best.shape[0], best.dtype
-        rows["omega"] = torch.full((R, 1), omega0, dtype=dtype)
-        rows["cap"] = torch.full((R, 1), self.max_omega if self.adaptive else 1.0, dtype=dtype)
-        rows["since"] = torch.zeros(R, dtype=torch.int64)
-        rows["strikes"] = torch.zeros(R, dtype=torch.int64)
-        rows.setdefault("checked", torch.full((R,), math.inf, dtype=dtype))
-        rows.setdefault("mark", torch.full((R,), math.inf, dtype=dtype))
+        R, dtype, device = best.shape[0], best.dtype, best.device
+        rows["omega"] = torch.full((R, 1), omega0, dtype=dtype, device=device)
+        rows["cap"] = torch.full((R, 1), self.max_omega if self.adaptive else 1.0, dtype=dtype, device=device)
+        rows["since"] = torch.zeros(R, dtype=torch.int64, device=device)
+        rows["strikes"] = torch.zeros(R, dtype=torch.int64, device=device)
+        rows.setdefault("checked", torch.full((R,), math.inf, dtype=dtype, device=device))
+        rows.setdefault("mark", torch.full((R,), math.inf, dtype=dtype, device=device))
 
     def _safeguard(self, batch, rows, residual, best, best_x, k, window, tuned=False):
         """Every ``window`` sweeps: give up stalled rows, restart grown or non-finite ones, adapt ``omega``.

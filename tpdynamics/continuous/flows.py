@@ -178,7 +178,7 @@ def integrate_weights(model: ContinuousModel, network: LayeredNetwork, h0: torch
                          "the weight flow runs forward in slow time (learning); pass e.g. torch.linspace(0, T, K).")
     flow = WeightFlow(model, network, h0, label)
     with torch.no_grad():
-        path = torchdiffeq.odeint(flow, flow.initial_state(), times, method=method, rtol=rtol, atol=atol,
+        path = torchdiffeq.odeint(flow, flow.initial_state(), times.to(h0.device), method=method, rtol=rtol, atol=atol,
                                   options=options)
     weights = [tuple(p[k] for p in path) for k in range(len(times))]
     flow.params.load(weights[-1])

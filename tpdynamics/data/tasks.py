@@ -24,7 +24,6 @@ standardised per feature with the training split's mean and standard deviation
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.metadata
 

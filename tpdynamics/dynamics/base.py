@@ -17,7 +17,7 @@ import copy
 import torch
 from torch import nn
 
-from ..validation import check_positive, check_tensor
+from ..validation import check_device, check_positive, check_tensor, same_device
 from ..blocktridiagonal import BlockTridiagonal
 from ..errors import DivergenceError
 from ..network import FEEDBACK, FORWARD, TEACHING, LayeredNetwork
@@ -47,6 +47,11 @@ class NetworkDynamics(nn.Module, abc.ABC):
         Clamped input ``h_0``.
     tau : float
         Neural time constant ``tau > 0``.
+    device : str or torch.device, optional
+        Where the dynamics compute: ``h0`` (and a subclass's teaching tensors) are moved there, and the
+        network's weights must live there already (``network.to(device)``; ``ValueError`` otherwise).
+        Default: where ``h0`` is (``cpu`` unless given otherwise). The solvers create every tensor of
+        theirs on :attr:`device`.
 
     Attributes
     ----------
@@ -57,10 +62,19 @@ class NetworkDynamics(nn.Module, abc.ABC):
         Adaptive-solver steps, counted through torchdiffeq's step callbacks.
     """
 
-    def __init__(self, network: LayeredNetwork, h0: torch.Tensor, *, tau: float = 1.0):
+    def __init__(self, network: LayeredNetwork, h0: torch.Tensor, *, tau: float = 1.0, device=None):
         super().__init__()
         if not isinstance(network, LayeredNetwork):
             raise TypeError(f"network must be a LayeredNetwork, got {type(network).__name__}.")
+        if device is not None:
+            device = check_device(device)
+            weights = next(iter(network.parameters()), None)
+            if weights is not None and not same_device(weights.device, device):
+                raise ValueError(f"device={str(device)!r} but the network's weights are on {str(weights.device)!r}; "
+                                 f"move the network first (network.to({str(device)!r})) or pass device="
+                                 f"{str(weights.device)!r}.")
+            if isinstance(h0, torch.Tensor):
+                h0 = h0.to(device)
         self.network = network
         self.h0 = check_tensor("h0", h0, ndim=2, size=network.layer_sizes[0], dtype=network.dtype)
         self.tau = check_positive("tau", tau, hint="tau is the neural time constant of eq. (6.1), e.g. tau=1.0.")
@@ -84,9 +98,14 @@ class NetworkDynamics(nn.Module, abc.ABC):
     def dtype(self) -> torch.dtype:
         return self.network.dtype
 
+    @property
+    def device(self) -> torch.device:
+        """Where the dynamics compute (the device of ``h0``); the solvers create their tensors there."""
+        return self.h0.device
+
     def split(self, state: torch.Tensor) -> list[torch.Tensor]:
         """``state`` (B, N) -> list of blocks ``(B, n_k)`` (views)."""
-        return list(torch.split(state, self.state_sizes, dim=-1))
+        return list(state.split_with_sizes(self.state_sizes, dim=-1))  # (not torch.split: its Python checks)
 
     def join(self, blocks) -> torch.Tensor:
         """Inverse of :meth:`split`."""
@@ -228,6 +247,16 @@ class NetworkDynamics(nn.Module, abc.ABC):
         if 0 in group:
             self.nfev += 1
         return self.drive_group(blocks, group, check=check)
+
+    #: Plain counters, set past ``nn.Module.__setattr__`` (which checks for parameters, buffers and modules on
+    #: every assignment: ``nfev += 1`` runs once per evaluation, in the solvers' innermost loop).
+    _COUNTERS = frozenset({"nfev", "n_accepted_steps", "n_rejected_steps", "last_step_size"})
+
+    def __setattr__(self, name, value):
+        if name in NetworkDynamics._COUNTERS:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def reset_counters(self) -> None:
         self.nfev = 0

@@ -46,6 +46,9 @@ class MixtureDynamics(NetworkDynamics):
     teaching : TeachingSignal, optional
         Any teaching signal object. With none of ``target``, ``label``, ``teaching`` the output is
         free (``h_L^trgt = h_L``).
+    device : str or torch.device, optional
+        Where to compute (:class:`~tpdynamics.NetworkDynamics`): ``h0``, ``target`` and ``label`` are moved
+        there; the network must be there already. Default: where ``h0`` is.
 
     Notes
     -----
@@ -53,8 +56,10 @@ class MixtureDynamics(NetworkDynamics):
     """
 
     def __init__(self, network: LayeredNetwork, h0: torch.Tensor, *, mu: float, tau: float = 1.0,
-                 target=None, label=None, eta_hat=None, teaching: TeachingSignal | None = None):
-        super().__init__(network, h0, tau=tau)
+                 target=None, label=None, eta_hat=None, teaching: TeachingSignal | None = None, device=None):
+        super().__init__(network, h0, tau=tau, device=device)
+        if device is not None:
+            target, label = (None if t is None else t.to(self.device) for t in (target, label))
         self.mu = check_mu(mu)
         self.teaching = make_teaching_signal(target=target, label=label, eta_hat=eta_hat, teaching=teaching)
         self.teaching.validate(self.batch_size, network.layer_sizes[-1], network.dtype)

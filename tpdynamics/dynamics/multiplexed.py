@@ -45,6 +45,8 @@ class MultiplexedDynamics(NetworkDynamics):
     target, label, eta_hat, teaching
         The output burst probability ``hat h_L = h_L^trgt``: as for :class:`MixtureDynamics`;
         none of them gives the free phase ``hat h_L = h_L``.
+    device : str or torch.device, optional
+        Where to compute (as for :class:`MixtureDynamics`). Default: where ``h0`` is.
 
     Notes
     -----
@@ -53,8 +55,10 @@ class MultiplexedDynamics(NetworkDynamics):
     """
 
     def __init__(self, network: LayeredNetwork, h0: torch.Tensor, *, tau: float = 1.0, target=None, label=None,
-                 eta_hat=None, teaching: TeachingSignal | None = None):
-        super().__init__(network, h0, tau=tau)
+                 eta_hat=None, teaching: TeachingSignal | None = None, device=None):
+        super().__init__(network, h0, tau=tau, device=device)
+        if device is not None:
+            target, label = (None if t is None else t.to(self.device) for t in (target, label))
         self.teaching = make_teaching_signal(target=target, label=label, eta_hat=eta_hat, teaching=teaching)
         self.teaching.validate(self.batch_size, network.layer_sizes[-1], network.dtype)
         self._read_graph(network, "multiplexed")

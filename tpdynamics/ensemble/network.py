@@ -23,6 +23,7 @@ from torch.nn import functional
 from ..layers import ExactInverseFeedback, FixedRandomFeedback, LearnedInverseFeedback, OriginalFeedback
 from ..network import LayeredNetwork
 from ..nonlinearities import Identity, LeakyReLU, Tanh
+from ..validation import check_device
 
 #: Feedback classes the ensemble knows how to stack (their tensor attribute).
 _FEEDBACK_TENSORS = {ExactInverseFeedback: "weight_inverse", LearnedInverseFeedback: "weight",
@@ -31,16 +32,7 @@ _FEEDBACK_TENSORS = {ExactInverseFeedback: "weight_inverse", LearnedInverseFeedb
 
 def resolve_device(device) -> torch.device:
     """``torch.device(device)`` (default ``cpu``), with a clear error for an unavailable CUDA device."""
-    if device is None:
-        return torch.device("cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device={device!r} is not a torch device; use 'cpu', 'cuda' or 'cuda:N'.") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} needs CUDA, which this torch build / machine does not have; "
-                         "use device='cpu'.")
-    return device
+    return check_device(device)
 
 
 def activate(nonlinearity, a: torch.Tensor, *, slope: bool = True, unit_slope: bool = True):

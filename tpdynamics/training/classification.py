@@ -26,10 +26,11 @@ reused as :func:`~tpdynamics.training.run_experiment` does.
 """
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -243,7 +244,12 @@ def run_classification_task(task: dict) -> dict:
             index = order[b * batch:(b + 1) * batch]
             x, t = data.train_inputs[index], targets["train"][index]
             with torch.no_grad():
-                label = loss.rule_label(_training_output(learner, network, x), t)
+                output = _training_output(learner, network, x)
+            if not bool(torch.isfinite(output).all()):
+                # the previous step left non-finite weights: the cross-entropy's label would be NaN too
+                stop = (TrainingStatus.DIVERGED, f"non-finite network output at epoch {epoch}, step {b + 1}")
+                break
+            label = loss.rule_label(output, t)
             try:
                 record = learner.step(network, x, label)
             except (TPDynamicsError, FloatingPointError) as err:
@@ -280,8 +286,20 @@ def run_classification_task(task: dict) -> dict:
 
 
 def run_classification(config: ClassificationConfig, *, progress: bool = False, store=None, jobs: int | None = 1,
-                       fresh: bool = False, threads: int | None = None, executor=None) -> ClassificationResult:
+                       fresh: bool = False, threads: int | None = None, executor=None, ensemble: bool = True,
+                       device=None) -> ClassificationResult:
     """Train every method of ``config`` on identical splits and initialisations, for every seed.
+
+    Parameters
+    ----------
+    ensemble : bool
+        With ``jobs=1`` and no executor (the default), the seeds of a continuous network (``two-phase``,
+        ``single-phase``, ``multiplexed``) train as one ensemble whose equilibria are solved as one batch
+        (:mod:`tpdynamics.ensemble.classification`; the same numbers as the serial runs to the equilibrium
+        tolerance); ``False`` trains every (method, seed) run one after another. The rules train one seed
+        at a time either way.
+    device : str or torch.device, optional
+        Where those ensembles compute (default ``cpu``; ensemble path only).
 
     Returns
     -------
@@ -302,6 +320,14 @@ def run_classification(config: ClassificationConfig, *, progress: bool = False, 
     names, hyper, layers, tasks = classification_tasks(config, n_features=probe.n_features if probe else 0,
                                                        n_classes=probe.n_classes if probe else 0)
     store = None if store is None else (store if isinstance(store, ResultStore) else ResultStore(store))
+    serial = (executor is None or executor == "serial") and jobs == 1
+    if device is not None and not (ensemble and serial):
+        raise ValueError(f"device={device!r} applies to the ensemble path only: use jobs=1 and no executor, with the "
+                         "ensemble path on (the default).")
+    if ensemble and serial:
+        # tpdynamics.ensemble builds on this module; looked up by name so that the import graph has no circle
+        module = importlib.import_module("tpdynamics.ensemble.classification")
+        executor = module.ClassificationEnsembleExecutor(threads=threads, device=device)
     try:
         summary = run_tasks(tasks, store, executor=executor, jobs=jobs, threads=threads, fresh=fresh,
                             progress=progress, desc="classification", unit="run")

@@ -114,8 +114,22 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
                      f"{min(sigma):.2g}-{max(sigma):.2g}, "
                      "so the bound is exceeded at the start for " + ", ".join(
                          f"{_label(m)} (eta_b = {rate:g}) in {sum(rate * x * x > 2 for x in sigma)} of {len(sigma)} "
-                         "seeds" for m, rate in rates.items() if rate) + " until training shrinks W_2; the methods "
-                     "whose targets carry the resulting reconstruction errors (TP-AI, original TP) diverge most.")
+                         "seeds" for m, rate in rates.items() if rate) + " until training shrinks W_2.")
+        # plain SGD on the output layer with the thesis's factor 2 (gradient 2 (W_L h - y) h^T) is stable only if
+        # 2 eta lambda_max(E[h_{L-1} h_{L-1}^T]) < 2: the bound of BP and fixed-BP at the students' start
+        curvature = [r["initial_output_curvature"] for r in results if "initial_output_curvature" in r]
+        sgd = {m: table[m]["hyperparameters"].get("eta") for m in ("bp", "bp-fixed") if m in table}
+        sgd_text = ""
+        if curvature and any(diverged.get(m) for m in sgd):
+            sgd_text = (f"SGD on W_L with the factor 2 of the thesis's loss is stable only if 2 eta lambda_max(E[h_1 h_1^T])"
+                        f" < 2; the students start with lambda_max = {min(curvature):.3g}-{max(curvature):.3g}, so the "
+                        "bound is exceeded at the start for " + ", ".join(
+                            f"{_label(m)} (eta = {rate:g}) in {sum(rate * c > 1 for c in curvature)} of {len(curvature)} "
+                            "seeds" for m, rate in sgd.items() if rate))
+            text += f" {sgd_text}."
+        if any(diverged.values()):
+            most = sorted((m for m, v in diverged.items() if v), key=lambda m: -diverged[m])[:3]
+            text += " Most diverged: " + ", ".join(f"{_label(m)} {diverged[m]}/{table[m]['n_runs']}" for m in most) + "."
         holds = bool(all(v == 0 for v in diverged.values()))
         failing = {m: v for m, v in diverged.items() if v}
         redraws = {n: viewset(g)["redraws"] for n, g in viewset.groups.items()}
@@ -126,9 +140,11 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
             + " and the thesis's view needed " + ", ".join(f"{k} redraw(s) for {n}" for n, k in redraws.items())
             + (f"; eta_b sigma_max(W_2)^2 < 2 (stability of Alg. A.8) fails at the start for "
                + ", ".join(f"{_label(m)} in {sum(rate * x * x > 2 for x in sigma)} of {len(sigma)} seeds"
-                           for m, rate in rates.items() if rate) if sigma else ""))
+                           for m, rate in rates.items() if rate) if sigma else "")
+            + (f"; {sgd_text}" if sgd_text else ""))
         return Claim(statement, text, holds=holds, robust=False, cause=cause,
-                     values={"diverged": diverged, "initial_sigma_max_w2": sigma, "judged_on": "all_runs",
+                     values={"diverged": diverged, "initial_sigma_max_w2": sigma, "initial_output_curvature": curvature,
+                             "judged_on": "all_runs",
                              "redraws": {n: viewset(g)["redraws"] for n, g in viewset.groups.items()}})
 
     def loss_claims(self, view) -> list:

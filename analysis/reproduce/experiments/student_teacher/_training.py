@@ -1,7 +1,10 @@
 """The shared machinery of the student-teacher experiments: one task per slot trains every method on a draw,
-redrawing the draw (as the thesis's toolbox did) until every method survived."""
+redrawing the draw (as the thesis's toolbox did) until every method survived. The slots of an experiment run
+together (:meth:`StudentTeacherTraining.run_batch`: their draws as ensembles, :mod:`tpdynamics.ensemble`) and are
+stored one result per slot (:mod:`analysis.reproduce.batching`)."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -104,25 +107,43 @@ class StudentTeacherTraining(Experiment):
     #: Criterion of a surviving draw (:data:`~._statistics.SURVIVAL`).
     survival = "completed"
 
-    def train_seed(self, settings, seed: int, dtype=torch.float64) -> dict:
-        """Every method of ``settings`` on the draw of ``seed``: curves, statuses, diagnostics, ``sigma_max(W_i)``."""
+    def train_seeds(self, settings, seeds, dtype=torch.float64) -> list[dict]:
+        """Every method of ``settings`` on the draw of each of ``seeds``, trained together (one ``run_experiment``:
+        the seeds of each method as one ensemble, :mod:`tpdynamics.ensemble`; one seed trains serially): per seed
+        its curves, statuses, diagnostics, ``sigma_max(W_i)`` and output curvature, as :meth:`train_seed`."""
+        seeds = [int(s) for s in seeds]
         every = settings.get("diagnostics_every", 0)
         config = TrainingConfig(methods=tuple(settings["methods"]), preset=settings["preset"],
-                                seeds=[seed], epochs=settings["epochs"], eta_backward=settings.get("eta_backward"),
+                                seeds=seeds, epochs=settings["epochs"], eta_backward=settings.get("eta_backward"),
                                 loss_convention=settings.get("loss_convention"),
                                 batches_per_epoch=settings.get("batches_per_epoch"), n_train=settings.get("n_train"),
                                 n_test=settings.get("n_test", 1000), diagnostics=every > 0,
                                 diagnostics_every=max(1, every), dtype=dtype)
         result = run_experiment(config)
-        methods = {}
-        for name, training in result.results.items():
-            run = training.runs[0]
-            methods[name] = {"status": run.status, "message": run.message, "steps": run.steps,
-                             "train_loss": list(run.train_loss), "test_loss": list(run.test_loss),
-                             "batch_loss": list(run.batch_loss),
-                             "hyperparameters": {k: v for k, v in training.hyperparameters.items()
-                                                 if isinstance(v, (int, float, str, type(None)))},
-                             "diagnostics": {k: run.diagnostics[k] for k in DIAGNOSTICS if k in run.diagnostics}}
+        # the runner assembles the runs seed-major and one problem per seed, in the order of ``seeds``
+        runs = {name: {run.seed: run for run in training.runs} for name, training in result.results.items()}
+        draws = []
+        for index, seed in enumerate(seeds):
+            methods = {}
+            for name, training in result.results.items():
+                run = runs[name][seed]
+                methods[name] = {"status": run.status, "message": run.message, "steps": run.steps,
+                                 "train_loss": list(run.train_loss), "test_loss": list(run.test_loss),
+                                 "batch_loss": list(run.batch_loss),
+                                 "hyperparameters": {k: v for k, v in training.hyperparameters.items()
+                                                     if isinstance(v, (int, float, str, type(None)))},
+                                 "diagnostics": {k: run.diagnostics[k] for k in DIAGNOSTICS if k in run.diagnostics}}
+            draws.append({"seed": seed, "problem": result.problems[index], "methods": methods,
+                          **self._initial_state(settings, seed)})
+        return draws
+
+    def train_seed(self, settings, seed: int, dtype=torch.float64) -> dict:
+        """Every method of ``settings`` on the draw of ``seed``: curves, statuses, diagnostics, ``sigma_max(W_i)``."""
+        return self.train_seeds(settings, [seed], dtype)[0]
+
+    @staticmethod
+    def _initial_state(settings, seed: int) -> dict:
+        """``initial_sigma_max`` and ``initial_output_curvature`` of the student of ``seed``."""
         # the student's initial weights depend on the seed only (not on the data sizes): their largest singular
         # values bound the stable backward rates of Alg. A.8 (eta_b sigma_max(W_{i+1})^2 < 2)
         start = student_teacher(THESIS_PRESETS[settings["preset"]].layers, n_train=1, n_test=1, seed=seed)
@@ -134,27 +155,49 @@ class StudentTeacherTraining(Experiment):
         with torch.no_grad():
             h = problem.student(None)(problem.train_inputs)[-2]
         curvature = float(torch.linalg.eigvalsh(h.T @ h / h.shape[0])[-1])
-        return {"seed": seed, "problem": result.problems[0], "methods": methods, "initial_sigma_max": sigma_max,
-                "initial_output_curvature": curvature}
+        return {"initial_sigma_max": sigma_max, "initial_output_curvature": curvature}
 
     def survival_groups(self, settings) -> dict:
         """The methods the toolbox trained in one loop of a figure script (a draw is redrawn when one of them fails):
         name -> methods. Default: all methods of the experiment in one group."""
         return {"all methods": tuple(settings["methods"])}
 
+    def batch_key(self, settings, task) -> str:
+        """Slots whose tasks differ only in their seed train together (:meth:`run_batch`)."""
+        return json.dumps({k: v for k, v in task.items() if k != "seed"}, sort_keys=True)
+
     def run_task(self, settings, task, dtype=torch.float64):
         """Slot ``task["seed"]``: its first draw, then redraws (at most ``max_redraws``) until every survival group
-        (:meth:`survival_groups`) has a surviving draw."""
+        (:meth:`survival_groups`) has a surviving draw (:meth:`run_batch` of the one slot: trained serially)."""
+        return self.run_batch(settings, [task], dtype)[0]
+
+    def run_batch(self, settings, tasks, dtype=torch.float64) -> list[dict]:
+        """The slots ``tasks`` (equal :meth:`batch_key`) together: :meth:`run_task`'s result for each, in order.
+
+        The first draws of all slots train as one ensemble; then redraw round ``j`` (``1 <= j <= max_redraws``)
+        redraws, with seed ``k + j REDRAW_STRIDE``, every slot ``k`` some survival group of which has no surviving
+        draw yet, training only the methods of those groups; the slots of a round that train the same methods
+        train together. A slot's draws are those its serial run makes (the same seeds and methods, in order).
+        """
         groups = [g for g in self.survival_groups(settings).values() if set(g) <= set(settings["methods"])]
-        draws = [self.train_seed(settings, task["seed"], dtype)]
+        seeds = [int(task["seed"]) for task in tasks]
+        draws = [[first] for first in self.train_seeds(settings, seeds, dtype)]
         for j in range(1, int(settings.get("max_redraws", 0)) + 1):
-            missing = [g for g in groups if not any(survives(d, self.survival, g) for d in draws)]
-            if not missing:
+            pending: dict[tuple, list[int]] = {}  # methods to redraw -> slots
+            for slot, slot_draws in enumerate(draws):
+                missing = [g for g in groups if not any(survives(d, self.survival, g) for d in slot_draws)]
+                if missing:
+                    # a redraw trains only the methods of the groups still without a survivor
+                    methods = tuple(m for m in settings["methods"] if any(m in g for g in missing))
+                    pending.setdefault(methods, []).append(slot)
+            if not pending:
                 break
-            # a redraw trains only the methods of the groups still without a survivor
-            methods = tuple(m for m in settings["methods"] if any(m in g for g in missing))
-            draws.append(self.train_seed({**settings, "methods": methods}, task["seed"] + j * REDRAW_STRIDE, dtype))
-        return {**draws[0], "redraws": draws[1:]}
+            for methods, slots in pending.items():
+                redrawn = self.train_seeds({**settings, "methods": methods},
+                                           [seeds[slot] + j * REDRAW_STRIDE for slot in slots], dtype)
+                for slot, draw in zip(slots, redrawn):
+                    draws[slot].append(draw)
+        return [{**slot_draws[0], "redraws": slot_draws[1:]} for slot_draws in draws]
 
     def views(self, settings, results) -> ViewSet:
         """The :class:`ViewSet` of the results with this experiment's survival criterion and groups."""
