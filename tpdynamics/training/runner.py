@@ -420,8 +420,9 @@ def run_experiment(config: TrainingConfig, *, progress: bool = False, store=None
         Where the runs execute (:data:`tpdynamics.runs.EXECUTORS`).
     ensemble : bool
         In this process (``jobs=1``, no other executor), train the seeds of each method as one
-        ensemble (:mod:`tpdynamics.ensemble`: the same numbers as the serial runs, to rounding);
-        ``False`` trains them one after another. Rules the ensemble does not know run serially.
+        ensemble (:mod:`tpdynamics.ensemble`: the same numbers as the serial runs, to rounding), and
+        with ``jobs > 1`` (no executor) send them to the workers as ensembles; ``False`` trains them
+        one after another. Rules the ensemble does not know run serially.
     device : str or torch.device, optional
         Where the ensembles compute (default ``cpu``).
 
