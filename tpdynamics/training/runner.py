@@ -53,7 +53,7 @@ from ..runs.executors import resolve_function
 from ..statistics import DIVERGENCE_THRESHOLD, diverged
 from .data import StudentTeacherProblem, derived_seed, mean_squared_error, student_teacher, toy_example
 from .diagnostics import sherman_morrison_summary
-from .loss import LOSS_UNIT, get_loss_convention
+from .loss import get_loss_convention
 from .presets import RUN_SETTINGS, THESIS_PRESETS, home_preset, resolve_hyperparameters
 from .rules import LEARNING_RULES, LearningRule
 from .results import ExperimentResult, RunHistory, TrainingResult

@@ -103,8 +103,8 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
         rates = {m: table[m]["hyperparameters"].get("eta_backward") for m in ("tp-ai", "dtp-ai") if m in table}
         text = ("diverged runs (non-finite loss; kept in the counts, never dropped): "
                 + "; ".join(f"{v['label']} {v['n_diverged']}/{v['n_runs']}" for v in table.values())
-                + f". Judged on all runs. The thesis's figure scripts wrap each random draw in try/except and redraw "
-                  f"it when training raises, so its 15-run averages exclude failed draws without saying so; the "
+                + ". Judged on all runs. The thesis's figure scripts wrap each random draw in try/except and redraw "
+                  "it when training raises, so its 15-run averages exclude failed draws without saying so; the "
                   "thesis's view here needed " + "; ".join(
                       f"{name}: {t['redraws']} redraw(s) of {len(t['redrawn_slots'])} slot(s)"
                       for name, t in ((n, viewset(g)) for n, g in viewset.groups.items())) + ".")
@@ -138,7 +138,7 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
             "try/except and redraw a draw whose training raised, so its averages are of surviving draws only; here "
             + ", ".join(f"{_label(m)} diverged in {v} of {table[m]['n_runs']} first draws" for m, v in failing.items())
             + " and the thesis's view needed " + ", ".join(f"{k} redraw(s) for {n}" for n, k in redraws.items())
-            + (f"; eta_b sigma_max(W_2)^2 < 2 (stability of Alg. A.8) fails at the start for "
+            + ("; eta_b sigma_max(W_2)^2 < 2 (stability of Alg. A.8) fails at the start for "
                + ", ".join(f"{_label(m)} in {sum(rate * x * x > 2 for x in sigma)} of {len(sigma)} seeds"
                            for m, rate in rates.items() if rate) if sigma else "")
             + (f"; {sgd_text}" if sgd_text else ""))

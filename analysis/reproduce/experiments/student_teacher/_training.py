@@ -290,7 +290,7 @@ class StudentTeacherTraining(Experiment):
         measured = "; ".join(parts)
         if all(agrees):
             kind = ("a statistic the thesis computed differently: its plotted statistic, the arithmetic mean over the "
-                    f"surviving draws, agrees with the claim, but paired per problem the interval "
+                    "surviving draws, agrees with the claim, but paired per problem the interval "
                     + ("straddles the criterion: the gap is within the spread between problems of "
                        f"{n} draws" if verdict is None else "contradicts it: a few draws dominate the means"))
         else:
