@@ -29,7 +29,8 @@ import torch
 from ..network import make_generator
 from ..runs.executors import ProcessExecutor, SerialExecutor, execute, resolve_function
 from ..runs.store import Task, TaskRecord, TaskStatus, now, where
-from ..statistics import DIVERGENCE_THRESHOLD, diverged
+from .. import statistics
+from ..statistics import diverged
 from ..training.data import derived_seed
 from ..training.diagnostics import sherman_morrison_summary
 from ..training.results import RunHistory
@@ -145,8 +146,9 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
         losses_device = batch_losses(torch.stack(losses)).T  # (S, count): the epoch's in three operations
         losses_host = losses_device.tolist()
         # members whose every step loss is finite and not diverged (the per-step checks below, all at once;
-        # a loss the check lets through here is one the per-step check would have let through too)
-        regular = (torch.isfinite(losses_device) & (losses_device.abs() <= DIVERGENCE_THRESHOLD)).all(1).tolist()
+        # a loss the check lets through here is one the per-step check would have let through too; the
+        # threshold read at run time, as diverged() reads it)
+        regular = (torch.isfinite(losses_device) & (losses_device.abs() <= statistics.DIVERGENCE_THRESHOLD)).all(1).tolist()
         faults_host = [[0] * count for _ in range(S)]
         if len(faults) == count:  # every step could fault (target propagation): the stack is the table
             faults_host = torch.stack(list(faults.values())).T.tolist()
