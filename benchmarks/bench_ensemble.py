@@ -15,7 +15,8 @@ one for both paths (goal: <= 2x).
 Run:  python benchmarks/bench_ensemble.py [--seeds 10] [--batches-per-epoch N] [--methods tp-ei,bp]
       [--epochs 3] [--diagnostics] [--diagnostics-every K] [--threads 1] [--device cpu] [--clock cpu|wall]
 
-Not measured here (not built): the continuous models' ensemble, and ``reproduce`` with ensembles.
+Not measured here: the continuous models' ensemble (``benchmarks/bench_continuous.py``) and ``reproduce`` with
+ensembles (its wall time is in the README, "Reproducing the thesis").
 
 One torch thread by default (the policy for these sizes). The machine this was written on is shared
 and noisy: each case is timed ``--repeats`` times, interleaved, and the best is kept.
