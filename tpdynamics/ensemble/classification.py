@@ -25,7 +25,7 @@ from ..continuous.models import CONTINUOUS_MODELS
 from ..data import load_task, one_hot
 from ..network import make_generator
 from ..runs.executors import SerialExecutor, execute
-from ..runs.store import TaskRecord, now, where
+from ..runs.store import TaskRecord
 from ..statistics import diverged
 from ..training.classification import classification_network
 from ..training.classification_results import METRICS
@@ -36,6 +36,7 @@ from ..training.runner import rate_schedule
 from ..training.status import TrainingStatus
 from .continuous import EnsembleContinuousLearner, ensemble_continuous_support
 from .network import EnsembleNetwork, resolve_device
+from .training import group_records
 
 __all__ = ["ClassificationEnsembleExecutor", "run_classification_ensemble", "ensembled_continuous_methods"]
 
@@ -224,26 +225,5 @@ class ClassificationEnsembleExecutor(SerialExecutor):
                 on_done(index, record)
 
     def _run_group(self, group) -> list[TaskRecord]:
-        from ..runs import codec
-
-        host, pid = where()
-        start = time.perf_counter()
-        previous = None
-        if self.threads is not None:
-            previous = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-        try:
-            results = run_classification_ensemble([t.config for t in group], device=self.device)
-        except Exception as err:  # a bug: every member fails with it, as each serial task would
-            import traceback
-
-            text = traceback.format_exc()
-            return [TaskRecord(task=t, status="failed", error=f"{type(err).__name__}: {err}", traceback=text,
-                               seconds=time.perf_counter() - start, finished=now(), host=host, pid=pid, exception=err)
-                    for t in group]
-        finally:
-            if previous is not None:
-                torch.set_num_threads(previous)
-        seconds = (time.perf_counter() - start) / len(group)
-        return [TaskRecord(task=t, status="done", result=codec.decode(codec.encode(r)), seconds=seconds, finished=now(),
-                           host=host, pid=pid) for t, r in zip(group, results)]
+        return group_records(group, lambda configs: run_classification_ensemble(configs, device=self.device),
+                             self.threads)

@@ -20,6 +20,7 @@ is one ensemble (a method's seeds, split into as many ensembles as keep the work
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from ..runs.executors import ProcessExecutor, SerialExecutor, execute, resolve_f
 from ..runs.store import Task, TaskRecord, TaskStatus, now, where
 from .. import statistics
 from ..statistics import diverged
+from ..threads import thread_limit
 from ..training.data import derived_seed
 from ..training.diagnostics import sherman_morrison_summary
 from ..training.results import RunHistory
@@ -342,6 +344,30 @@ def run_training_ensemble(configs: Sequence[dict], *, device=None) -> list[dict]
     return [{"run": h.to_dict(), "problem": p.describe()} for h, p in zip(histories, problems)]
 
 
+def group_records(group, train, threads: int | None) -> list[TaskRecord]:
+    """One :class:`~tpdynamics.runs.store.TaskRecord` per task of ``group``, trained as one ensemble by
+    ``train(configs) -> results`` (one result per config) with ``threads`` torch threads (``None``: as they
+    are); the group's time is shared among its records. An exception fails every member with it, as each
+    serial task would have failed."""
+    from ..runs import codec
+
+    host, pid = where()
+    start = time.perf_counter()
+    try:
+        with thread_limit(threads) if threads is not None else contextlib.nullcontext():
+            results = train([t.config for t in group])
+    except Exception as err:  # a bug: every member fails with it, as each serial task would
+        import traceback
+
+        text = traceback.format_exc()
+        return [TaskRecord(task=t, status="failed", error=f"{type(err).__name__}: {err}", traceback=text,
+                           seconds=time.perf_counter() - start, finished=now(), host=host, pid=pid, exception=err)
+                for t in group]
+    seconds = (time.perf_counter() - start) / len(group)  # the group's time, shared
+    return [TaskRecord(task=t, status="done", result=codec.decode(codec.encode(r)), seconds=seconds, finished=now(),
+                       host=host, pid=pid) for t, r in zip(group, results)]
+
+
 class EnsembleExecutor(SerialExecutor):
     """Run the runner's training tasks that differ only in their seed as one ensemble (module docstring).
 
@@ -375,29 +401,7 @@ class EnsembleExecutor(SerialExecutor):
                 on_done(index, record)
 
     def _run_group(self, group) -> list[TaskRecord]:
-        from ..runs import codec
-
-        host, pid = where()
-        start = time.perf_counter()
-        previous = None
-        if self.threads is not None:
-            previous = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-        try:
-            results = run_training_ensemble([t.config for t in group], device=self.device)
-        except Exception as err:  # a bug: every member fails with it, as each serial task would
-            import traceback
-
-            text = traceback.format_exc()
-            return [TaskRecord(task=t, status="failed", error=f"{type(err).__name__}: {err}", traceback=text,
-                               seconds=time.perf_counter() - start, finished=now(), host=host, pid=pid, exception=err)
-                    for t in group]
-        finally:
-            if previous is not None:
-                torch.set_num_threads(previous)
-        seconds = (time.perf_counter() - start) / len(group)  # the group's time, shared
-        return [TaskRecord(task=t, status="done", result=codec.decode(codec.encode(r)), seconds=seconds, finished=now(),
-                           host=host, pid=pid) for t, r in zip(group, results)]
+        return group_records(group, lambda configs: run_training_ensemble(configs, device=self.device), self.threads)
 
 
 def run_training_group(config: dict) -> list[dict]:
