@@ -116,3 +116,18 @@ def exact_inverse_problem(sizes=(4, 8, 8, 8, 8), mu: float = 0.4, seed: int = 0)
     state = dyn.initial_state().detach()
     exact = exact_inverse_spectrum(len(sizes) - 1, mu, dyn.tau, 1.0, sizes[1]).abscissa
     return dyn, state, exact
+
+
+def write_blobs(path) -> str:
+    """3 Gaussian blobs in 5 dimensions as an ``.npz`` task file (150 training-file, 30 test-file samples);
+    returns the path as a string."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 5, (3, 5))
+
+    def draw(n):
+        y = np.arange(n) % 3
+        return centres[y] + rng.normal(0, 1, (n, 5)), y
+
+    (x_train, y_train), (x_test, y_test) = draw(150), draw(30)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return str(path)

@@ -7,30 +7,19 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from tpdynamics.training import (ClassificationConfig, classification_network, get_learning_rule, get_output_loss,
                                  loss_output_target, output_target, run_classification)
 from tpdynamics.training.continuous_methods import ContinuousLearner
+from .problems import write_blobs
 
 
 @pytest.fixture(scope="module")
 def blobs(tmp_path_factory):
     """3 Gaussian blobs in 5 dimensions: 150 training-file samples, 30 test-file samples."""
-    rng = np.random.default_rng(0)
-    centres = rng.normal(0, 5, (3, 5))
-
-    def draw(n):
-        y = np.arange(n) % 3
-        return centres[y] + rng.normal(0, 1, (n, 5)), y
-
-    x_train, y_train = draw(150)
-    x_test, y_test = draw(30)
-    path = tmp_path_factory.mktemp("blobs") / "blobs.npz"
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return str(path)
+    return write_blobs(tmp_path_factory.mktemp("blobs") / "blobs.npz")
 
 
 def test_cross_entropy_output_target_by_hand():

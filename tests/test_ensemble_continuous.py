@@ -17,6 +17,7 @@ from tpdynamics.ensemble.continuous import (EnsembleContinuousLearner, EnsembleC
 from tpdynamics.ensemble.dynamics import EnsembleMixtureDynamics, EnsembleMultiplexedDynamics, unfold
 from tpdynamics.errors import EquilibriumNotReachedError
 from tpdynamics.training import ClassificationConfig, ContinuousLearner, run_classification
+from .problems import write_blobs
 
 S, B, STEPS, TOL = 3, 4, 4, 1e-10
 SIZES = (4, 5, 5, 3)
@@ -171,17 +172,7 @@ def test_support_and_bad_input():
 @pytest.fixture(scope="module")
 def blobs(tmp_path_factory):
     """3 Gaussian blobs in 5 dimensions (as tests/test_classification.py): 150 + 30 samples."""
-    rng = np.random.default_rng(0)
-    centres = rng.normal(0, 5, (3, 5))
-
-    def draw(n):
-        y = np.arange(n) % 3
-        return centres[y] + rng.normal(0, 1, (n, 5)), y
-
-    (x_train, y_train), (x_test, y_test) = draw(150), draw(30)
-    path = tmp_path_factory.mktemp("blobs") / "blobs.npz"
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return str(path)
+    return write_blobs(tmp_path_factory.mktemp("blobs") / "blobs.npz")
 
 
 def test_classification_seeds_as_one_ensemble_equal_serial_runs(blobs):
