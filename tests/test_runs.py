@@ -295,3 +295,11 @@ def test_every_command_takes_threads_and_applies_it():
         assert apply_threads(args) == 1  # auto: one thread below 256-wide layers
     finally:
         tp.set_threads(before)
+
+
+def test_group_by_key_keeps_first_appearance_order_and_none_alone():
+    from tpdynamics.runs import group_by_key
+
+    keys = ["a", None, "b", "a", None, "b", "a"]
+    assert group_by_key(keys, lambda k: k) == [[0, 3, 6], [1], [2, 5], [4]]
+    assert group_by_key([], lambda k: k) == []

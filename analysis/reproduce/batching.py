@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from tpdynamics.runs import Executor, Task, TaskRecord, TaskStatus, make_executor
+from tpdynamics.runs import Executor, Task, TaskRecord, TaskStatus, group_by_key, make_executor
 
 from .base import EXPERIMENTS
 
@@ -102,17 +102,7 @@ class BatchingExecutor(Executor):
         self.chunks: list[int] = []
 
     def run(self, tasks, on_done):
-        groups: dict[str, list[int]] = {}
-        order: list[list[int]] = []
-        for index, task in enumerate(tasks):
-            key = _batch_key(task)
-            if key is None:
-                order.append([index])
-            else:
-                if key not in groups:
-                    groups[key] = []
-                    order.append(groups[key])
-                groups[key].append(index)
+        order = group_by_key(tasks, _batch_key)
         # the batches first, the largest first: they are the long units (the student-teacher training), so the
         # short tasks fill the workers at the end instead of waiting for one long unit to finish last
         chunks = sorted(plan_chunks(order, self.jobs), key=len, reverse=True)

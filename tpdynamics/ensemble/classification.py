@@ -24,7 +24,7 @@ import torch
 from ..continuous.models import CONTINUOUS_MODELS
 from ..data import load_task, one_hot
 from ..network import make_generator
-from ..runs.executors import SerialExecutor, execute
+from ..runs.executors import SerialExecutor, execute, group_by_key
 from ..runs.store import TaskRecord
 from ..statistics import diverged
 from ..training.classification import classification_network
@@ -205,18 +205,7 @@ class ClassificationEnsembleExecutor(SerialExecutor):
         self.min_size = min_size
 
     def run(self, tasks, on_done):
-        groups: dict[str, list[int]] = {}
-        order = []
-        for index, task in enumerate(tasks):
-            key = _group_key(task)
-            if key is None:
-                order.append([index])
-                continue
-            if key not in groups:
-                groups[key] = []
-                order.append(groups[key])
-            groups[key].append(index)
-        for indices in order:
+        for indices in group_by_key(tasks, _group_key):
             if len(indices) < self.min_size:
                 for index in indices:
                     on_done(index, execute(tasks[index], self.threads))

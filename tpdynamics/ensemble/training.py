@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import torch
 
 from ..network import make_generator
-from ..runs.executors import ProcessExecutor, SerialExecutor, execute, resolve_function
+from ..runs.executors import ProcessExecutor, SerialExecutor, execute, group_by_key, resolve_function
 from ..runs.store import Task, TaskRecord, TaskStatus, now, where
 from .. import statistics
 from ..statistics import diverged
@@ -277,19 +277,8 @@ def _plan(tasks, min_size: int, fallbacks: dict) -> list[list[int]]:
     A group holds the ``train`` tasks that differ only in their seed, of a rule the ensemble knows
     (:func:`ensemble_support`; the reason is kept in ``fallbacks`` for the others), at least ``min_size`` of them.
     """
-    groups: dict[str, list[int]] = {}
-    order = []
-    for index, task in enumerate(tasks):
-        key = _group_key(task)
-        if key is None:
-            order.append([index])
-            continue
-        if key not in groups:
-            groups[key] = []
-            order.append(groups[key])
-        groups[key].append(index)
     plan = []
-    for indices in order:
+    for indices in group_by_key(tasks, _group_key):
         reason = None
         if len(indices) >= min_size:
             config = tasks[indices[0]].config

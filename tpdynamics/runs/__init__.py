@@ -21,14 +21,14 @@ One place for "a task, its configuration hash, its stored result, and where it e
 """
 from .atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from .codec import canonical_json, config_hash, decode, encode
-from .executors import (EXECUTORS, Executor, ProcessExecutor, SerialExecutor, execute, sigint_deferred,
-                        sigint_ignored)
+from .executors import (EXECUTORS, Executor, ProcessExecutor, SerialExecutor, execute, group_by_key,
+                        sigint_deferred, sigint_ignored)
 from .cluster import LocalClusterExecutor, SchedulerExecutor, scheduler_executor
 from .run import RunInterrupted, RunSummary, make_executor, run_tasks
 from .store import ResultStore, Task, TaskRecord, TaskStatus
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "canonical_json", "config_hash", "decode",
-           "encode", "EXECUTORS", "Executor", "ProcessExecutor", "SerialExecutor", "execute", "sigint_deferred",
-           "sigint_ignored", "LocalClusterExecutor", "SchedulerExecutor", "scheduler_executor",
+           "encode", "EXECUTORS", "Executor", "ProcessExecutor", "SerialExecutor", "execute", "group_by_key",
+           "sigint_deferred", "sigint_ignored", "LocalClusterExecutor", "SchedulerExecutor", "scheduler_executor",
            "RunInterrupted", "RunSummary", "make_executor", "run_tasks", "ResultStore", "Task", "TaskRecord",
            "TaskStatus"]

@@ -34,8 +34,38 @@ from ..registry import Registry
 from ..threads import available_cores, check_threads
 from .store import Task, TaskRecord, TaskStatus, now, where
 
-__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "EXECUTORS", "execute", "resolve_function",
+__all__ = ["Executor", "SerialExecutor", "ProcessExecutor", "EXECUTORS", "execute", "group_by_key", "resolve_function",
            "sigint_ignored", "sigint_deferred"]
+
+
+def group_by_key(tasks, key) -> list[list[int]]:
+    """Indices of ``tasks`` grouped by ``key(task)``, groups in the order of their first task.
+
+    The executors that run several tasks as one unit (an ensemble of seeds, a reproduction batch) group with it;
+    a task whose key is ``None`` is a group of its own.
+
+    Parameters
+    ----------
+    tasks : sequence of Task
+    key : callable
+        ``key(task) -> str or None``; tasks with equal keys form one group.
+
+    Returns
+    -------
+    list of list of int
+    """
+    groups: dict[str, list[int]] = {}
+    order = []
+    for index, task in enumerate(tasks):
+        k = key(task)
+        if k is None:
+            order.append([index])
+            continue
+        if k not in groups:
+            groups[k] = []
+            order.append(groups[k])
+        groups[k].append(index)
+    return order
 
 
 def resolve_function(path: str) -> Callable:
