@@ -130,10 +130,26 @@ def console() -> None:
     """
     code = main()
     if code == 130:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        _leave_now(code)
     sys.exit(code)
+
+
+def _leave_now(code: int) -> None:
+    """Flush, run multiprocessing's exit finalisers, then ``os._exit(code)``.
+
+    ``os._exit`` skips the interpreter's exit handlers, among them multiprocessing's, which unlink the
+    named semaphores of a worker pool's queues (registered with its resource tracker in this process).
+    Whether the pool was already garbage-collected then depends on timing; when it was not, the tracker
+    printed "There appear to be N leaked semaphore objects" after the interrupt message. The finalisers
+    are quick once the workers are gone.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    import multiprocessing.util
+
+    multiprocessing.util._run_finalizers(0)  # what normal exit runs first (exit priority >= 0)
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -293,6 +293,15 @@ def _plan(tasks, min_size: int, fallbacks: dict) -> list[list[int]]:
     return plan
 
 
+def _ensemble_known(task) -> bool:
+    """Whether ``task`` is a training run of a rule the ensemble knows (a one-member ensemble can train it)."""
+    if _group_key(task) is None:
+        return False
+    config = task.config
+    cls = resolve_function(config["rule"]) if "rule" in config else LEARNING_RULES.get(config["method"])
+    return ensemble_support(cls) is None
+
+
 def _group_key(task) -> str | None:
     """Tasks with equal keys differ only in their seed (an ensemble); ``None`` for tasks that are not training."""
     from ..runs.codec import canonical_json
@@ -365,7 +374,10 @@ class EnsembleExecutor(SerialExecutor):
     device : str or torch.device, optional
         Where the ensembles run (default ``cpu``).
     min_size : int
-        Groups smaller than this run serially (a one-member ensemble gains nothing).
+        Groups smaller than this run serially. Default 1: a lone seed trains as a one-member ensemble, so
+        that a run resumed with some of a method's seeds already stored gives the bits of the uninterrupted
+        run (an ensemble member's numbers do not depend on the other members; the serial path's differ from
+        them in the last digits).
 
     Attributes
     ----------
@@ -375,7 +387,7 @@ class EnsembleExecutor(SerialExecutor):
 
     name = "ensemble"
 
-    def __init__(self, jobs: int | None = 1, threads: int | None = None, *, device=None, min_size: int = 2):
+    def __init__(self, jobs: int | None = 1, threads: int | None = None, *, device=None, min_size: int = 1):
         super().__init__(jobs, threads)
         self.device = resolve_device(device)
         self.min_size = min_size
@@ -383,7 +395,7 @@ class EnsembleExecutor(SerialExecutor):
 
     def run(self, tasks, on_done):
         for indices in _plan(tasks, self.min_size, self.fallbacks):
-            if len(indices) == 1:
+            if len(indices) == 1 and not (self.min_size <= 1 and _ensemble_known(tasks[indices[0]])):
                 on_done(indices[0], execute(tasks[indices[0]], self.threads))
                 continue
             for index, record in zip(indices, self._run_group([tasks[i] for i in indices])):
