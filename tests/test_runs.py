@@ -147,6 +147,46 @@ def test_worker_processes_give_the_serial_results_and_a_killed_worker_loses_noth
     assert len(list((tmp_path / "store").glob("*.json"))) == 3
 
 
+def test_an_interrupted_process_pool_leaves_no_worker_and_no_named_semaphore(monkeypatch):
+    """The pool's queues hold named semaphores (registered with multiprocessing's resource tracker); they must
+    be unlinked by the time ``run`` re-raises: the CLI then leaves with ``os._exit``, and a semaphore still
+    registered at that moment is reported by the tracker ("leaked semaphore objects") on the user's terminal."""
+    import multiprocessing
+    import os
+    from multiprocessing import resource_tracker
+
+    from tpdynamics.runs import ProcessExecutor
+
+    registered, unregistered = [], []
+    register, unregister = resource_tracker.register, resource_tracker.unregister
+
+    def spy_register(name, rtype):
+        if rtype == "semaphore":
+            registered.append(name)
+        return register(name, rtype)
+
+    def spy_unregister(name, rtype):
+        if rtype == "semaphore":
+            unregistered.append(name)
+        return unregister(name, rtype)
+
+    # SemLock looks both up in the module at each call
+    monkeypatch.setattr(resource_tracker, "register", spy_register)
+    monkeypatch.setattr(resource_tracker, "unregister", spy_unregister)
+
+    def interrupt(index, record):
+        raise KeyboardInterrupt  # as Ctrl-C in the parent does, once the first task is in
+
+    tasks = [task(2), task(3, "sleep", seconds=60), task(4, "sleep", seconds=60)]
+    with pytest.raises(KeyboardInterrupt):
+        ProcessExecutor(jobs=2).run(tasks, interrupt)
+    left = [name for name in registered if name not in unregistered]  # checked at once: no grace period
+    assert len(registered) >= 5 and not left  # the call queue's 3 and the result queue's 2, all released
+    if os.path.isdir("/dev/shm"):  # Linux: a named semaphore is the file sem.NAME there until unlinked
+        assert not [name for name in registered if os.path.exists(f"/dev/shm/sem.{name.lstrip('/')}")]
+    assert not multiprocessing.active_children()  # the workers were terminated and reaped
+
+
 def test_executor_arguments_are_checked():
     assert set(EXECUTORS.names()) >= {"processes", "serial"}
     with pytest.raises(ValueError, match=r"Unknown executor executor='dask-nope'. Valid names: dask-scheduler, "

@@ -211,6 +211,8 @@ class ProcessExecutor(Executor):
     max_restarts = 2
     #: Seconds a terminated worker gets before it is killed.
     grace = 2.0
+    #: Seconds the pool's manager thread gets to end once its workers are gone (it releases the pool's queues).
+    manager_grace = 1.0
 
     def run(self, tasks, on_done):
         pending = dict(enumerate(tasks))
@@ -256,6 +258,12 @@ class ProcessExecutor(Executor):
 
     def _terminate(self, pool: ProcessPoolExecutor) -> None:
         processes = list((getattr(pool, "_processes", None) or {}).values())
+        # The pool's manager thread holds its call and result queues, whose locks are named semaphores registered
+        # with multiprocessing's resource tracker; they are unlinked (and unregistered) only when that thread has
+        # ended and the queues are freed. shutdown(wait=False) forgets the thread, so the shutdown(wait=True)
+        # below would not join it: kept here, it is joined once the workers are gone. Otherwise a parent that
+        # leaves at once after the interrupt (the CLI's os._exit) makes the tracker report them as leaked.
+        manager = getattr(pool, "_executor_manager_thread", None)
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             with contextlib.suppress(Exception):
@@ -266,5 +274,9 @@ class ProcessExecutor(Executor):
             if process.is_alive():
                 process.kill()
                 process.join(1.0)
+        if manager is not None:
+            # its workers are dead: it marks the pool broken, joins the queue's feeder thread and ends (bounded,
+            # so that a stuck thread costs a warning at exit, never a hang)
+            manager.join(self.manager_grace)
         with contextlib.suppress(Exception):
             pool.shutdown(wait=True)
