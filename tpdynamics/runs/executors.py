@@ -203,8 +203,10 @@ def _worker_init(threads: int | None) -> None:
 class ProcessExecutor(Executor):
     """A local pool of ``min(jobs, tasks)`` worker processes (``spawn`` start method, ``threads`` each).
 
-    Workers ignore SIGINT; on an interrupt the pool's queued tasks are cancelled and its processes
-    terminated (SIGTERM, then SIGKILL after :attr:`grace` seconds) before the interrupt is re-raised.
+    Workers ignore SIGINT; on an interrupt the pool's queued tasks are cancelled, its processes
+    terminated (SIGTERM, then SIGKILL after :attr:`grace` seconds) and its manager thread joined (at most
+    :attr:`manager_grace` seconds), so that the pool's queues and their named semaphores are released,
+    before the interrupt is re-raised.
     """
 
     #: How often a pool whose worker died is restarted before the unfinished tasks are marked failed.
