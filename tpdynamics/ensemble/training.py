@@ -271,35 +271,29 @@ def _sherman_morrison_means(sm_host: dict, s: int, L: int) -> dict:
 
 
 # -- the runner's tasks as ensembles ---------------------------------------------------------------------
-def _plan(tasks, min_size: int, fallbacks: dict) -> list[list[int]]:
-    """Indices of ``tasks`` in groups, in the tasks' order: one group per ensemble, single tasks otherwise.
+def _plan(tasks, min_size: int, fallbacks: dict) -> list[tuple[list[int], bool]]:
+    """Indices of ``tasks`` in groups, in the tasks' order, each with whether it trains as one ensemble.
 
-    A group holds the ``train`` tasks that differ only in their seed, of a rule the ensemble knows
-    (:func:`ensemble_support`; the reason is kept in ``fallbacks`` for the others), at least ``min_size`` of them.
+    An ensemble holds the ``train`` tasks that differ only in their seed, of a rule the ensemble knows
+    (:func:`ensemble_support`; the reason is kept in ``fallbacks`` for the others), at least ``min_size`` of
+    them (``min_size`` 1: a lone seed is a one-member ensemble); every other task is a group of its own,
+    ``([index], False)``.
     """
     plan = []
     for indices in group_by_key(tasks, _group_key):
+        config = tasks[indices[0]].config
+        training = _group_key(tasks[indices[0]]) is not None  # a training run (its key: all but the seed)
         reason = None
-        if len(indices) >= min_size:
-            config = tasks[indices[0]].config
+        if training and len(indices) >= min_size:
             cls = resolve_function(config["rule"]) if "rule" in config else LEARNING_RULES.get(config["method"])
             reason = ensemble_support(cls)
             if reason is not None:
                 fallbacks[config["method"]] = reason
-        if len(indices) < min_size or reason is not None:
-            plan.extend([index] for index in indices)
+        if training and len(indices) >= min_size and reason is None:
+            plan.append((indices, True))
         else:
-            plan.append(indices)
+            plan.extend(([index], False) for index in indices)
     return plan
-
-
-def _ensemble_known(task) -> bool:
-    """Whether ``task`` is a training run of a rule the ensemble knows (a one-member ensemble can train it)."""
-    if _group_key(task) is None:
-        return False
-    config = task.config
-    cls = resolve_function(config["rule"]) if "rule" in config else LEARNING_RULES.get(config["method"])
-    return ensemble_support(cls) is None
 
 
 def _group_key(task) -> str | None:
@@ -394,8 +388,8 @@ class EnsembleExecutor(SerialExecutor):
         self.fallbacks: dict[str, str] = {}
 
     def run(self, tasks, on_done):
-        for indices in _plan(tasks, self.min_size, self.fallbacks):
-            if len(indices) == 1 and not (self.min_size <= 1 and _ensemble_known(tasks[indices[0]])):
+        for indices, ensembled in _plan(tasks, self.min_size, self.fallbacks):
+            if not ensembled:
                 on_done(indices[0], execute(tasks[indices[0]], self.threads))
                 continue
             for index, record in zip(indices, self._run_group([tasks[i] for i in indices])):
@@ -447,10 +441,10 @@ class EnsembleProcessExecutor(ProcessExecutor):
     def split(self, tasks) -> list[list[int]]:
         """The task indices of each worker task: ensembles (split to keep ``jobs`` workers busy) and single tasks."""
         plan = _plan(tasks, self.min_size, self.fallbacks)
-        groups = sum(len(indices) > 1 for indices in plan)
+        groups = sum(ensembled for _, ensembled in plan)
         parts = []
-        for indices in plan:
-            if len(indices) == 1:
+        for indices, ensembled in plan:
+            if not ensembled:
                 parts.append(indices)
                 continue
             k = max(1, min(math.ceil(self.jobs / groups), len(indices) // self.min_size))
