@@ -203,7 +203,7 @@ class EnsembleNetwork:
         """
         activations, derivatives = [h0], [None]
         for weight_t, nonlinearity in zip(self.weights_t, self.nonlinearities):
-            h, d = activate(nonlinearity, activations[-1] @ weight_t, unit_slope=unit_slopes)
+            h, d = activate(nonlinearity, torch.bmm(activations[-1], weight_t), unit_slope=unit_slopes)
             activations.append(h)
             derivatives.append(d)
         return activations, derivatives
@@ -212,7 +212,7 @@ class EnsembleNetwork:
         """The output ``h_L`` of every member, ``(S, B, n_L)``."""
         h = h0
         for weight_t, nonlinearity in zip(self.weights_t, self.nonlinearities):
-            h = activate(nonlinearity, h @ weight_t, slope=False)[0]
+            h = activate(nonlinearity, torch.bmm(h, weight_t), slope=False)[0]
         return h
 
     def feedback_forward(self, i: int, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -226,9 +226,9 @@ class EnsembleNetwork:
         """
         kind, matrix_t = self.kinds[i - 1], self.feedback_t[i - 1]
         if kind is OriginalFeedback:
-            return activate(self.feedback_nonlinearities[i - 1], h @ matrix_t, slope=False)[0], None
+            return activate(self.feedback_nonlinearities[i - 1], torch.bmm(h, matrix_t), slope=False)[0], None
         nonlinearity = self.nonlinearities[i - 1]
         outside = None
         if nonlinearity.inverse_bound is not None:
             outside = (~nonlinearity.in_inverse_domain(h)).flatten(1).any(1)
-        return nonlinearity.inverse(h, check=False) @ matrix_t, outside
+        return torch.bmm(nonlinearity.inverse(h, check=False), matrix_t), outside

@@ -300,7 +300,7 @@ class EnsembleTrainer(MemberDraws):
         layers, mask = self._choose()
         deltas = {L: _times(derivatives[L], error)}
         for i in range(L - 1, min(layers) - 1, -1):
-            deltas[i] = _times(derivatives[i], deltas[i + 1] @ net.weights[i])
+            deltas[i] = _times(derivatives[i], torch.bmm(deltas[i + 1], net.weights[i]))
         chosen = {}
         for i in sorted(layers, reverse=True):
             column = None if mask is None else mask[:, i]
@@ -341,7 +341,7 @@ class EnsembleTrainer(MemberDraws):
             sigma = torch.sqrt(var + eps)
             inputs.append((h - mean) / sigma)
             stats.append((mean, var, sigma))
-            h, d = activate(net.nonlinearities[i - 1], inputs[-1] @ net.weights[i - 1].mT, slope=slopes,
+            h, d = activate(net.nonlinearities[i - 1], torch.bmm(inputs[-1], net.weights[i - 1].mT), slope=slopes,
                             unit_slope=unit_slopes)
             activations.append(h)
             derivatives.append(d)
@@ -445,8 +445,8 @@ class EnsembleTrainer(MemberDraws):
         """
         weight, inverse = self.network.weights[i - 1], self.network.feedback[i - 1]
         epsilon = self._epsilon
-        w_inv_u = inverse @ u                     # (S, n, 1)
-        d = v @ w_inv_u                           # (S, 1, 1): v^T W^-1 u
+        w_inv_u = torch.bmm(inverse, u)                 # (S, n, 1)
+        d = torch.bmm(v, w_inv_u)                       # (S, 1, 1): v^T W^-1 u
         denominator = d + 1.0
         clipped = denominator.abs() < epsilon
         # clipped means eps - d > 1, so the reciprocal is safe where it is selected
@@ -469,7 +469,7 @@ class EnsembleTrainer(MemberDraws):
         flag(singular.view(-1) if chosen is None else singular.view(-1) & chosen, 1)
         alpha = torch.where(skip, 0.0, torch.reciprocal(used))
         # W^-1 <- W^-1 - (W^-1 u)(v^T W^-1) / used: the sign in baddbmm_'s alpha (exact)
-        inverse.baddbmm_(w_inv_u * alpha, v @ inverse, alpha=-1.0)
+        inverse.baddbmm_(w_inv_u * alpha, torch.bmm(v, inverse), alpha=-1.0)
         weight.baddbmm_(u * step, v)
         return record
 
@@ -531,14 +531,14 @@ class EnsembleTrainer(MemberDraws):
                 else:
                     h = self._draw_layer_noise(batch, n)
                 upper = net.nonlinearities[i]
-                out = activate(upper, h @ net.weights_t[i], slope=False)[0]
+                out = activate(upper, torch.bmm(h, net.weights_t[i]), slope=False)[0]
                 if upper.inverse_bound is not None:
                     flag((~upper.in_inverse_domain(out)).flatten(1).any(1) & self._backward_on, 2)
                 pre = upper.inverse(out, check=False)
-                residual = pre @ net.feedback_t[i] - h
+                residual = torch.bmm(pre, net.feedback_t[i]) - h
                 left, right = residual, pre
             elif rule.backward == "A.9" and kind is OriginalFeedback:
-                pre = activations[i + 1] @ net.feedback_t[i]
+                pre = torch.bmm(activations[i + 1], net.feedback_t[i])
                 value, slope = activate(net.feedback_nonlinearities[i], pre)
                 residual = value - activations[i]
                 left, right = slope * residual, activations[i + 1]
