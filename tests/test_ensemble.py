@@ -86,6 +86,21 @@ def test_runner_ensemble_equals_serial_runs(name):
         assert runs[0]["diagnostics"]["sm_clipped_fraction"] != runs[1]["diagnostics"]["sm_clipped_fraction"]
 
 
+@pytest.mark.parametrize("name", RULES)
+def test_a_member_trained_alone_gives_the_bits_it_gives_in_the_ensemble(name):
+    """Nothing of a member depends on the others: trained as a one-member ensemble (a resumed run's lone seed, a
+    redraw) it gives its bits in the three-member one, its diagnostic epoch means included (summed over the
+    steps in their order whatever S is)."""
+    configs = _configs(name)[:2]  # the divergent member aside: its stop makes the others' histories no shorter
+    for c in configs:  # one hidden layer: a lone member's (steps, S, L - 1) diagnostics are one column
+        c["settings"]["layers"] = [4, 4, 4]
+        c["run"]["diagnostics_every"] = 1  # 10 diagnosed steps an epoch: a vectorised sum would reorder them
+    together = run_training_ensemble(configs)
+    alone = [run_training_ensemble([c])[0] for c in configs]
+    assert json.dumps(together) == json.dumps(alone)
+    assert together[0]["run"]["diagnostics"] or name.startswith("bp"), "no diagnostics recorded"  # bp has none
+
+
 def _members(name, seeds=(0, 1, 2), loss_convention="half"):
     """Networks and rules of three members (each its own seed, eta and epsilon), for the step-level oracle."""
     cls = LEARNING_RULES.get(name)

@@ -242,7 +242,9 @@ def _diagnostic_means(diagnosed: list, S: int) -> dict:
     for name in diagnosed[0]:
         values = torch.stack([d[name] for d in diagnosed])  # (steps, S, L - 1)
         finite = torch.isfinite(values)
-        means = (torch.where(finite, values, 0.0).sum(0) / finite.sum(0)).tolist()  # 0 / 0: nan, as the runner's
+        # cumsum: the steps summed one after another, as the runner's running sums, whatever S is (a sum over dim 0
+        # is vectorised along it when S (L - 1) == 1, which changes the last digits); 0 / 0: nan, as the runner's
+        means = (torch.where(finite, values, 0.0).cumsum(0)[-1] / finite.sum(0)).tolist()
         for s in range(S):
             out[s][name] = means[s]
     return out
