@@ -2,6 +2,7 @@
 import math
 
 import pytest
+import torch
 
 from analysis.reproduce import EXPERIMENTS
 from tpdynamics.training import THESIS_PRESETS
@@ -179,3 +180,34 @@ def test_slots_trained_together_with_their_redraws_equal_the_slots_one_at_a_time
         [], [(1002, ("tp-ai", "rtp-ai", "bp", "bp-fixed"))], [(1005, ("rtp-ai", "bp", "bp-fixed"))]]
     assert together[1]["methods"]["tp-ai"]["status"] == "diverged"
     assert max_relative_difference(together, alone) < 1e-10
+
+
+@pytest.mark.slow
+def test_redraws_trained_several_per_round_are_the_draws_of_one_redraw_per_round(monkeypatch):
+    """A redraw round trains the next redraws of every pending slot at once (``redraw_members``) and drops those after
+    a slot's survivor: the slots' results are those of one redraw per round, bit for bit (the JSON text)."""
+    import json
+
+    experiment = EXPERIMENTS.get(NAMES[2])()
+    settings = {**experiment.settings(True), "methods": ("tp-ai", "rtp-ai", "bp", "bp-fixed"), "epochs": 2,
+                "diagnostics_every": 10, "max_redraws": 3}
+    tasks = [{"seed": s} for s in (0, 2, 5)]
+    calls = []
+    original = type(experiment).train_seeds
+
+    def spy(self, settings, seeds, dtype=torch.float64):
+        calls.append((tuple(settings["methods"]), list(seeds)))
+        return original(self, settings, seeds, dtype)
+
+    monkeypatch.setattr(type(experiment), "train_seeds", spy)
+    several = experiment.run_batch(settings, tasks)
+    rounds, calls[:] = list(calls), []
+    experiment.redraw_members = 1
+    single = experiment.run_batch(settings, tasks)
+    # two pending slots: ceil(16 / 2) = 8 redraws each, capped by max_redraws at 3, in one round
+    assert rounds == [(("tp-ai", "rtp-ai", "bp", "bp-fixed"), [0, 2, 5]),
+                      (("tp-ai", "rtp-ai", "bp", "bp-fixed"), [1002, 2002, 3002]),
+                      (("rtp-ai", "bp", "bp-fixed"), [1005, 2005, 3005])]
+    assert calls[1:] == [(("tp-ai", "rtp-ai", "bp", "bp-fixed"), [1002]), (("rtp-ai", "bp", "bp-fixed"), [1005])]
+    assert [[d["seed"] for d in r["redraws"]] for r in several] == [[], [1002], [1005]]
+    assert json.dumps(several) == json.dumps(single)

@@ -168,36 +168,59 @@ class StudentTeacherTraining(Experiment):
 
     def run_task(self, settings, task, dtype=torch.float64):
         """Slot ``task["seed"]``: its first draw, then redraws (at most ``max_redraws``) until every survival group
-        (:meth:`survival_groups`) has a surviving draw (:meth:`run_batch` of the one slot: trained serially)."""
+        (:meth:`survival_groups`) has a surviving draw (:meth:`run_batch` of the one slot)."""
         return self.run_batch(settings, [task], dtype)[0]
 
     def run_batch(self, settings, tasks, dtype=torch.float64) -> list[dict]:
         """The slots ``tasks`` (equal :meth:`batch_key`) together: :meth:`run_task`'s result for each, in order.
 
-        The first draws of all slots train as one ensemble; then redraw round ``j`` (``1 <= j <= max_redraws``)
-        redraws, with seed ``k + j REDRAW_STRIDE``, every slot ``k`` some survival group of which has no surviving
-        draw yet, training only the methods of those groups; the slots of a round that train the same methods
-        train together. A slot's draws are those its serial run makes (the same seeds and methods, in order).
+        The first draws of all slots train as one ensemble. A slot ``k`` some survival group of which has no
+        surviving draw yet is redrawn with seeds ``k + j REDRAW_STRIDE``, ``j = 1, 2, ...`` (at most
+        ``max_redraws``), training only the methods of those groups, until every group has a survivor: the draws
+        its serial run makes. They are trained in rounds (:attr:`redraw_members`): a round trains the next few
+        redraws of every pending slot at once, the slots that train the same methods together, and keeps of them
+        the draws the one-at-a-time order makes (a member's numbers do not depend on the others of its
+        ensemble), each with the methods that order trains; the draws after a slot's first survivor are dropped.
         """
         groups = [g for g in self.survival_groups(settings).values() if set(g) <= set(settings["methods"])]
         seeds = [int(task["seed"]) for task in tasks]
         draws = [[first] for first in self.train_seeds(settings, seeds, dtype)]
-        for j in range(1, int(settings.get("max_redraws", 0)) + 1):
+        limit, j = int(settings.get("max_redraws", 0)), 1
+        while j <= limit:
             pending: dict[tuple, list[int]] = {}  # methods to redraw -> slots
             for slot, slot_draws in enumerate(draws):
-                missing = [g for g in groups if not any(survives(d, self.survival, g) for d in slot_draws)]
-                if missing:
-                    # a redraw trains only the methods of the groups still without a survivor
-                    methods = tuple(m for m in settings["methods"] if any(m in g for g in missing))
+                methods = self._redraw_methods(settings, groups, slot_draws)
+                if methods:
                     pending.setdefault(methods, []).append(slot)
             if not pending:
                 break
+            # the next `ahead` redraws of each pending slot in this round (the one-at-a-time order: ahead = 1)
+            ahead = min(limit - j + 1, max(1, math.ceil(self.redraw_members / sum(map(len, pending.values())))))
             for methods, slots in pending.items():
                 redrawn = self.train_seeds({**settings, "methods": methods},
-                                           [seeds[slot] + j * REDRAW_STRIDE for slot in slots], dtype)
-                for slot, draw in zip(slots, redrawn):
-                    draws[slot].append(draw)
+                                           [seeds[slot] + (j + a) * REDRAW_STRIDE for a in range(ahead)
+                                            for slot in slots], dtype)
+                for position, slot in enumerate(slots):
+                    for a in range(ahead):
+                        # the methods the one-at-a-time order trains in redraw j + a (a subset of `methods`)
+                        needed = self._redraw_methods(settings, groups, draws[slot])
+                        if not needed:
+                            break
+                        draw = redrawn[a * len(slots) + position]
+                        draws[slot].append({**draw, "methods": {m: draw["methods"][m] for m in needed}})
+            j += ahead
         return [{**slot_draws[0], "redraws": slot_draws[1:]} for slot_draws in draws]
+
+    #: How many draws a redraw round of :meth:`run_batch` aims at: each of the ``P`` pending slots gets its next
+    #: ``ceil(redraw_members / P)`` redraws (1: one redraw per round). At these network sizes an ensemble step of
+    #: 16 members costs little more than one of a single member, so the rounds, not the draws, take the time, and
+    #: a dropped draw (after its slot's survivor) costs little.
+    redraw_members = 16
+
+    def _redraw_methods(self, settings, groups, slot_draws) -> tuple:
+        """The methods a slot's next redraw trains: those of its survival groups without a surviving draw yet."""
+        missing = [g for g in groups if not any(survives(d, self.survival, g) for d in slot_draws)]
+        return tuple(m for m in settings["methods"] if any(m in g for g in missing))
 
     def views(self, settings, results) -> ViewSet:
         """The :class:`ViewSet` of the results with this experiment's survival criterion and groups."""
