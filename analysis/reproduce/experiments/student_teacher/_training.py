@@ -212,9 +212,10 @@ class StudentTeacherTraining(Experiment):
         return [{**slot_draws[0], "redraws": slot_draws[1:]} for slot_draws in draws]
 
     #: How many draws a redraw round of :meth:`run_batch` aims at: each of the ``P`` pending slots gets its next
-    #: ``ceil(redraw_members / P)`` redraws (1: one redraw per round). At these network sizes an ensemble step of
-    #: 16 members costs little more than one of a single member, so the rounds, not the draws, take the time, and
-    #: a dropped draw (after its slot's survivor) costs little.
+    #: ``ceil(redraw_members / P)`` redraws (1: one redraw per round). A round costs about ``a + b S`` for ``S``
+    #: draws, the fixed part ``a`` some nine draws' worth at these network sizes (fig. 5.18-5.19's ten methods,
+    #: 60 epochs: ~12 s + ~1.35 s per draw on a loaded core), so fewer, fuller rounds cost less, and a dropped
+    #: draw (after its slot's survivor) costs one ``b``.
     redraw_members = 16
 
     def _redraw_methods(self, settings, groups, slot_draws) -> tuple:
