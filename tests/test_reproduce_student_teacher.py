@@ -1,4 +1,5 @@
 """Fast checks of the student-teacher reproduction helpers (the quick experiments run in tests/test_reproduce.py)."""
+import json
 import math
 
 import pytest
@@ -186,8 +187,6 @@ def test_slots_trained_together_with_their_redraws_equal_the_slots_one_at_a_time
 def test_redraws_trained_several_per_round_are_the_draws_of_one_redraw_per_round(monkeypatch):
     """A redraw round trains the next redraws of every pending slot at once (``redraw_members``) and drops those after
     a slot's survivor: the slots' results are those of one redraw per round, bit for bit (the JSON text)."""
-    import json
-
     experiment = EXPERIMENTS.get(NAMES[2])()
     settings = {**experiment.settings(True), "methods": ("tp-ai", "rtp-ai", "bp", "bp-fixed"), "epochs": 2,
                 "diagnostics_every": 10, "max_redraws": 3}
