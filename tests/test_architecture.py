@@ -7,6 +7,8 @@ imports inside functions, which a lazy import would otherwise hide).
 import ast
 import importlib
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import networkx as nx
@@ -131,6 +133,15 @@ def test_non_normality_does_not_import_the_report_or_the_figures():
         "analysis.stability._nonnormality"))
     assert not [t for t in graph.successors("analysis.plotting") if t.startswith("analysis.stability")]
     assert "analysis.plotting" in graph.successors("analysis.stability._report")  # the figure, one way
+
+
+def test_the_package_and_the_cli_start_without_the_symbolic_and_plotting_libraries():
+    # every worker process and every CLI call imports tpdynamics: sympy alone cost ~0.7 s of a 5 s start here, so the
+    # symbolic hooks import it when they run; a fresh interpreter, since this one has imported everything already
+    probe = ("import sys, tpdynamics, tpdynamics_cli.main; "
+             "print(sorted(m for m in ('sympy', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 def _abstract_bases():

@@ -28,7 +28,6 @@ import abc
 import math
 import warnings
 
-import sympy
 import torch
 from torch import nn
 
@@ -136,6 +135,7 @@ class _MatrixTimesInverseNonlinearity(FeedbackMapping):
         return self.matrix.unsqueeze(0) * layer.nonlinearity.inverse_derivative(h).unsqueeze(-2)
 
     def sympy_forward(self, h, layer):
+        import sympy  # lazily: only the symbolic Jacobian needs it
         m = sympy.Matrix(self.matrix.detach().cpu().tolist())
         t = sympy.Matrix([layer.nonlinearity.sympy_inverse(x) for x in h])
         return list(m * t)
@@ -339,6 +339,7 @@ class OriginalFeedback(FeedbackMapping):
         return self.nonlinearity.derivative(self.preactivation(h)).unsqueeze(-1) * self.weight.unsqueeze(0)
 
     def sympy_forward(self, h, layer):
+        import sympy  # lazily: only the symbolic Jacobian needs it
         q = sympy.Matrix(self.weight.detach().cpu().tolist())
         return [self.nonlinearity.sympy_expression(a) for a in q * sympy.Matrix(h)]
 
@@ -416,6 +417,7 @@ class Layer(nn.Module):
 
     def sympy_forward(self, h_prev: list) -> list:
         """``f_i`` as sympy expressions of the symbols ``h_prev`` (length ``n_{i-1}``)."""
+        import sympy  # lazily: only the symbolic Jacobian needs it
         w = sympy.Matrix(self.weight.detach().cpu().tolist())
         return [self.nonlinearity.sympy_expression(a) for a in w * sympy.Matrix(h_prev)]
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import abc
 import math
+from typing import TYPE_CHECKING
 
-import sympy
 import torch
 
 from .errors import InverseDomainError
 from .registry import Registry
+
+if TYPE_CHECKING:  # sympy is imported where a symbolic hook runs (it costs ~0.7 s at start-up)
+    import sympy
 
 
 class Nonlinearity(abc.ABC):
@@ -169,9 +172,11 @@ class LeakyReLU(Nonlinearity):
         return torch.where(y >= 0, torch.ones_like(y), torch.full_like(y, 1.0 / self.negative_slope))
 
     def sympy_expression(self, x):
+        import sympy  # lazily: only the symbolic Jacobian needs it
         return sympy.Piecewise((x, x >= 0), (sympy.nsimplify(self.negative_slope) * x, True))
 
     def sympy_inverse(self, y):
+        import sympy  # lazily: only the symbolic Jacobian needs it
         return sympy.Piecewise((y, y >= 0), (y / sympy.nsimplify(self.negative_slope), True))
 
 
@@ -194,9 +199,11 @@ class Tanh(Nonlinearity):
         return 1.0 / (1.0 - y ** 2)
 
     def sympy_expression(self, x):
+        import sympy  # lazily: only the symbolic Jacobian needs it
         return sympy.tanh(x)
 
     def sympy_inverse(self, y):
+        import sympy  # lazily: only the symbolic Jacobian needs it
         return sympy.atanh(y)
 
 

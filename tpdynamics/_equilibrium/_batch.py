@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from ._result import STATUSES, EquilibriumStatus, converged_message, make_result, overall_status
+from ._result import STATUSES, EquilibriumResult, EquilibriumStatus, converged_message, make_result, overall_status
 
 _CODE = {s: i for i, s in enumerate(STATUSES)}
 
@@ -135,7 +135,7 @@ class SampleBatch:
         """Each sample's :class:`EquilibriumStatus`."""
         return [STATUSES[c] for c in self.codes.tolist()]
 
-    def finish(self, options) -> "EquilibriumResult":  # noqa: F821
+    def finish(self, options) -> EquilibriumResult:
         """The result of the stage for the whole batch (live rows left are reported as ``max_iterations``)."""
         state = self.state
         drive = None
