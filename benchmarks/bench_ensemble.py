@@ -12,8 +12,14 @@ epoch does. Reported: milliseconds per seed-epoch and the ratio (goal: >= 10x at
 ``--diagnostics`` it also times the diagnosed epoch (``diagnostics_every`` steps) against the plain
 one for both paths (goal: <= 2x).
 
+With ``--twins`` it times instead each randomized rule with its base (``rtp-ai`` with ``tp-ai``, ...: the pairs
+:func:`tpdynamics.ensemble.ensemble_class` joins), S seeds of each, three ways: serial (2 S runs), two ensembles
+of S (one per rule) and one ensemble of 2 S (both rules, as the runner and ``reproduce`` now train them);
+reported per seed-epoch of the pair.
+
 Run:  python benchmarks/bench_ensemble.py [--seeds 10] [--batches-per-epoch N] [--methods tp-ei,bp]
       [--epochs 3] [--diagnostics] [--diagnostics-every K] [--threads 1] [--device cpu] [--clock cpu|wall]
+      [--twins]
 
 Not measured here: the continuous models' ensemble (``benchmarks/bench_continuous.py``) and ``reproduce`` with
 ensembles (its wall time is in the README, "Reproducing the thesis").
@@ -28,7 +34,7 @@ import time
 
 import torch
 
-from tpdynamics.ensemble import train_ensemble
+from tpdynamics.ensemble import ensemble_class, train_ensemble
 from tpdynamics.network import make_generator
 from tpdynamics.training.data import derived_seed
 from tpdynamics.training.presets import RUN_SETTINGS
@@ -76,6 +82,39 @@ def _time_ensemble(setup, device, clock) -> float:
     return _clock(clock) - start
 
 
+def _time_together(setups, device, clock) -> float:
+    """One ensemble of the members of all ``setups`` (twin rules, one schedule: the first's)."""
+    config, hyper, settings = setups[0][:3]
+    rules = [r for setup in setups for r in setup[4]()]
+    problems = [p for setup in setups for p in setup[3]]
+    seeds = [s for setup in setups for s in setup[0].seed_list()]
+    start = _clock(clock)
+    train_ensemble(rules, problems, hyper, settings, config, seeds, device=device)
+    return _clock(clock) - start
+
+
+def _twins(args) -> None:
+    """``--twins``: each randomized rule with its base, serial vs one ensemble per rule vs one for both."""
+    print(f"{'pair':18s} {'serial ms/seed-epoch':>21s} {'2 ensembles':>12s} {'1 ensemble':>11s} "
+          f"{'serial/2':>9s} {'serial/1':>9s} {'2/1':>6s}")
+    methods = [m for m in args.methods.split(",") if ensemble_class(LEARNING_RULES.get(m)) is not LEARNING_RULES.get(m)]
+    for method in methods:
+        base = ensemble_class(LEARNING_RULES.get(method)).name
+        setups = [_setup(m, args.seeds, args.batches_per_epoch, False, 1, args.epochs) for m in (base, method)]
+        if setups[0][1]["batch_size"] != setups[1][1]["batch_size"]:
+            print(f"{base}+{method}: different batch schedules, not one ensemble")
+            continue
+        serial, apart, together = [], [], []
+        for _ in range(args.repeats):
+            serial.append(sum(_time_serial(setup, args.clock) for setup in setups))
+            apart.append(sum(_time_ensemble(setup, args.device, args.clock) for setup in setups))
+            together.append(_time_together(setups, args.device, args.clock))
+        per_seed = 1e3 / (2 * args.seeds * args.epochs)
+        a, b, c = (min(t) * per_seed for t in (serial, apart, together))
+        print(f"{base + '+' + method:18s} {a:21.1f} {b:12.1f} {c:11.1f} {a / b:8.1f}x {a / c:8.1f}x {b / c:5.2f}x",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
@@ -88,6 +127,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--diagnostics", action="store_true", help="also time the diagnosed epochs")
     parser.add_argument("--diagnostics-every", type=int, default=1)
+    parser.add_argument("--twins", action="store_true",
+                        help="time each randomized rule with its base: serial, two ensembles, one ensemble")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="cpu: this process's CPU time (default; on a shared machine it leaves out the time other "
                              "processes hold the core), wall: elapsed time")
@@ -101,6 +142,9 @@ def main() -> None:
              f"{'speed-up':>9s}"
     if args.diagnostics:
         header += f" {'diag/plain serial':>18s} {'diag/plain ensemble':>20s}"
+    if args.twins:
+        _twins(args)
+        return
     print(header)
     for method in methods:
         plain = _setup(method, args.seeds, args.batches_per_epoch, False, 1, args.epochs)

@@ -16,7 +16,7 @@
   its executor live in :mod:`tpdynamics.ensemble.classification`.
 """
 from .network import EnsembleNetwork, architecture, resolve_device
-from .step import FAULTS, EnsembleStep, EnsembleTrainer, ensemble_support
+from .step import FAULTS, EnsembleStep, EnsembleTrainer, ensemble_class, ensemble_support
 from .training import EnsembleExecutor, EnsembleProcessExecutor, run_training_ensemble, train_ensemble
 from .dynamics import EnsembleMixtureDynamics, EnsembleMultiplexedDynamics
 from .continuous import (EnsembleContinuousLearner, EnsembleContinuousModel, ensemble_continuous_support,
@@ -24,6 +24,6 @@ from .continuous import (EnsembleContinuousLearner, EnsembleContinuousModel, ens
 
 
 __all__ = ["EnsembleNetwork", "EnsembleStep", "EnsembleTrainer", "EnsembleExecutor", "EnsembleProcessExecutor",
-           "FAULTS", "architecture", "ensemble_support", "resolve_device", "run_training_ensemble", "train_ensemble",
-           "EnsembleMixtureDynamics", "EnsembleMultiplexedDynamics", "EnsembleContinuousLearner",
+           "FAULTS", "architecture", "ensemble_class", "ensemble_support", "resolve_device", "run_training_ensemble",
+           "train_ensemble", "EnsembleMixtureDynamics", "EnsembleMultiplexedDynamics", "EnsembleContinuousLearner",
            "EnsembleContinuousModel", "ensemble_continuous_support", "integrate_weights_ensemble"]

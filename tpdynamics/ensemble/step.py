@@ -1,8 +1,9 @@
 """One training step of S members at once: the discrete rules of Appendix A over the ensemble dimension.
 
-:class:`EnsembleTrainer` takes S rule objects of one registered class (each with its own
-hyper-parameters and its own random generator) and an :class:`~tpdynamics.ensemble.EnsembleNetwork`
-of their students, and advances all members by one iteration of that rule with stacked tensors.
+:class:`EnsembleTrainer` takes S rule objects of one registered class, or of one and its randomized twin
+(:func:`ensemble_class`; each with its own hyper-parameters and its own random generator) and an
+:class:`~tpdynamics.ensemble.EnsembleNetwork` of their students, and advances all members by one iteration
+of that rule with stacked tensors.
 It follows the rule's own code path step for step (forward pass, output target ``h_L - eta_hat e_L`` with
 the rule's loss convention, target propagation, the rule's
 ``_forward_factor``, the forward updates top to bottom, then Algorithms A.8/A.9), so that member ``s``
@@ -80,6 +81,27 @@ def ensemble_support(rule_class) -> str | None:
     return _family(rule_class)[1]
 
 
+#: What a randomized rule class may define beyond its base and still share an ensemble with it (its name,
+#: its Appendix-A number and the flag itself): the rest of the step is the base's.
+_TWIN_ATTRIBUTES = {"randomized", "name", "algorithm", "_abc_impl"}
+
+
+def ensemble_class(rule_class: type) -> type:
+    """The class whose ensembles ``rule_class``'s members may join: a randomized rule that is its base class
+    with a random layer choice only (``rtp-ai`` of ``tp-ai``, ``rdtp-ai`` of ``dtp-ai``, ``rtp-ei`` of ``tp-ei``,
+    ``rmtp`` of ``mtp``, ...) is grouped with its base; any other class with itself.
+
+    Members of twin classes run one step code, the randomized ones masked to their chosen layer and the others
+    to all trainable layers, so one ensemble of both gives each member the numbers it gets alone.
+    """
+    own = {k for k in vars(rule_class) if not k.startswith("__")}
+    base = rule_class.__mro__[1] if len(rule_class.__mro__) > 1 else None
+    if (getattr(rule_class, "randomized", False) and own <= _TWIN_ATTRIBUTES and base is not None
+            and not getattr(base, "randomized", False) and _family(base)[0] is not None):
+        return base
+    return rule_class
+
+
 @dataclass
 class EnsembleStep:
     """What one batched step did, as per-member tensors (on the ensemble's device).
@@ -134,8 +156,9 @@ class EnsembleTrainer(MemberDraws):
     Parameters
     ----------
     rules : sequence of LearningRule
-        One rule object per member, all of one class, with distinct generators. Their
-        hyper-parameters are read by :meth:`refresh` (call it after changing them, e.g. per epoch).
+        One rule object per member, all of one class or of one class and its randomized twin
+        (:func:`ensemble_class`: e.g. ``tp-ai`` and ``rtp-ai`` members together), with distinct generators.
+        Their hyper-parameters are read by :meth:`refresh` (call it after changing them, e.g. per epoch).
     network : EnsembleNetwork
         The members' students, stacked.
 
@@ -150,9 +173,11 @@ class EnsembleTrainer(MemberDraws):
         rules = list(rules)
         if len(rules) != len(network):
             raise ValueError(f"got {len(rules)} rules for an ensemble of {len(network)} members; pass one per member.")
-        classes = {type(r) for r in rules}
+        classes = {ensemble_class(type(r)) for r in rules}
         if len(classes) != 1:
-            raise ValueError(f"an ensemble trains one rule class, got {sorted(c.__name__ for c in classes)}.")
+            raise ValueError(f"an ensemble trains one rule class (or one and its randomized twin), got "
+                             f"{sorted({type(r).__name__ for r in rules})}; train the others in ensembles of "
+                             "their own.")
         cls = classes.pop()
         family, reason = _family(cls)
         if family is None:
@@ -170,10 +195,14 @@ class EnsembleTrainer(MemberDraws):
         self.convention = rules[0].convention
         self.size, self.depth = len(rules), network.depth
         self.trainable = rules[0]._trainable(self.depth)
-        self.randomized = bool(getattr(cls, "randomized", False))
+        #: which members choose one layer per step (a randomized rule); the others update every trainable layer
+        self.member_randomized = [bool(getattr(type(r), "randomized", False)) for r in rules]
+        self.randomized = any(self.member_randomized)
         # batch-normalisation state of mtp / rmtp: running statistics of h_0..h_{L-1}, (S, 1, n_i)
         self._eye = torch.eye(self.depth + 1, dtype=torch.bool, device=network.device)
         self._one_hot = self._eye[torch.tensor(self.trainable, device=network.device)]  # row k: trainable[k]'s mask
+        # and a last row of all trainable layers: the mask of a member of the non-randomized twin
+        self._one_hot = torch.cat([self._one_hot, self._one_hot.any(0, keepdim=True)])
         self.running = None
         self._buffers = {}  # kept per-member draw buffers (_buffer)
         self._eyes = {}  # layer -> identity (the stand-in of a non-finite weight in the inverse's checks)
@@ -252,9 +281,12 @@ class EnsembleTrainer(MemberDraws):
         n = len(self.trainable)
         # torch.randint(n, (1,), generator=g) is empty(1).random_(0, n, generator=g): the same draw, written
         # straight into member s's slot of one buffer (no allocation, no concatenation)
+        if "picks" not in self._buffers:  # members of the non-randomized twin: row n, every trainable layer
+            self._buffer("picks", (), torch.long)[0].fill_(n)
         picks, slots = self._buffer("picks", (), torch.long)
-        for slot, r in zip(slots, self.rules):
-            slot.random_(0, n, generator=r.generator)
+        for slot, r, randomized in zip(slots, self.rules, self.member_randomized):
+            if randomized:
+                slot.random_(0, n, generator=r.generator)
         mask = self._one_hot[_on(picks, self.network.device)]  # row k of the one-hot masks of the trainable layers (one op, not an index_put)
         return self.trainable, mask
 

@@ -13,7 +13,8 @@ Per-step values stay on the device during an epoch (no host synchronisation per 
 on a GPU); the stop decisions of the epoch are taken at its end, in the serial order.
 
 :class:`EnsembleExecutor` is a :class:`tpdynamics.runs.SerialExecutor` that runs the runner's
-``train`` tasks which differ only in their seed as one ensemble, and every other task as before; the
+``train`` tasks which differ only in their seed, their per-member hyper-parameter values and in being a rule or
+its randomized twin (``tp-ai`` and ``rtp-ai``) as one ensemble, and every other task as before; the
 store, the reuse of stored runs and the records are those of :func:`tpdynamics.runs.run_tasks`.
 :class:`EnsembleProcessExecutor` does the same in worker processes (``jobs > 1``): each worker task
 is one ensemble (a method's seeds, split into as many ensembles as keep the workers busy).
@@ -39,7 +40,7 @@ from ..training.results import RunHistory
 from ..training.rules import LEARNING_RULES, LearningRule
 from ..training.status import TrainingStatus
 from .network import EnsembleNetwork, resolve_device
-from .step import FAULTS, EnsembleTrainer, batch_losses, ensemble_support
+from .step import FAULTS, EnsembleTrainer, batch_losses, ensemble_class, ensemble_support
 
 
 def _mse(outputs: torch.Tensor, labels: torch.Tensor) -> list[float]:
@@ -57,7 +58,8 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
     Parameters
     ----------
     rules : sequence of LearningRule
-        One per member (one class; each with its own generator).
+        One per member (one class, or one and its randomized twin: :func:`~tpdynamics.ensemble.ensemble_class`;
+        each with its own generator).
     problems : sequence of StudentTeacherProblem
         One per member, of one architecture and one training-set size.
     hyper, settings, config
@@ -81,9 +83,10 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
     if not (len(problems) == S == len(seeds)):
         raise ValueError(f"got {len(rules)} rules, {len(problems)} problems and {len(seeds)} seeds; pass one of each "
                          "per member.")
-    cls = type(rules[0])
+    names = [type(r).name for r in rules]  # each member's method (twins share an ensemble)
     device = resolve_device(device)
-    ensemble = EnsembleNetwork([p.student(_student_feedback(cls, p.layer_sizes)) for p in problems], device=device)
+    ensemble = EnsembleNetwork([p.student(_student_feedback(type(r), p.layer_sizes)) for r, p in zip(rules, problems)],
+                               device=device)
     trainer = EnsembleTrainer(rules, ensemble)
     trainer.backward_losses = False  # RunHistory does not record them
     L = ensemble.depth
@@ -184,7 +187,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
                 if config.record_steps:
                     history.step_loss.append(loss / outputs)
                 if not math.isfinite(loss) or diverged(loss):
-                    stop = step_divergence(loss, epoch, b + 1, cls.name)
+                    stop = step_divergence(loss, epoch, b + 1, names[s])
                     break
                 epoch_losses.append(loss / outputs)  # the mini-batch MSE in LOSS_UNIT
             if stop is None:
@@ -193,7 +196,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
                     evaluated = evaluate()
                 train, test = evaluated[0][s], evaluated[1][s]
                 if diverged(train) or diverged(test):
-                    stop = epoch_divergence(train, test, epoch, cls.name)
+                    stop = epoch_divergence(train, test, epoch, names[s])
             if stop is not None:
                 history.status, history.message = stop
                 if progress_bar is not None:
@@ -212,7 +215,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
                 history.trajectory.append(trajectory(s))
             if progress_bar is not None:
                 progress_bar.update(1)
-                progress_bar.set_postfix(method=cls.name, seed=seeds[s], test=f"{test:.3g}")
+                progress_bar.set_postfix(method=names[s], seed=seeds[s], test=f"{test:.3g}")
         active = still
         steps_done += count
         if not active:
@@ -298,39 +301,63 @@ def _plan(tasks, min_size: int, fallbacks: dict) -> list[tuple[list[int], bool]]
     return plan
 
 
+#: Hyper-parameters an ensemble's members share (the batch schedule, the loss convention, the decay horizon and
+#: the inverse's update); every other one is a per-member value (:meth:`EnsembleTrainer.refresh`).
+_SHARED_HYPERPARAMETERS = ("batch_size", "batches_per_epoch", "loss_convention", "decay_horizon", "inverse_update")
+
+
 def _group_key(task) -> str | None:
-    """Tasks with equal keys differ only in their seed (an ensemble); ``None`` for tasks that are not training."""
+    """Tasks with equal keys train as one ensemble; ``None`` for tasks that are not training.
+
+    They differ only in their seed, their per-member hyper-parameter values and, for a registered method, in
+    being a rule or its randomized twin (:func:`~tpdynamics.ensemble.ensemble_class`: ``tp-ai`` and ``rtp-ai``).
+    """
     from ..runs.codec import canonical_json
 
-    if task.kind != "train" or not isinstance(task.config, dict) or "seed" not in task.config:
+    config = task.config
+    if task.kind != "train" or not isinstance(config, dict) or "seed" not in config:
         return None
-    return canonical_json({k: v for k, v in task.config.items() if k != "seed"})
+    key = {k: v for k, v in config.items() if k not in ("seed", "hyperparameters")}
+    if isinstance(config.get("hyperparameters"), dict):
+        key["hyperparameters"] = {k: v for k, v in config["hyperparameters"].items() if k in _SHARED_HYPERPARAMETERS}
+    if "rule" not in config and config.get("method") in LEARNING_RULES:
+        key["method"] = ensemble_class(LEARNING_RULES.get(config["method"])).name
+    return canonical_json(key)
 
 
 def run_training_ensemble(configs: Sequence[dict], *, device=None) -> list[dict]:
-    """The runner's ``run_training_task`` for several task configurations that differ only in the seed, as one ensemble."""
+    """The runner's ``run_training_task`` for several task configurations as one ensemble.
+
+    They may differ in the seed, the per-member hyper-parameter values and in being a method or its randomized
+    twin (the tasks :func:`_group_key` groups); anything else raises ``ValueError``.
+    """
     from ..training.presets import RUN_SETTINGS
     from ..training.runner import _PROBLEM_FIELDS, TrainingConfig, _problem
 
+    def rule_class(c):
+        return resolve_function(c["rule"]) if "rule" in c else LEARNING_RULES.get(c["method"])
+
     first = configs[0]
-    cls = resolve_function(first["rule"]) if "rule" in first else LEARNING_RULES.get(first["method"])
+    classes = [rule_class(c) for c in configs]
     problem_settings = {k: first["problem"][k] for k in _PROBLEM_FIELDS}
-    config = TrainingConfig(methods=(cls,), dtype=getattr(torch, first["problem"]["dtype"]), **problem_settings,
-                            **first["run"])
+    config = TrainingConfig(methods=(classes[0],), dtype=getattr(torch, first["problem"]["dtype"]),
+                            **problem_settings, **first["run"])
     settings = {**first["settings"], "layers": tuple(first["settings"]["layers"])}
     hyper = first["hyperparameters"]
-    schedule = RUN_SETTINGS  # batch schedule, loss convention, decay horizon: shared by the members
-    for c in configs:
-        if {k: c["hyperparameters"][k] for k in schedule} != {k: hyper[k] for k in schedule} or \
-                {k: v for k, v in c.items() if k not in ("seed", "hyperparameters")} != \
-                {k: v for k, v in first.items() if k not in ("seed", "hyperparameters")}:
-            raise ValueError("the members of an ensemble must share the method, the problem settings and the run "
-                             f"settings {RUN_SETTINGS}; only seeds and hyper-parameter values may differ.")
+    shared = _SHARED_HYPERPARAMETERS
+    ignored = ("seed", "hyperparameters", "method")
+    for c, cls in zip(configs, classes):
+        if {k: c["hyperparameters"].get(k) for k in shared} != {k: hyper.get(k) for k in shared} or \
+                {k: v for k, v in c.items() if k not in ignored} != {k: v for k, v in first.items() if k not in ignored} \
+                or ensemble_class(cls) is not ensemble_class(classes[0]):
+            raise ValueError("the members of an ensemble must share the method (or be it and its randomized twin), "
+                             f"the problem settings and the hyper-parameters {shared}; only seeds and the other "
+                             f"hyper-parameter values may differ (got {first.get('method')!r} and {c.get('method')!r}).")
     seeds = [c["seed"] for c in configs]
     problems = [_problem(config, settings, seed) for seed in seeds]
-    rules = [cls(**{k: v for k, v in c["hyperparameters"].items() if k not in schedule or k == "loss_convention"},
+    rules = [cls(**{k: v for k, v in c["hyperparameters"].items() if k not in RUN_SETTINGS or k == "loss_convention"},
                  trainable_layers=p.trainable_layers, generator=make_generator(derived_seed(c["seed"], "rule")))
-             for c, p in zip(configs, problems)]
+             for c, cls, p in zip(configs, classes, problems)]
     from ..training.runner import _EPOCH_BAR
 
     histories = train_ensemble(rules, problems, hyper, settings, config, seeds, device=device,
