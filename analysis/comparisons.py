@@ -266,9 +266,64 @@ def _curve_summary(runs: np.ndarray) -> dict:
             "interval": stats[0].describe()}
 
 
+def _test_loss(net, problem) -> float:
+    with torch.no_grad():
+        return mean_squared_error(net(problem.test_inputs)[-1], problem.test_labels)
+
+
+def _continuous_ensemble_curves(problems, continuous_model, eta, steps, record_every, points) -> tuple[list, int]:
+    """The continuous learner of every problem as one ensemble (:func:`tpdynamics.ensemble.integrate_weights_ensemble`):
+    per problem its test-loss curve (``points`` record points, NaN after a failure) and the count of failures.
+
+    Each sample is one RK4 step of every live member's weight flow, their equilibria one batched solve per
+    stage; each member takes the steps its serial run takes, equal to it to the equilibrium tolerance. A member
+    whose test loss is not finite, or whose equilibrium does not settle (the step is undone for all and retried
+    without it), stops there, as the serial loop stops it.
+    """
+    from tpdynamics.ensemble import EnsembleNetwork, integrate_weights_ensemble
+
+    nets = [p.student("exact") for p in problems]
+    curves, live, failures = [[] for _ in problems], list(range(len(problems))), 0
+    times = torch.tensor([0.0, eta])
+
+    def stop(s):
+        nonlocal failures
+        failures += 1
+        curves[s] += [math.nan] * (points - len(curves[s]))
+        live.remove(s)
+
+    ensemble = EnsembleNetwork(nets)
+    for k in range(steps + 1):
+        if k % record_every == 0:
+            for s in list(live):
+                curves[s].append(_test_loss(nets[s], problems[s]))
+                if not math.isfinite(curves[s][-1]):
+                    stop(s)
+            if len(live) != ensemble.size and live:
+                ensemble = EnsembleNetwork([nets[s] for s in live])  # the live members' current weights, restacked
+        if k == steps or not live:
+            break
+        while live:
+            saved = [t.clone() for t in ensemble.weights + ensemble.feedback if t is not None]
+            x = ensemble.stack([problems[s].train_inputs[k:k + 1] for s in live])
+            y = ensemble.stack([problems[s].train_labels[k:k + 1] for s in live])
+            try:
+                integrate_weights_ensemble(continuous_model, ensemble, x, y, times, method="rk4")
+                break
+            except tp.EquilibriumNotReachedError as err:
+                with torch.no_grad():  # the weights of the failed step's last stage: back to the step's start
+                    for t, value in zip([t for t in ensemble.weights + ensemble.feedback if t is not None], saved):
+                        t.copy_(value)
+                for s in [live[m] for m in err.members]:
+                    stop(s)
+                if live:
+                    ensemble = EnsembleNetwork([nets[s] for s in live])
+    return curves, failures
+
+
 def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seeds=3, steps: int = 400,
                           eta: float = 0.01, eta_hat: float = 0.1, mu: float = 0.1, record_every: int = 20,
-                          n_test: int = 500, progress: bool = False) -> TrajectoryComparison:
+                          n_test: int = 500, progress: bool = False, ensemble: bool = True) -> TrajectoryComparison:
     """Continuous learning vs discrete ``tp-ei`` on the student–teacher task (section 5.1.3), matched budgets.
 
     Each seed draws a student–teacher problem; both learners start from the same student weights and
@@ -278,7 +333,10 @@ def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seed
     per unit time) over ``[0, eta]`` with one RK4 step per presented sample.
 
     ``seeds`` is a count (seeds ``0..seeds-1``) or an explicit sequence of seeds. ``steps`` samples
-    are presented; the test loss is recorded every ``record_every`` of them.
+    are presented; the test loss is recorded every ``record_every`` of them. ``ensemble=True`` (default)
+    integrates the continuous learners of all seeds as one ensemble (their equilibria one batched solve;
+    equal to the serial runs, ``ensemble=False``, to the equilibrium tolerance; each seed's curve does not
+    depend on the other seeds but through that tolerance); the discrete learners run seed by seed.
     """
     seed_list = list(range(check_int("seeds", seeds, minimum=1))) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
@@ -293,16 +351,18 @@ def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seed
     diverged = {"continuous": 0, "discrete": 0}
     continuous_model = get_model("single_phase", mu=mu, eta_hat=eta_hat, learning_rate=1.0,
                                  compensate_layer_factor=True, tol=1e-10)
-    for seed in tqdm(seed_list, desc="trajectories", disable=not progress):
-        problem = student_teacher(layers, n_train=steps, n_test=n_test, seed=seed)
-        for name in runs:
+    problems = [student_teacher(layers, n_train=steps, n_test=n_test, seed=seed) for seed in seed_list]
+    if ensemble:
+        runs["continuous"], diverged["continuous"] = _continuous_ensemble_curves(
+            problems, continuous_model, eta, steps, record_every, len(budget))
+    for problem in tqdm(problems, desc="trajectories", disable=not progress):
+        for name in ("discrete",) if ensemble else runs:
             net = problem.student("exact")
             rule = get_learning_rule("tp-ei", eta=eta, eta_hat=eta_hat) if name == "discrete" else None
             curve = []
             for k in range(steps + 1):
                 if k % record_every == 0:
-                    with torch.no_grad():
-                        curve.append(mean_squared_error(net(problem.test_inputs)[-1], problem.test_labels))
+                    curve.append(_test_loss(net, problem))
                     if not math.isfinite(curve[-1]):
                         diverged[name] += 1
                         curve += [math.nan] * (len(budget) - len(curve))
@@ -326,7 +386,8 @@ def learning_trajectories(*, model: str = "single_phase", layers=(6, 6, 6), seed
         curves[name] = {**_curve_summary(arr), "runs": arr.tolist()}
     settings = {"model": model, "method": "tp-ei", "layers": list(layers), "seeds": seed_list, "steps": steps, "eta": eta,
                 "eta_hat": eta_hat, "mu": mu, "record_every": record_every, "n_test": n_test,
-                "continuous_integrator": "rk4, one step of length eta per sample"}
+                "continuous_integrator": "rk4, one step of length eta per sample",
+                "continuous_ensemble": bool(ensemble)}
     return TrajectoryComparison(budget=budget, curves=curves, settings=settings, diverged=diverged)
 
 

@@ -1,5 +1,6 @@
 """Continuous vs discrete comparisons (issue 5): each claim is measured, with its slope or fitted number."""
 import json
+import math
 
 import numpy as np
 import pytest
@@ -58,6 +59,35 @@ def test_learning_trajectories_match_over_a_short_budget():
     assert all(0 < low <= c <= high for c, (low, high) in zip(disc, result.curves["discrete"]["ci"]))
     assert abs(cont[-1] - disc[-1]) / disc[-1] < 0.2
     assert result.budget[-1] == pytest.approx(40 * 0.01)
+
+
+def test_learning_trajectories_ensemble_equals_the_serial_runs():
+    """The continuous learners of all seeds as one ensemble (default) against seed by seed (``ensemble=False``):
+    the same curves to the equilibrium tolerance; the discrete ones are the same runs, bit for bit."""
+    kwargs = dict(seeds=[0, 3], steps=30, record_every=10, n_test=100)
+    together, serial = learning_trajectories(**kwargs), learning_trajectories(**kwargs, ensemble=False)
+    assert together.settings["continuous_ensemble"] and not serial.settings["continuous_ensemble"]
+    assert together.curves["discrete"]["runs"] == serial.curves["discrete"]["runs"]
+    for mine, theirs in zip(together.curves["continuous"]["runs"], serial.curves["continuous"]["runs"]):
+        assert mine == pytest.approx(theirs, rel=1e-9) and mine[-1] < mine[0]
+    assert together.diverged == serial.diverged == {"continuous": 0, "discrete": 0}
+
+
+def test_a_continuous_member_that_fails_stops_alone():
+    """A member whose equilibrium cannot settle (a label of 1e300 at sample 12) stops there with NaN after its last
+    record, as the serial loop stops it; the others give the bits they give without it."""
+    from analysis.comparisons import _continuous_ensemble_curves
+    from tpdynamics.continuous import get_model
+    from tpdynamics.training import student_teacher
+
+    model = get_model("single_phase", mu=0.1, eta_hat=0.1, learning_rate=1.0, compensate_layer_factor=True, tol=1e-10)
+    problems = [student_teacher((6, 6, 6), n_train=30, n_test=50, seed=s) for s in range(3)]
+    problems[1].train_labels[12] = 1e300
+    curves, failures = _continuous_ensemble_curves(problems, model, 0.01, 30, 10, 4)
+    assert failures == 1 and all(math.isfinite(x) for x in curves[1][:2]) and all(math.isnan(x) for x in curves[1][2:])
+    for s in (0, 2):
+        assert curves[s] == _continuous_ensemble_curves([problems[s]], model, 0.01, 30, 10, 4)[0][0]
+        assert all(math.isfinite(x) for x in curves[s])
 
 
 def test_compare_cli_alignment_json_rows(capsys, tmp_path):

@@ -300,7 +300,8 @@ class EnsembleWeightFlow(torch.nn.Module):
 
     Each evaluation solves every phase of every member as one batch, starting from the previous
     evaluation's equilibria (``warm_start``). A member whose phase does not settle raises
-    :class:`~tpdynamics.errors.EquilibriumNotReachedError`, as the serial flow does.
+    :class:`~tpdynamics.errors.EquilibriumNotReachedError`, as the serial flow does; its ``members`` attribute
+    lists the members that did not settle.
     """
 
     def __init__(self, model: ContinuousModel, ensemble: EnsembleNetwork, h0, label, *, warm_start: bool = True):
@@ -322,7 +323,9 @@ class EnsembleWeightFlow(torch.nn.Module):
                               initial=self._last if self.warm_start else None)
         if states.failures:
             s, text = next(iter(states.failures.items()))
-            raise EquilibriumNotReachedError(f"member {s}: {text}", None)
+            error = EquilibriumNotReachedError(f"member {s}: {text}", None)
+            error.members = sorted(states.failures)  # which members did not settle: the caller may go on without them
+            raise error
         self._last = states
         forward = m.weight_velocities(self.h0, states)
         feedback = {}

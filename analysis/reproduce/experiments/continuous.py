@@ -6,6 +6,8 @@ with :mod:`analysis.comparisons` on the same layer objects the discrete rules tr
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -98,11 +100,26 @@ class LearningTrajectories(Experiment):
     quick_seeds = 2
 
     def run_task(self, settings, task):
-        result = learning_trajectories(seeds=[task["seed"]], steps=settings["steps"], eta=settings["eta"],
+        """One seed: its continuous learner as a one-member ensemble, so that its numbers are those it gets in
+        a batch (:meth:`run_batch`) whatever the batching (a resumed run, ``--no-ensemble``)."""
+        return self.run_batch(settings, [task])[0]
+
+    def batch_key(self, settings, task) -> str:
+        """Every seed's slot runs with the others (:meth:`run_batch`)."""
+        return "seeds"
+
+    def run_batch(self, settings, tasks):
+        """The slots' seeds in one :func:`~analysis.comparisons.learning_trajectories`: the continuous learners as
+        one ensemble (a member's curve does not depend on the others), the discrete ones seed by seed."""
+        seeds = [int(task["seed"]) for task in tasks]
+        result = learning_trajectories(seeds=seeds, steps=settings["steps"], eta=settings["eta"],
                                        eta_hat=settings["eta_hat"], mu=settings["mu"],
                                        record_every=settings["record_every"], n_test=settings["n_test"])
-        return {"budget": result.budget, "continuous": result.curves["continuous"]["runs"][0],
-                "discrete": result.curves["discrete"]["runs"][0], "diverged": result.diverged}
+        return [{"budget": result.budget, "continuous": result.curves["continuous"]["runs"][k],
+                 "discrete": result.curves["discrete"]["runs"][k],
+                 "diverged": {name: int(not all(math.isfinite(x) for x in result.curves[name]["runs"][k]))
+                              for name in ("continuous", "discrete")}}
+                for k in range(len(seeds))]
 
     def summarize(self, settings, results):
         budget = results[0]["budget"]
