@@ -1,5 +1,6 @@
 """`tpdynamics reproduce --quick`: every experiment runs, writes its files, and its robust claims hold."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -163,6 +164,25 @@ class _Batchy(Experiment):
         fig.subplots().plot([0, 1])
         return Summary(data={"values": [r["value"] for r in results], "batches": [r["batch"] for r in results]},
                        claims=[Claim("x", "y", True, values={"value": 1.0})], figure=fig)
+
+
+def test_units_are_ordered_longest_first_by_the_experiments_hints():
+    """The full run's measured slot seconds order its units (fig. 5.13's 5 slots of ~66 s before fig. 5.18's 15
+    of ~14 s); quick settings have no hint (1 s a slot: the batches by size)."""
+    from analysis.reproduce.batching import _seconds
+    from analysis.reproduce.runner import _Experiments, resolve_names
+
+    deep = EXPERIMENTS.get("fig5.13-deep-ai")()
+    assert deep.slot_seconds(deep.settings(False), {"seed": 0}) == deep.full_slot_seconds > 1
+    assert deep.slot_seconds(deep.settings(True), {"seed": 0}) == 1.0
+    gauss = EXPERIMENTS.get("fig5.6-gauss-newton-blocks")()
+    assert gauss.slot_seconds(gauss.settings(False), {"panel": "c"}) > gauss.slot_seconds(gauss.settings(False),
+                                                                                           {"panel": "a"})
+    tasks = _Experiments(resolve_names(["fig5.13-deep-ai", "fig5.18-5.19-contracting-ai"]), False, None,
+                         Path("unused"), False).tasks  # the plan only: nothing runs or is written
+    deep_unit = [k for k, t in enumerate(tasks) if t.config["experiment"] == "fig5.13-deep-ai"]
+    contracting_unit = [k for k, t in enumerate(tasks) if t.config["experiment"] != "fig5.13-deep-ai"]
+    assert len(deep_unit) < len(contracting_unit) and _seconds(tasks, deep_unit) > _seconds(tasks, contracting_unit)
 
 
 def test_tasks_of_equal_batch_key_run_as_chunks_stored_per_task(tmp_path, monkeypatch):

@@ -120,6 +120,22 @@ class Experiment(abc.ABC):
         """A copy of the ``quick`` or the ``full`` settings."""
         return dict(self.quick if quick else self.full)
 
+    #: Task seconds of one slot of the full run, measured (``reproduce --jobs 2`` on the 2-core machine of the
+    #: README): a number, or a dict from a task's ``(field, value)`` to one. Only a hint that orders the units
+    #: of ``reproduce`` longest first (:meth:`slot_seconds`), so that a long unit does not start last.
+    full_slot_seconds: float | dict | None = None
+
+    def slot_seconds(self, settings: dict, task: dict) -> float:
+        """Estimated seconds of ``task``: :attr:`full_slot_seconds` for the full settings, else 1."""
+        from tpdynamics.runs.codec import canonical_json
+
+        hint = self.full_slot_seconds
+        if hint is None or canonical_json(settings) != canonical_json(self.settings(False)):
+            return 1.0
+        if isinstance(hint, dict):
+            return float(next((v for (field, value), v in hint.items() if task.get(field) == value), 1.0))
+        return float(hint)
+
     def seeds(self, quick: bool, seeds: int | None) -> int:
         """``seeds`` if given, else ``quick_seeds`` or ``default_seeds``."""
         if seeds is not None:

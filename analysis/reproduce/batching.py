@@ -13,8 +13,9 @@ until there are ``jobs`` chunks (or none can be split). At these network sizes a
 costs about one serial step (README, *Ensembles*), so fewer, larger chunks are cheaper in CPU; halving only
 to keep every worker busy trades a little CPU for wall time. The seconds of a chunk are shared equally among
 its slots' records. A chunk is stored when it finishes: an interrupt loses the slots of the chunks in flight
-(they run again on the rerun), never a stored slot. The units are handed to the executor largest batch first
-(stable otherwise): the batches are the long units.
+(they run again on the rerun), never a stored slot. The units are handed to the executor longest first by the
+experiments' measured hints (:meth:`~analysis.reproduce.base.Experiment.slot_seconds`), then largest batch first
+(stable otherwise).
 """
 from __future__ import annotations
 
@@ -51,6 +52,18 @@ def _batch_key(task: Task) -> str | None:
 
     return canonical_json({"experiment": task.config["experiment"], "settings": task.config["settings"],
                            "batch": key})
+
+
+def _seconds(tasks, chunk) -> float:
+    """The estimated seconds of a unit: its slots' :meth:`~analysis.reproduce.base.Experiment.slot_seconds`."""
+    total = 0.0
+    for index in chunk:
+        config = tasks[index].config
+        if tasks[index].kind != "reproduce" or not isinstance(config, dict) or "experiment" not in config:
+            total += 1.0
+            continue
+        total += EXPERIMENTS.get(config["experiment"])().slot_seconds(config["settings"], config["task"])
+    return total
 
 
 def plan_chunks(groups: list[list[int]], jobs: int) -> list[list[int]]:
@@ -103,9 +116,9 @@ class BatchingExecutor(Executor):
 
     def run(self, tasks, on_done):
         order = group_by_key(tasks, _batch_key)
-        # the batches first, the largest first: they are the long units (the student-teacher training), so the
-        # short tasks fill the workers at the end instead of waiting for one long unit to finish last
-        chunks = sorted(plan_chunks(order, self.jobs), key=len, reverse=True)
+        # the longest units first (the experiments' measured hints, Experiment.slot_seconds; else the batches by
+        # size), so that the short tasks fill the workers at the end instead of one long unit finishing last
+        chunks = sorted(plan_chunks(order, self.jobs), key=lambda c: (_seconds(tasks, c), len(c)), reverse=True)
         self.chunks = [len(c) for c in chunks]
         units = []
         for chunk in chunks:

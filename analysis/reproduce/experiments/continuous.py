@@ -97,6 +97,7 @@ class LearningTrajectories(Experiment):
     full = {"steps": 2000, "eta": 0.01, "eta_hat": 0.1, "mu": 0.1, "record_every": 100, "n_test": 1000}
     quick = {"steps": 60, "eta": 0.01, "eta_hat": 0.1, "mu": 0.1, "record_every": 20, "n_test": 200}
     default_seeds = 7
+    full_slot_seconds = 7.8  # 3 December 2026: the 7 seeds as one ensemble
     quick_seeds = 2
 
     def run_task(self, settings, task):

@@ -124,6 +124,7 @@ class BlockDiagonalGaussNewton(Experiment):
     full = {"trials": 10000, "width": 10, "jacobian_std": 1.0, "chunk": 250}
     quick = {"trials": 300, "width": 10, "jacobian_std": 1.0, "chunk": 150}
     default_seeds = 1
+    full_slot_seconds = {("panel", "c"): 68.2, ("panel", "b"): 1.6, ("panel", "a"): 0.2}  # 3 December 2026
     quick_seeds = 1
 
     def tasks(self, settings, seeds):

@@ -30,6 +30,7 @@ class ShermanMorrisonCorrelation(Experiment):
     quick = {**full, "trials": 6000, "package_trials": 1000}
     #: Each seed is one 20000-trial draw, the size of the thesis's statistic: their spread is its sampling spread.
     default_seeds = 5
+    full_slot_seconds = 7.7  # 3 December 2026
     quick_seeds = 1
 
     @staticmethod

@@ -34,6 +34,7 @@ class StabilityScan(Experiment):
             "map_delta": [0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]}
     quick = {"cases": 4000, "map_cases_per_cell": 40, "map_mu": [0.1, 0.3, 0.45],
              "map_delta": [0.0, 0.1, 1.0, 10.0]}
+    full_slot_seconds = {("part", "scan"): 72.3, ("part", "map"): 2.0}  # 3 December 2026
 
     def tasks(self, settings, seeds):
         return [{"part": "scan", "seed": 0}, {"part": "map", "seed": 1}]

@@ -25,6 +25,7 @@ class StudentTeacherContractingApproximateInverses(StudentTeacherEqualApproximat
                    "contracting networks, it is necessary to use methods such as difference target propagation\".")
     full = {**StudentTeacherEqualApproximateInverses.full, "preset": "5.2.2-contracting"}
     quick = {**StudentTeacherEqualApproximateInverses.quick, "preset": "5.2.2-contracting"}
+    full_slot_seconds = 14.2  # 3 December 2026 (169 redraws)
     FIGURES = ("train MSE (not randomized)", "test MSE (not randomized)", "train MSE (randomized)",
                "5.18a test MSE (randomized)", "e_approx", "5.18b", "5.19a", "5.19b")
     STABILITY = ("All runs are usable: the thesis averages 15 runs per method and reports no unstable run for "

@@ -37,6 +37,7 @@ class StudentTeacherDeepApproximateInverses(StudentTeacherTraining):
             "batches_per_epoch": None, "n_train": 3840, "n_test": 1000, "diagnostics_every": 0, "max_redraws": 2}
     quick = {**full, "epochs": 4, "max_redraws": 0}
     default_seeds = 5
+    full_slot_seconds = 66.5  # 3 December 2026: the longest unit of the full run (5 slots, 600 epochs)
     quick_seeds = 2
 
     def summarize(self, settings, results):

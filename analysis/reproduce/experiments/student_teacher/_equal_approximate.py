@@ -55,6 +55,7 @@ class StudentTeacherEqualApproximateInverses(StudentTeacherTraining):
             "n_test": 1000, "diagnostics_every": 5, "max_redraws": 20}
     quick = {**full, "epochs": 6, "diagnostics_every": 10, "max_redraws": 0}
     default_seeds = 15
+    full_slot_seconds = 6.1  # 3 December 2026 (fig. 5.18-5.19 sets its own)
     quick_seeds = 3
 
     #: Panels of the learning-signal row: (diagnostic, title, log scale).

@@ -48,6 +48,7 @@ class StudentTeacherExactInverses(StudentTeacherTraining):
     #: The thesis removed the runs whose loss "exploded" (3 of 10), beyond the toolbox's redraw of failed ones.
     survival = "stable"
     default_seeds = 7
+    full_slot_seconds = {("dtype", "float64"): 24.2, ("dtype", "float32"): 10.9}  # 3 December 2026
     quick_seeds = 2
 
     def tasks(self, settings, seeds):
