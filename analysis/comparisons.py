@@ -286,25 +286,26 @@ def _continuous_ensemble_curves(problems, continuous_model, eta, steps, record_e
     curves, live, failures = [[] for _ in problems], list(range(len(problems))), 0
     times = torch.tensor([0.0, eta])
 
-    def stop(s):
-        nonlocal failures
-        failures += 1
-        curves[s] += [math.nan] * (points - len(curves[s]))
-        live.remove(s)
+    def stop(stopped):
+        nonlocal failures, ensemble
+        for s in stopped:
+            failures += 1
+            curves[s] += [math.nan] * (points - len(curves[s]))
+            live.remove(s)
+        if stopped and live:
+            ensemble = EnsembleNetwork([nets[s] for s in live])  # the live members' current weights, restacked
 
     ensemble = EnsembleNetwork(nets)
     for k in range(steps + 1):
         if k % record_every == 0:
-            for s in list(live):
+            for s in live:
                 curves[s].append(_test_loss(nets[s], problems[s]))
-                if not math.isfinite(curves[s][-1]):
-                    stop(s)
-            if len(live) != ensemble.size and live:
-                ensemble = EnsembleNetwork([nets[s] for s in live])  # the live members' current weights, restacked
+            stop([s for s in live if not math.isfinite(curves[s][-1])])
         if k == steps or not live:
             break
         while live:
-            saved = [t.clone() for t in ensemble.weights + ensemble.feedback if t is not None]
+            plastic = [t for t in ensemble.weights + ensemble.feedback if t is not None]
+            saved = [t.clone() for t in plastic]
             x = ensemble.stack([problems[s].train_inputs[k:k + 1] for s in live])
             y = ensemble.stack([problems[s].train_labels[k:k + 1] for s in live])
             try:
@@ -312,12 +313,9 @@ def _continuous_ensemble_curves(problems, continuous_model, eta, steps, record_e
                 break
             except tp.EquilibriumNotReachedError as err:
                 with torch.no_grad():  # the weights of the failed step's last stage: back to the step's start
-                    for t, value in zip([t for t in ensemble.weights + ensemble.feedback if t is not None], saved):
+                    for t, value in zip(plastic, saved):
                         t.copy_(value)
-                for s in [live[m] for m in err.members]:
-                    stop(s)
-                if live:
-                    ensemble = EnsembleNetwork([nets[s] for s in live])
+                stop([live[m] for m in err.members])
     return curves, failures
 
 

@@ -71,8 +71,13 @@ class DivergenceError(TPDynamicsError, FloatingPointError):
 
 
 class EquilibriumNotReachedError(TPDynamicsError, RuntimeError):
-    """Raised by :meth:`EquilibriumResult.raise_for_status` when the solve did not converge."""
+    """Raised by :meth:`EquilibriumResult.raise_for_status` when the solve did not converge.
 
-    def __init__(self, message: str, result=None):
+    ``members``: for an ensemble's solve, the members that did not settle (empty otherwise), so that a caller
+    may go on without them.
+    """
+
+    def __init__(self, message: str, result=None, *, members=()):
         super().__init__(message)
         self.result = result
+        self.members = list(members)

@@ -126,7 +126,21 @@ class Experiment(abc.ABC):
     full_slot_seconds: float | dict | None = None
 
     def slot_seconds(self, settings: dict, task: dict) -> float:
-        """Estimated seconds of ``task``: :attr:`full_slot_seconds` for the full settings, else 1."""
+        """Estimated seconds of ``task``, to order the units of ``reproduce``.
+
+        Parameters
+        ----------
+        settings : dict
+            The experiment's settings the task runs with.
+        task : dict
+            One entry of :meth:`tasks`.
+
+        Returns
+        -------
+        float
+            :attr:`full_slot_seconds` (the entry whose ``(field, value)`` the task has) for the full settings,
+            else 1.
+        """
         from tpdynamics.runs.codec import canonical_json
 
         hint = self.full_slot_seconds

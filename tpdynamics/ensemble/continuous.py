@@ -323,9 +323,7 @@ class EnsembleWeightFlow(torch.nn.Module):
                               initial=self._last if self.warm_start else None)
         if states.failures:
             s, text = next(iter(states.failures.items()))
-            error = EquilibriumNotReachedError(f"member {s}: {text}", None)
-            error.members = sorted(states.failures)  # which members did not settle: the caller may go on without them
-            raise error
+            raise EquilibriumNotReachedError(f"member {s}: {text}", None, members=sorted(states.failures))
         self._last = states
         forward = m.weight_velocities(self.h0, states)
         feedback = {}

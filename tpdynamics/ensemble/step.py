@@ -87,12 +87,31 @@ _TWIN_ATTRIBUTES = {"randomized", "name", "algorithm", "_abc_impl"}
 
 
 def ensemble_class(rule_class: type) -> type:
-    """The class whose ensembles ``rule_class``'s members may join: a randomized rule that is its base class
-    with a random layer choice only (``rtp-ai`` of ``tp-ai``, ``rdtp-ai`` of ``dtp-ai``, ``rtp-ei`` of ``tp-ei``,
-    ``rmtp`` of ``mtp``, ...) is grouped with its base; any other class with itself.
+    """The class whose ensembles ``rule_class``'s members may join.
 
-    Members of twin classes run one step code, the randomized ones masked to their chosen layer and the others
-    to all trainable layers, so one ensemble of both gives each member the numbers it gets alone.
+    A randomized rule that is its base class with a random layer choice only (``rtp-ai``, Alg. A.11, of
+    ``tp-ai``, A.10; ``rdtp-ai`` of ``dtp-ai``; ``rtp-ei`` of ``tp-ei``; ``rmtp`` of ``mtp``, ...) is grouped with
+    its base; any other class with itself. Members of twin classes run one step code, the randomized ones masked
+    to their chosen layer and the others to all trainable layers, so one ensemble of both gives each member the
+    numbers it gets alone.
+
+    Parameters
+    ----------
+    rule_class : type
+        A :class:`~tpdynamics.training.rules.LearningRule` subclass.
+
+    Returns
+    -------
+    type
+        Its non-randomized base (a twin) or ``rule_class`` itself.
+
+    Examples
+    --------
+    >>> from tpdynamics.training.rules import LEARNING_RULES
+    >>> ensemble_class(LEARNING_RULES.get("rtp-ai")).name
+    'tp-ai'
+    >>> ensemble_class(LEARNING_RULES.get("rmtp-ei")).name
+    'rmtp-ei'
     """
     own = {k for k in vars(rule_class) if not k.startswith("__")}
     base = rule_class.__mro__[1] if len(rule_class.__mro__) > 1 else None
@@ -205,6 +224,8 @@ class EnsembleTrainer(MemberDraws):
         self._one_hot = torch.cat([self._one_hot, self._one_hot.any(0, keepdim=True)])
         self.running = None
         self._buffers = {}  # kept per-member draw buffers (_buffer)
+        if self.randomized:  # the layer picks; a member of the non-randomized twin keeps row n, every trainable layer
+            self._buffer("picks", (), torch.long)[0].fill_(len(self.trainable))
         self._eyes = {}  # layer -> identity (the stand-in of a non-finite weight in the inverse's checks)
         self._noise = None  # white noise of A.8 drawn ahead (predraw_noise)
         #: Whether steps report the losses of Alg. A.8/A.9 (``EnsembleStep.backward_loss``; the runner does not
@@ -281,8 +302,6 @@ class EnsembleTrainer(MemberDraws):
         n = len(self.trainable)
         # torch.randint(n, (1,), generator=g) is empty(1).random_(0, n, generator=g): the same draw, written
         # straight into member s's slot of one buffer (no allocation, no concatenation)
-        if "picks" not in self._buffers:  # members of the non-randomized twin: row n, every trainable layer
-            self._buffer("picks", (), torch.long)[0].fill_(n)
         picks, slots = self._buffer("picks", (), torch.long)
         for slot, r, randomized in zip(slots, self.rules, self.member_randomized):
             if randomized:

@@ -36,6 +36,7 @@ from ..statistics import diverged
 from ..threads import thread_limit
 from ..training.data import derived_seed
 from ..training.diagnostics import sherman_morrison_summary
+from ..training.presets import RUN_SETTINGS
 from ..training.results import RunHistory
 from ..training.rules import LEARNING_RULES, LearningRule
 from ..training.status import TrainingStatus
@@ -301,9 +302,9 @@ def _plan(tasks, min_size: int, fallbacks: dict) -> list[tuple[list[int], bool]]
     return plan
 
 
-#: Hyper-parameters an ensemble's members share (the batch schedule, the loss convention, the decay horizon and
-#: the inverse's update); every other one is a per-member value (:meth:`EnsembleTrainer.refresh`).
-_SHARED_HYPERPARAMETERS = ("batch_size", "batches_per_epoch", "loss_convention", "decay_horizon", "inverse_update")
+#: Hyper-parameters an ensemble's members share (the run settings: batch schedule, loss convention, decay horizon;
+#: and the inverse's update); every other one is a per-member value (:meth:`EnsembleTrainer.refresh`).
+_SHARED_HYPERPARAMETERS = RUN_SETTINGS + ("inverse_update",)
 
 
 def _group_key(task) -> str | None:
@@ -331,7 +332,6 @@ def run_training_ensemble(configs: Sequence[dict], *, device=None) -> list[dict]
     They may differ in the seed, the per-member hyper-parameter values and in being a method or its randomized
     twin (the tasks :func:`_group_key` groups); anything else raises ``ValueError``.
     """
-    from ..training.presets import RUN_SETTINGS
     from ..training.runner import _PROBLEM_FIELDS, TrainingConfig, _problem
 
     def rule_class(c):
