@@ -12,8 +12,8 @@
   as one batch, the members folded into it (:mod:`tpdynamics.ensemble.dynamics`);
 * :class:`EnsembleContinuousModel`, :class:`EnsembleContinuousLearner`, :func:`integrate_weights_ensemble` —
   continuous learning (chapter 6) of S members, their equilibria one batched solve per phase
-  (:mod:`tpdynamics.ensemble.continuous`); the classification loop for S seeds of a continuous network and
-  its executor live in :mod:`tpdynamics.ensemble.classification`.
+  (:mod:`tpdynamics.ensemble.continuous`); the classification loop for S seeds of a rule or a continuous
+  network and its executor live in :mod:`tpdynamics.ensemble.classification`.
 """
 from .network import EnsembleNetwork, architecture, resolve_device
 from .step import FAULTS, EnsembleStep, EnsembleTrainer, ensemble_class, ensemble_support

@@ -1,23 +1,32 @@
-"""The classification runner's loop for the continuous networks, S seeds as one ensemble, and its executor.
+"""The classification runner's loop for S seeds as one ensemble, for the rules and the continuous networks; its executor.
 
 :func:`run_classification_ensemble` is :func:`tpdynamics.training.classification.run_classification_task`
-for S task configurations of one continuous method (``two-phase``, ``single-phase``, ``multiplexed``) that differ only in
-the seed: each member has its own data split, initialisation, shuffling and rates, and every mini-batch
-step solves all members' phase equilibria as one batch
-(:class:`~tpdynamics.ensemble.continuous.EnsembleContinuousLearner`). It returns what the S serial tasks
-return (to the equilibrium tolerance): a member whose equilibrium does not settle stops with
-``numerical_error``, one whose loss passes the limit with ``diverged``, one that early-stops stops, and the
-others go on. Evaluation after every epoch uses the member networks themselves (views of the stacked weights).
+for S task configurations of one method that differ only in the seed (a rule's members may also be of its
+randomized twin, :func:`~tpdynamics.ensemble.ensemble_class`, and differ in per-member rates): each member has
+its own data split, initialisation, shuffling and rates, and every mini-batch step advances all members at once
+—
+
+* a discrete rule of Appendix A (``bp``, ``fa``, ``tp-ai``, ``dtp-ai``, ``mtp``, the randomized ones, ...) by one
+  batched step of :class:`~tpdynamics.ensemble.EnsembleTrainer`; every member goes where its serial run goes
+  (to round-off, 1e-12 in float64: tested), the stop decisions of an epoch (non-finite output, a numerical fault,
+  a diverged loss) are read at its end, in the serial order, and a member that stops is masked out of the record;
+* a continuous network (``two-phase``, ``single-phase``, ``multiplexed``) by solving all members' phase
+  equilibria as one batch (:class:`~tpdynamics.ensemble.continuous.EnsembleContinuousLearner`; the serial
+  numbers to the equilibrium tolerance).
+
+Either way a member whose loss passes the limit stops with ``diverged``, one with a numerical failure with
+``numerical_error``, one that early-stops stops, and the others go on. Evaluation after every epoch uses the
+member networks themselves (views of the stacked weights) and each member's own ``predict``, as the serial task.
 
 :class:`ClassificationEnsembleExecutor` is a :class:`tpdynamics.runs.SerialExecutor` that runs the
-``classify`` tasks of an ensembled continuous method that differ only in their seed as one ensemble and
-every other task as before (the discrete rules of a classification run still train one seed at a time).
+``classify`` tasks of one method (or twins) that differ only in their seed as one ensemble and every other task
+as before.
 """
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -27,20 +36,27 @@ from ..network import make_generator
 from ..runs.executors import SerialExecutor, execute, group_by_key
 from ..runs.store import TaskRecord
 from ..statistics import diverged
-from ..training.classification import classification_network
+from ..training.classification import _learner, classification_network
 from ..training.classification_results import METRICS
 from ..training.continuous_methods import CONTINUOUS_METHODS, ContinuousLearner
 from ..training.data import derived_seed
 from ..training.losses import get_output_loss
+from ..training.rules import LEARNING_RULES
 from ..training.runner import rate_schedule
 from ..training.status import TrainingStatus
 from .continuous import EnsembleContinuousLearner, ensemble_continuous_support
 from .network import EnsembleNetwork, resolve_device
+from .step import FAULTS, EnsembleTrainer, batch_losses, ensemble_class, ensemble_support
 from .training import group_records
 
-__all__ = ["ClassificationEnsembleExecutor", "run_classification_ensemble", "ensembled_continuous_methods"]
+__all__ = ["ClassificationEnsembleExecutor", "run_classification_ensemble", "ensembled_continuous_methods",
+           "ensembled_methods"]
 
 _RULE_KEYS = ("eta", "eta_hat", "eta_backward", "lambda_", "noise_std", "epsilon", "mu")
+#: What the members of a rule's ensemble may differ in besides the seed: the method (a rule and its randomized
+#: twin) and the per-member rates of EnsembleTrainer; the run settings (epochs, batch size, ...) are shared.
+_PER_MEMBER = {"seed", "method", "hyperparameters"}
+_RUN_SETTINGS = ("epochs", "batch_size")
 
 
 def ensembled_continuous_methods() -> list[str]:
@@ -49,131 +65,292 @@ def ensembled_continuous_methods() -> list[str]:
             is None]
 
 
-def run_classification_ensemble(configs: Sequence[dict], *, device=None) -> list[dict]:
-    """``run_classification_task`` for S task configurations that differ only in the seed, as one ensemble."""
-    start = time.perf_counter()
-    configs = list(configs)
-    first = configs[0]
-    method = first["method"]
-    if method not in ensembled_continuous_methods():
-        raise ValueError(f"method={method!r} is not an ensembled continuous method; use one of "
-                         f"{', '.join(ensembled_continuous_methods())}.")
-    for c in configs[1:]:
-        if {k: v for k, v in c.items() if k != "seed"} != {k: v for k, v in first.items() if k != "seed"}:
-            raise ValueError("the members of a classification ensemble must share the method, the task, the "
-                             "hyper-parameters and the run settings; only the seed may differ.")
-    device = resolve_device(device)
-    dtype = getattr(torch, first["dtype"])
-    hyper = first["hyperparameters"]
-    seeds = [c["seed"] for c in configs]
-    S = len(seeds)
-    data = [load_task(first["task"], seed=s, dtype=dtype) for s in seeds]
-    n = data[0].train_inputs.shape[0]
-    if any(d.train_inputs.shape[0] != n for d in data):
-        raise ValueError("the members' training splits differ in size; train these seeds serially (ensemble=False).")
-    loss = get_output_loss(first["loss"])
-    networks = [classification_network(first["layers"], method, s, nonlinearity=first["nonlinearity"], dtype=dtype)
-                for s in seeds]
-    arguments = {k: v for k, v in hyper.items() if k in _RULE_KEYS}
-    learners = [ContinuousLearner(method, **arguments) for _ in seeds]
-    ensemble = EnsembleNetwork(networks, device=device)
-    trainer = EnsembleContinuousLearner(learners, ensemble)
-    K = data[0].n_classes
-    targets = [{s: one_hot(d.split(s)[1], K, dtype) for s in ("train", "validation", "test")} for d in data]
-    histories = [{m: [] for m in METRICS} for _ in seeds]
-    runs = [{"seed": s, "status": TrainingStatus.COMPLETED.value, "message": "", "steps": 0, "best_epoch": 0}
-            for s in seeds]
-    equilibria = [0] * S
-    phases = len(CONTINUOUS_MODELS.get(CONTINUOUS_METHODS[method]).phases)
+def ensembled_methods() -> list[str]:
+    """Every classification method whose seeds run as one ensemble: the rules the ensemble step knows, then the
+    continuous networks with a batched dynamics."""
+    rules = [m for m in LEARNING_RULES.names() if ensemble_support(LEARNING_RULES.get(m)) is None]
+    return rules + ensembled_continuous_methods()
 
-    def evaluate(s) -> bool:
-        history = histories[s]
+
+def _ensemble_name(method: str) -> str:
+    """The name members share an ensemble under: a rule's :func:`ensemble_class`, a continuous network itself."""
+    return method if method in CONTINUOUS_METHODS else ensemble_class(LEARNING_RULES.get(method)).name
+
+
+class _Members:
+    """The per-member side of the classification loop: data, one-hot targets, history, status, early stopping.
+
+    The same bookkeeping as ``run_classification_task`` for each member ``s``; ``predict(s, x)`` is its model's
+    output on a split.
+    """
+
+    def __init__(self, configs: Sequence[dict], device):
+        first = configs[0]
+        self.first, self.device = first, device
+        self.seeds = [c["seed"] for c in configs]
+        self.size = S = len(configs)
+        self.dtype = dtype = getattr(torch, first["dtype"])
+        self.data = [load_task(first["task"], seed=s, dtype=dtype) for s in self.seeds]
+        self.n = self.data[0].train_inputs.shape[0]
+        if any(d.train_inputs.shape[0] != self.n for d in self.data):
+            raise ValueError("the members' training splits differ in size; train these seeds serially (ensemble=False).")
+        self.loss = get_output_loss(first["loss"])
+        K = self.data[0].n_classes
+        self.targets = [{s: one_hot(d.split(s)[1], K, dtype) for s in ("train", "validation", "test")}
+                        for d in self.data]
+        self.histories = [{m: [] for m in METRICS} for _ in range(S)]
+        self.runs = [{"seed": s, "status": TrainingStatus.COMPLETED.value, "message": "", "steps": 0, "best_epoch": 0}
+                     for s in self.seeds]
+        self.shuffles = [make_generator(derived_seed(s, "shuffle")) for s in self.seeds]
+        self.train_x = torch.stack([d.train_inputs for d in self.data]).to(device)
+        self.train_t = torch.stack([t["train"] for t in self.targets]).to(device)
+        self.rows = torch.arange(S, device=device).view(-1, 1)
+        self.best, self.waited, self.active = [None] * S, [0] * S, [True] * S
+
+    def evaluate(self, s: int, predict: Callable) -> bool:
+        """Append member ``s``'s losses and accuracies on every split; whether they are finite and not diverged."""
+        history = self.histories[s]
         for split, prefix in (("train", "train"), ("validation", "val"), ("test", "test")):
-            x, labels = data[s].split(split)
-            out = learners[s].predict(networks[s], x.to(device)).cpu()
-            history[f"{prefix}_loss"].append(loss.mean(out, targets[s][split]))
+            x, labels = self.data[s].split(split)
+            out = predict(s, x.to(self.device)).cpu()
+            history[f"{prefix}_loss"].append(self.loss.mean(out, self.targets[s][split]))
             history[f"{prefix}_accuracy"].append(float((out.argmax(-1) == labels).double().mean()))
         return all(math.isfinite(history[f"{p}_loss"][-1]) and not diverged(history[f"{p}_loss"][-1])
                    for p in ("train", "val", "test"))
 
-    for s in range(S):
-        evaluate(s)
-    shuffles = [make_generator(derived_seed(s, "shuffle")) for s in seeds]
+    def start(self, predict: Callable) -> None:
+        """Epoch 0: every member evaluated before training."""
+        for s in range(self.size):
+            self.evaluate(s, predict)
+            self.best[s] = self.histories[s]["val_accuracy"][0]
+
+    def orders(self) -> torch.Tensor:
+        """This epoch's shuffle of every member, ``(S, n)``, from its own generator."""
+        return torch.stack([torch.randperm(self.n, generator=g) for g in self.shuffles]).to(self.device)
+
+    def batch(self, orders: torch.Tensor, b: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mini-batch ``b`` of every member: inputs ``(S, B, n_0)`` and one-hot targets ``(S, B, K)``."""
+        index = orders[:, b * size:(b + 1) * size]
+        return self.train_x[self.rows, index], self.train_t[self.rows, index]
+
+    def end_epoch(self, epoch: int, stops: dict, predict: Callable) -> bool:
+        """The serial task's end of an epoch for every active member (``stops``: member -> (status, message) of a
+        stop within the epoch); whether any member goes on."""
+        for s in range(self.size):
+            if not self.active[s]:
+                continue
+            stop, history, run = stops.get(s), self.histories[s], self.runs[s]
+            if stop is None and not self.evaluate(s, predict):
+                for values in history.values():
+                    values.pop()
+                stop = (TrainingStatus.DIVERGED, f"non-finite or overflowing loss after epoch {epoch}")
+            if stop is not None:
+                run["status"], run["message"] = stop[0].value, stop[1] + f"; history kept up to epoch {epoch - 1}"
+                self.active[s] = False
+                continue
+            if history["val_accuracy"][-1] > self.best[s]:
+                self.best[s], self.waited[s], run["best_epoch"] = history["val_accuracy"][-1], 0, epoch
+            else:
+                self.waited[s] += 1
+            if self.first["patience"] is not None and self.waited[s] >= self.first["patience"]:
+                run["message"] = f"early stop after epoch {epoch} (best validation accuracy at epoch {run['best_epoch']})"
+                self.active[s] = False
+        return any(self.active)
+
+    def results(self, seconds: float, extra: dict | None = None) -> list[dict]:
+        """What each member's serial task returns (``seconds``: the ensemble's time per member)."""
+        out = []
+        for s in range(self.size):
+            run, history = self.runs[s], self.histories[s]
+            if self.first["patience"] is None:
+                run["best_epoch"] = len(history["test_accuracy"]) - 1
+            if not run["message"]:
+                run["message"] = f"{len(history['test_accuracy']) - 1} epochs, {run['steps']} steps"
+            run.update(history)
+            run["epochs_completed"] = len(history["test_accuracy"]) - 1
+            run["seconds"] = seconds
+            for key, values in (extra or {}).items():
+                run[key] = values[s]
+            out.append({"run": run, "data": self.data[s].describe()})
+        return out
+
+
+def _check_members(configs: list[dict]) -> None:
+    first = configs[0]
+    names = {_ensemble_name(c["method"]) for c in configs}
+    shared = {k: v for k, v in first.items() if k not in _PER_MEMBER}
+    settings = {k: first["hyperparameters"].get(k) for k in _RUN_SETTINGS}
+    for c in configs[1:]:
+        if ({k: v for k, v in c.items() if k not in _PER_MEMBER} != shared or len(names) > 1
+                or {k: c["hyperparameters"].get(k) for k in _RUN_SETTINGS} != settings):
+            raise ValueError("the members of a classification ensemble must share the method (or be a rule and its "
+                             "randomized twin), the task and the run settings (epochs, batch size, loss, patience); "
+                             "the seed and the rates may differ.")
+    if first["method"] in CONTINUOUS_METHODS and any(c["hyperparameters"] != first["hyperparameters"]
+                                                     for c in configs):
+        raise ValueError("the members of a continuous network's classification ensemble must share the "
+                         "hyper-parameters; only the seed may differ.")
+
+
+def run_classification_ensemble(configs: Sequence[dict], *, device=None) -> list[dict]:
+    """``run_classification_task`` for S task configurations of one method (module docstring), as one ensemble.
+
+    Parameters
+    ----------
+    configs : sequence of dict
+        Task configurations of :func:`~tpdynamics.training.classification.classification_tasks`: one method of
+        :func:`ensembled_methods` (or a rule and its randomized twin), one task and run settings; the seeds (and
+        for a rule its rates) may differ.
+    device : str or torch.device, optional
+        Where the stacked computation runs (default ``cpu``).
+
+    Returns
+    -------
+    list of dict
+        What each member's serial task returns, in the order of ``configs``.
+    """
+    start = time.perf_counter()
+    configs = list(configs)
+    if not configs:
+        raise ValueError("configs is empty; pass one task configuration per member.")
+    method = configs[0]["method"]
+    if _ensemble_name(method) not in ensembled_methods() and method not in ensembled_methods():
+        raise ValueError(f"method={method!r} cannot train as a classification ensemble; use one of "
+                         f"{', '.join(ensembled_methods())}, or train it serially (ensemble=False).")
+    _check_members(configs)
+    device = resolve_device(device)
+    members = _Members(configs, device)
+    if method in CONTINUOUS_METHODS:
+        extra = _train_continuous(members, configs, device)
+    else:
+        extra = _train_rules(members, configs, device)
+    return members.results((time.perf_counter() - start) / members.size, extra)
+
+
+def _networks(members: _Members, configs: list[dict]) -> list:
+    first = members.first
+    return [classification_network(first["layers"], c["method"], c["seed"], nonlinearity=first["nonlinearity"],
+                                   dtype=members.dtype) for c in configs]
+
+
+def _train_rules(members: _Members, configs: list[dict], device) -> dict:
+    """The discrete rules' epochs: one batched step per mini-batch, the stop decisions read at the epoch's end."""
+    networks = _networks(members, configs)
+    rules = [_learner(c["method"], c["hyperparameters"], c["seed"]) for c in configs]
+    trainer = EnsembleTrainer(rules, EnsembleNetwork(networks, device=device))
+    trainer.backward_losses = False  # the task does not record them
+    S, first, loss = members.size, members.first, members.loss
+
+    def predict(s, x):
+        return rules[s].predict(networks[s], x)
+
+    members.start(predict)
+    hyper = first["hyperparameters"]
+    epochs, batch = hyper["epochs"], hyper["batch_size"]
+    count = members.n // batch
+    base_eta = [r.eta for r in rules]
+    base_back = [getattr(r, "eta_backward", None) for r in rules]
+    mse = first["loss"] == "mse"  # its rule label is the one-hot target itself (OutputLoss.rule_label)
+    for epoch in range(1, epochs + 1):
+        for s, rule in enumerate(rules):
+            rule.eta = rate_schedule(base_eta[s], epoch, epochs, first["final_rate_fraction"])
+            if base_back[s] is not None:
+                rule.eta_backward = rate_schedule(base_back[s], epoch, epochs, first["final_rate_fraction"])
+        trainer.refresh()
+        trainer.predraw_noise(count, batch)
+        orders = members.orders()
+        residuals, faults = [], {}
+        for b in range(count):
+            x, t = members.batch(orders, b, batch)
+            # the cross-entropy's label needs the output the step will see (batch-normalised for mtp)
+            label = t if mse else loss.rule_label(trainer.training_output(x), t)
+            record = trainer.step(x, label)
+            residuals.append(record.residual)
+            if record.fault is not None:
+                faults[b] = record.fault
+        stacked = torch.stack(residuals)  # (count, S, B, K)
+        # the serial task's checks in its order: a non-finite output (h_L - y is finite exactly where h_L is: y is
+        # the finite one-hot target or, for the cross-entropy, h_L - dL/dh_L, non-finite with h_L) stops before the
+        # step; a numerical fault in the step; then a non-finite or overflowing loss
+        finite = torch.isfinite(stacked).flatten(2).all(2).T.tolist()
+        losses = batch_losses(stacked).T.tolist()
+        fault = torch.stack([faults.get(b, torch.zeros(S, dtype=torch.int16, device=device)) for b in range(count)]
+                            ).T.tolist() if faults else None
+        stops = {}
+        for s in range(S):
+            if not members.active[s]:
+                continue
+            run = members.runs[s]
+            for b in range(count):
+                if not finite[s][b]:
+                    stops[s] = (TrainingStatus.DIVERGED, f"non-finite network output at epoch {epoch}, step {b + 1}")
+                    break
+                if fault is not None and fault[s][b]:
+                    bits = fault[s][b]
+                    error, text = FAULTS[min(c for c in FAULTS if bits >> c & 1)]
+                    stops[s] = (TrainingStatus.NUMERICAL_ERROR, f"{error} at epoch {epoch}, step {b + 1}: {text}.")
+                    break
+                run["steps"] += 1
+                if not math.isfinite(losses[s][b]) or diverged(losses[s][b]):
+                    stops[s] = (TrainingStatus.DIVERGED,
+                                f"non-finite or overflowing training loss at epoch {epoch}, step {b + 1}")
+                    break
+        trainer.write_back()  # mtp's running statistics into the rule objects, which predict with them
+        if not members.end_epoch(epoch, stops, predict):
+            break
+    return {}
+
+
+def _train_continuous(members: _Members, configs: list[dict], device) -> dict:
+    """The continuous networks' epochs: every step solves all active members' equilibria as one batch."""
+    first, loss, S = members.first, members.loss, members.size
+    method = first["method"]
+    hyper = first["hyperparameters"]
+    networks = _networks(members, configs)
+    arguments = {k: v for k, v in hyper.items() if k in _RULE_KEYS}
+    learners = [ContinuousLearner(method, **arguments) for _ in configs]
+    trainer = EnsembleContinuousLearner(learners, EnsembleNetwork(networks, device=device))
+    equilibria = [0] * S
+    phases = len(CONTINUOUS_MODELS.get(CONTINUOUS_METHODS[method]).phases)
+
+    def predict(s, x):
+        return learners[s].predict(networks[s], x)
+
+    members.start(predict)
     epochs, batch = hyper["epochs"], hyper["batch_size"]
     base_eta, base_back = learners[0].eta, learners[0].eta_backward
-    best = [h["val_accuracy"][0] for h in histories]
-    waited = [0] * S
-    active = [True] * S
-    train_x = torch.stack([d.train_inputs for d in data]).to(device)
-    train_t = torch.stack([t["train"] for t in targets]).to(device)
-    members = torch.arange(S, device=device).view(-1, 1)
     for epoch in range(1, epochs + 1):
         for learner in learners:
             learner.eta = rate_schedule(base_eta, epoch, epochs, first["final_rate_fraction"])
             learner.eta_backward = rate_schedule(base_back, epoch, epochs, first["final_rate_fraction"])
-        orders = torch.stack([torch.randperm(n, generator=g) for g in shuffles]).to(device)
+        orders = members.orders()
         stops = {}
-        running = [s for s in range(S) if active[s]]
-        for b in range(n // batch):
+        running = [s for s in range(S) if members.active[s]]
+        for b in range(members.n // batch):
             if not running:
                 break
-            index = orders[:, b * batch:(b + 1) * batch]
-            x, t = train_x[members, index], train_t[members, index]
+            x, t = members.batch(orders, b, batch)
             with torch.no_grad():
                 label = loss.rule_label(trainer.predict(x), t)
             mask = torch.tensor([s in running for s in range(S)], device=device)
             record = trainer.step(x, label, active=mask)
-            losses = record.loss.tolist()
+            step_losses = record.loss.tolist()
             for s in list(running):
                 if s in record.failures:
                     stops[s] = (TrainingStatus.NUMERICAL_ERROR,
                                 f"EquilibriumNotReachedError at epoch {epoch}, step {b + 1}: {record.failures[s]}")
                     running.remove(s)
                     continue
-                runs[s]["steps"] += 1
-                if not math.isfinite(losses[s]) or diverged(losses[s]):
+                members.runs[s]["steps"] += 1
+                if not math.isfinite(step_losses[s]) or diverged(step_losses[s]):
                     stops[s] = (TrainingStatus.DIVERGED,
                                 f"non-finite or overflowing training loss at epoch {epoch}, step {b + 1}")
                     running.remove(s)
                     continue
                 equilibria[s] += phases
-        for s in range(S):
-            if not active[s]:
-                continue
-            stop = stops.get(s)
-            history = histories[s]
-            if stop is None and not evaluate(s):
-                for values in history.values():
-                    values.pop()
-                stop = (TrainingStatus.DIVERGED, f"non-finite or overflowing loss after epoch {epoch}")
-            if stop is not None:
-                runs[s]["status"], runs[s]["message"] = stop[0].value, stop[1] + f"; history kept up to epoch {epoch - 1}"
-                active[s] = False
-                continue
-            if history["val_accuracy"][-1] > best[s]:
-                best[s], waited[s], runs[s]["best_epoch"] = history["val_accuracy"][-1], 0, epoch
-            else:
-                waited[s] += 1
-            if first["patience"] is not None and waited[s] >= first["patience"]:
-                runs[s]["message"] = (f"early stop after epoch {epoch} (best validation accuracy at epoch "
-                                      f"{runs[s]['best_epoch']})")
-                active[s] = False
-        if not any(active):
+        if not members.end_epoch(epoch, stops, predict):
             break
-    seconds = (time.perf_counter() - start) / S
-    out = []
-    for s in range(S):
-        run, history = runs[s], histories[s]
-        if first["patience"] is None:
-            run["best_epoch"] = len(history["test_accuracy"]) - 1
-        if not run["message"]:
-            run["message"] = f"{len(history['test_accuracy']) - 1} epochs, {run['steps']} steps"
-        run.update(history)
-        run["epochs_completed"] = len(history["test_accuracy"]) - 1
-        run["seconds"] = seconds
-        run["equilibria"] = equilibria[s]
-        out.append({"run": run, "data": data[s].describe()})
-    return out
+    return {"equilibria": equilibria}
 
 
 def _group_key(task) -> str | None:
@@ -181,20 +358,24 @@ def _group_key(task) -> str | None:
 
     if task.kind != "classify" or not isinstance(task.config, dict) or "seed" not in task.config:
         return None
-    if task.config.get("method") not in ensembled_continuous_methods():
+    method = task.config.get("method")
+    if method not in ensembled_methods():
         return None
-    return canonical_json({k: v for k, v in task.config.items() if k != "seed"})
+    return canonical_json({**{k: v for k, v in task.config.items() if k != "seed"}, "method": _ensemble_name(method)})
 
 
 class ClassificationEnsembleExecutor(SerialExecutor):
-    """Run the ``classify`` tasks of an ensembled continuous method that differ only in the seed as one ensemble.
+    """Run the ``classify`` tasks of one method (or a rule and its randomized twin with the same hyper-parameters)
+    that differ only in the seed as one ensemble (:func:`run_classification_ensemble`), every other task as before.
 
     Parameters
     ----------
     device : str or torch.device, optional
         Where the ensembles run (default ``cpu``).
     min_size : int
-        Groups smaller than this run serially.
+        A continuous network's groups smaller than this run serially. A rule's groups of any size run as ensembles
+        (a lone seed as a one-member one): the batched step gives a member the same bits whatever the other members
+        are, so a seed's numbers do not depend on the seeds it ran with.
     """
 
     name = "classification-ensemble"
@@ -206,7 +387,9 @@ class ClassificationEnsembleExecutor(SerialExecutor):
 
     def run(self, tasks, on_done):
         for indices in group_by_key(tasks, _group_key):
-            if len(indices) < self.min_size:
+            first = tasks[indices[0]]
+            lone = len(indices) < self.min_size and first.config.get("method") in CONTINUOUS_METHODS
+            if _group_key(first) is None or lone:
                 for index in indices:
                     on_done(index, execute(tasks[index], self.threads))
                 continue

@@ -605,6 +605,14 @@ class EnsembleTrainer(MemberDraws):
         return losses
 
     # -- the model's output ---------------------------------------------------------------------------
+    def training_output(self, h0: torch.Tensor) -> torch.Tensor:
+        """``h_L`` of the model every member trains on this batch, ``(S, B, n_0) -> (S, B, n_L)``: the forward pass the
+        step makes (for mtp / rmtp batch-normalised with the batch's own statistics, not the running ones)."""
+        with torch.no_grad():
+            if self.family == "mtp":
+                return self._normalised_forward(h0, slopes=False)[0][-1]
+            return self.network.forward(h0)
+
     def predict(self, h0: torch.Tensor) -> torch.Tensor:
         """Every member's ``rule.predict``: ``(S, N, n_0) -> (S, N, n_L)`` (running statistics for mtp)."""
         with torch.no_grad():

@@ -293,11 +293,11 @@ def run_classification(config: ClassificationConfig, *, progress: bool = False, 
     Parameters
     ----------
     ensemble : bool
-        With ``jobs=1`` and no executor (the default), the seeds of a continuous network (``two-phase``,
-        ``single-phase``, ``multiplexed``) train as one ensemble whose equilibria are solved as one batch
-        (:mod:`tpdynamics.ensemble.classification`; the same numbers as the serial runs to the equilibrium
-        tolerance); ``False`` trains every (method, seed) run one after another. The rules train one seed
-        at a time either way.
+        With ``jobs=1`` and no executor (the default), the seeds of a method train as one ensemble
+        (:mod:`tpdynamics.ensemble.classification`): a rule's by batched steps (a rule and its randomized twin
+        with the same hyper-parameters share one; the serial numbers to round-off), a continuous network's
+        (``two-phase``, ``single-phase``, ``multiplexed``) with its equilibria solved as one batch (the serial
+        numbers to the equilibrium tolerance); ``False`` trains every (method, seed) run one after another.
     device : str or torch.device, optional
         Where those ensembles compute (default ``cpu``; ensemble path only).
 
