@@ -7,7 +7,9 @@ inverses), one epoch of ``--samples`` training samples presented one at a time, 
 * discrete: ``tp-ei`` (Alg. A.4), learning rate ``eta``, one step per sample;
 * continuous: the time-scale-separated weight ODE of the single-phase network (eq. 6.17, layer factor
   compensated) integrated over ``[0, eta]`` per sample with one RK4 step: four batch-1 equilibria per
-  sample, each warm-started from the previous evaluation's (:func:`tpdynamics.continuous.integrate_weights`).
+  sample, each warm-started from the previous evaluation's (:func:`tpdynamics.continuous.integrate_weights`);
+  and with one Euler step (``--integrators rk4,euler``, the default): one equilibrium per sample, the
+  first-order integration whose step is the discrete rule's limit case.
 
 Serial: the seeds one after another (``LearningRule.step``, ``integrate_weights``). Ensemble: the seeds as
 one stacked computation (:class:`tpdynamics.ensemble.EnsembleTrainer`,
@@ -61,17 +63,17 @@ def _model(mu, eta_hat, tol):
     return get_model("single_phase", mu=mu, eta_hat=eta_hat, compensate_layer_factor=True, tol=tol, solver=SOLVER)
 
 
-def epoch_continuous(problems, n, eta, eta_hat, mu, tol):
+def epoch_continuous(problems, n, eta, eta_hat, mu, tol, method="rk4"):
     nets = [p.student("exact") for p in problems]
     model = _model(mu, eta_hat, tol)
     span = torch.tensor([0.0, eta], dtype=torch.float64)
     for p, net in zip(problems, nets):
         for k in range(n):
-            integrate_weights(model, net, p.train_inputs[k:k + 1], p.train_labels[k:k + 1], span, method="rk4")
+            integrate_weights(model, net, p.train_inputs[k:k + 1], p.train_labels[k:k + 1], span, method=method)
     return nets
 
 
-def epoch_continuous_ensemble(problems, n, eta, eta_hat, mu, tol):
+def epoch_continuous_ensemble(problems, n, eta, eta_hat, mu, tol, method="rk4"):
     nets = [p.student("exact") for p in problems]
     ensemble = EnsembleNetwork(nets)
     model = _model(mu, eta_hat, tol)
@@ -79,7 +81,7 @@ def epoch_continuous_ensemble(problems, n, eta, eta_hat, mu, tol):
     x = ensemble.stack([p.train_inputs[:n] for p in problems])
     y = ensemble.stack([p.train_labels[:n] for p in problems])
     for k in range(n):
-        integrate_weights_ensemble(model, ensemble, x[:, k:k + 1], y[:, k:k + 1], span, method="rk4")
+        integrate_weights_ensemble(model, ensemble, x[:, k:k + 1], y[:, k:k + 1], span, method=method)
     return nets
 
 
@@ -93,7 +95,7 @@ def timed(function, repeat):
 
 
 def weight_gap(a, b):
-    return max(float((x.weight - y.weight).abs().max()) for na, nb in zip(a, b) for x, y in zip(na.layers, nb.layers))
+    return max(float((x.weight - y.weight).detach().abs().max()) for na, nb in zip(a, b) for x, y in zip(na.layers, nb.layers))
 
 
 def profile(label, function, groups):
@@ -121,6 +123,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--solver", default="auto", help="equilibrium solver of the continuous model (default auto)")
+    parser.add_argument("--integrators", default="rk4,euler",
+                        help="torchdiffeq methods of the continuous epoch, one step per sample (default rk4,euler)")
     args = parser.parse_args(argv)
     global SOLVER
     SOLVER = args.solver
@@ -130,13 +134,16 @@ def main(argv=None):
     print(f"student-teacher 6-6-6, one epoch of {n} samples (batch 1) per seed, S={S} seeds, eta={args.eta}, "
           f"eta_hat={args.eta_hat}, mu={args.mu}, tol={args.tol:g}, solver={args.solver} (continuous), float64, CPU time per seed-epoch, "
           f"best of {args.repeat}, torch threads={torch.get_num_threads()}")
+    integrators = args.integrators.split(",")
     runs = {
         "discrete tp-ei, serial": lambda: epoch_discrete(problems, n, args.eta, args.eta_hat),
         "discrete tp-ei, ensemble": lambda: epoch_discrete_ensemble(problems, n, args.eta, args.eta_hat),
-        "continuous, serial": lambda: epoch_continuous(problems, n, args.eta, args.eta_hat, args.mu, args.tol),
-        "continuous, ensemble": lambda: epoch_continuous_ensemble(problems, n, args.eta, args.eta_hat, args.mu,
-                                                                  args.tol),
     }
+    for method in integrators:
+        runs[f"continuous {method}, serial"] = (lambda m=method: epoch_continuous(problems, n, args.eta, args.eta_hat,
+                                                                                    args.mu, args.tol, m))
+        runs[f"continuous {method}, ensemble"] = (lambda m=method: epoch_continuous_ensemble(
+            problems, n, args.eta, args.eta_hat, args.mu, args.tol, m))
     seconds, nets = {}, {}
     for name, function in runs.items():
         total, nets[name] = timed(function, args.repeat)
@@ -144,16 +151,19 @@ def main(argv=None):
     for name, value in seconds.items():
         with torch.no_grad():
             loss = sum(mean_squared_error(net(p.test_inputs)[-1], p.test_labels) for net, p in zip(nets[name], problems))
-        print(f"  {name:<26s} {1000 * value:9.1f} ms / seed-epoch   mean test loss after the epoch {loss / S:.4g}")
-    print(f"  ensemble = serial weights: discrete max |dW| {weight_gap(nets['discrete tp-ei, serial'], nets['discrete tp-ei, ensemble']):.1e}, "
-          f"continuous max |dW| {weight_gap(nets['continuous, serial'], nets['continuous, ensemble']):.1e}")
+        print(f"  {name:<30s} {1000 * value:9.1f} ms / seed-epoch   mean test loss after the epoch {loss / S:.4g}")
+    gaps = ", ".join(f"continuous {m} {weight_gap(nets[f'continuous {m}, serial'], nets[f'continuous {m}, ensemble']):.1e}"
+                     for m in integrators)
+    print(f"  ensemble = serial weights (max |dW|): discrete "
+          f"{weight_gap(nets['discrete tp-ei, serial'], nets['discrete tp-ei, ensemble']):.1e}, {gaps}")
     ds, de = seconds["discrete tp-ei, serial"], seconds["discrete tp-ei, ensemble"]
-    cs, ce = seconds["continuous, serial"], seconds["continuous, ensemble"]
     print("ratios (goal: continuous / discrete epoch <= 5x):")
-    print(f"  continuous / discrete, both serial:            {cs / ds:6.1f}x")
-    print(f"  continuous / discrete, both ensembles:         {ce / de:6.1f}x")
-    print(f"  continuous ensemble / discrete serial:         {ce / ds:6.1f}x")
-    print(f"  ensemble speed-up: discrete {ds / de:.1f}x, continuous {cs / ce:.1f}x per seed-epoch")
+    for method in integrators:
+        cs, ce = seconds[f"continuous {method}, serial"], seconds[f"continuous {method}, ensemble"]
+        print(f"  {method}: continuous / discrete, both serial:      {cs / ds:6.1f}x")
+        print(f"  {method}: continuous / discrete, both ensembles:   {ce / de:6.1f}x")
+        print(f"  {method}: continuous ensemble / discrete serial:   {ce / ds:6.1f}x")
+        print(f"  {method}: ensemble speed-up: discrete {ds / de:.1f}x, continuous {cs / ce:.1f}x per seed-epoch")
     if args.no_profile:
         return
     groups = {
@@ -169,7 +179,7 @@ def main(argv=None):
     }
     profile("serial continuous epoch (one seed)", lambda: epoch_continuous(problems[:1], n, args.eta, args.eta_hat,
                                                                             args.mu, args.tol), groups)
-    profile(f"ensemble continuous epoch (S={S})", runs["continuous, ensemble"], groups)
+    profile(f"ensemble continuous epoch (S={S})", runs[f"continuous {integrators[0]}, ensemble"], groups)
 
 
 if __name__ == "__main__":

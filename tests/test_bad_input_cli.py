@@ -105,6 +105,8 @@ NO_EFFECT = [
     (["stability", "--layers", "3,3", "--batch", "1", "--no-integrate", "--pseudospectrum"],
      "--pseudospectrum has no effect without --plot"),
     (["reproduce", "--list", "--quick"], "--quick has no effect with --list"),
+    (["compare", "alignment", "--mus", "0.2", "--layers", "3,3,3", "--no-ensemble"],
+     "--no-ensemble has no effect for 'alignment'"),
 ]
 
 

@@ -117,3 +117,16 @@ def test_comparisons_reject_bad_arguments_by_name():
         learning_trajectories(seeds=[])
     with pytest.raises(ValueError, match="record_every=0 must be >= 1"):
         learning_trajectories(record_every=0)
+
+
+def test_compare_trajectories_no_ensemble_runs_the_serial_loop(tmp_path):
+    """``--no-ensemble`` reaches ``learning_trajectories(ensemble=False)`` (the no-effect warning of the other
+    comparisons: tests/test_bad_input_cli.py)."""
+    paths = {flag: tmp_path / f"{flag or 'default'}.json" for flag in ("", "--no-ensemble")}
+    for flag, path in paths.items():
+        args = ["compare", "trajectories", "--seeds", "2", "--steps", "20", "--json", str(path)]
+        assert main(args + ([flag] if flag else [])) == 0
+    default, serial = (json.loads(p.read_text()) for p in paths.values())
+    assert default["settings"]["continuous_ensemble"] and not serial["settings"]["continuous_ensemble"]
+    for mine, theirs in zip(default["curves"]["continuous"]["runs"], serial["curves"]["continuous"]["runs"]):
+        assert mine == pytest.approx(theirs, rel=1e-9)

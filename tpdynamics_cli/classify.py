@@ -172,7 +172,7 @@ def run_trajectories(args) -> int:
     config = ClassificationConfig(methods=("bp", "dtp-ai", "two-phase"), task=args.task, seeds=args.seeds,
                                   eta_hat=args.eta_hat, mu=args.mu if args.mu != 0.1 else None,
                                   epochs=getattr(args, "epochs", None))
-    result = run_classification(config, progress=True)
+    result = run_classification(config, progress=True, ensemble=getattr(args, "ensemble", True))
     for name, r in result.results.items():
         curve = r.curve("test_accuracy")
         say(args, f"{name}: test accuracy per epoch " + " ".join(f"{c['mean']:.3f}" for c in curve)

@@ -54,6 +54,9 @@ def add_parser(subparsers) -> None:
                         "and the two-phase network from the same initialisations, per-epoch accuracy")
     g.add_argument("--epochs", type=integer("--epochs", 1, 10), default=None,
                    help="epochs of a classification task (default: the preset's)")
+    g.add_argument("--no-ensemble", dest="ensemble", action="store_false",
+                   help="train the seeds one after another instead of as one stacked ensemble (the same numbers to "
+                        "the equilibrium tolerance; for comparison)")
     add_output_arguments(p)
     p.set_defaults(run=run)
 
@@ -65,7 +68,7 @@ def run(args) -> int:
     if args.comparison == "trajectories":
         warn_no_effect(args, ("mus", "seed"), "for 'trajectories' (it uses --mu, and seeds 0..--seeds-1)")
     else:
-        warn_no_effect(args, ("seeds", "steps", "eta", "mu", "task", "epochs"),
+        warn_no_effect(args, ("seeds", "steps", "eta", "mu", "task", "epochs", "ensemble"),
                        f"for {args.comparison!r} (a 'trajectories' option)")
     if args.comparison == "predictions":
         warn_no_effect(args, "layers", "for 'predictions' (section 6.8 fixes its architectures)")
@@ -89,7 +92,7 @@ def run(args) -> int:
     elif args.comparison == "trajectories":
         result = comparisons.learning_trajectories(layers=tuple(args.layers or (6, 6, 6)), seeds=args.seeds,
                                                    steps=args.steps, eta=args.eta, eta_hat=eta_hat,
-                                                   mu=args.mu, progress=True)
+                                                   mu=args.mu, progress=True, ensemble=args.ensemble)
         for name, curve in result.curves.items():
             low, high = curve["ci"][-1]
             say(args, f"{name}: test loss {curve['centre'][0]:.4g} -> {curve['centre'][-1]:.4g} (geometric mean of "
