@@ -17,6 +17,7 @@ import torch
 from tpdynamics.ensemble import (EnsembleExecutor, EnsembleNetwork, EnsembleProcessExecutor, EnsembleTrainer,
                                  ensemble_support, resolve_device, run_training_ensemble)
 from tpdynamics.network import LayeredNetwork, make_generator
+from tpdynamics.runs import ResultStore
 from tpdynamics.training import run_experiment
 from tpdynamics.training.rules import LEARNING_RULES, TargetPropagationExactInverse
 from tpdynamics.training.runner import TrainingConfig, run_training_task, training_tasks
@@ -274,6 +275,23 @@ def test_worker_processes_train_ensembles():
     serial = run_experiment(config, ensemble=False)
     assert pooled.summary.executor == "ensemble-processes" and serial.summary.executor == "serial"
     _assert_same(serial.results["dtp-ai"].to_dict(), pooled.results["dtp-ai"].to_dict())
+
+
+def test_a_lone_seed_left_to_a_worker_gives_the_bits_of_the_uninterrupted_run(tmp_path):
+    """A resumed run whose one remaining seed goes to a worker process trains it as a one-member ensemble, so it
+    gives the bits of the run that trained both seeds together in this process (not the serial path's digits)."""
+    config = TrainingConfig(methods=("dtp-ai",), seeds=2, epochs=2, batches_per_epoch=5, n_train=40, n_test=10,
+                            layers=(3, 3, 3))
+    whole = run_experiment(config, store=tmp_path / "whole")
+    store = ResultStore(tmp_path / "resumed")
+    run_experiment(config, store=store)
+    lost = next(t for t in training_tasks(config)[3] if t.config["seed"] == 1)
+    assert store.discard(lost)
+    executor = EnsembleProcessExecutor(jobs=2)
+    resumed = run_experiment(config, store=store, executor=executor)
+    assert resumed.summary.reused == 1 and executor.parts == [[0]] and executor.ensembled == [True]
+    assert [r["test_loss"] for r in resumed.results["dtp-ai"].to_dict()["runs"]] == \
+        [r["test_loss"] for r in whole.results["dtp-ai"].to_dict()["runs"]]
 
 
 def test_worker_tasks_split_groups_to_keep_the_workers_busy():

@@ -439,9 +439,10 @@ class EnsembleProcessExecutor(ProcessExecutor):
 
     The tasks are grouped as by :class:`EnsembleExecutor`; a group is split into ``k`` ensembles of
     consecutive seeds, ``k`` the fewest that give every worker one (``ceil(jobs / groups)``), at least
-    ``min_size`` members each. Each ensemble is one task of the pool
-    (:func:`run_training_group`); its result is handed back as one record per (method, seed) task, as
-    the serial runs would have made (the same store keys). A failing ensemble fails each of its tasks
+    ``min_size`` members each (a group smaller than that stays one ensemble: a lone seed is a one-member
+    ensemble, as in :class:`EnsembleExecutor`, so its numbers do not depend on ``jobs``). Each ensemble is one
+    task of the pool (:func:`run_training_group`); its result is handed back as one record per (method, seed)
+    task, as the serial runs would have made (the same store keys). A failing ensemble fails each of its tasks
     with its error. Tasks that are not ensembled go to the pool one by one, as before.
 
     Parameters
@@ -449,7 +450,7 @@ class EnsembleProcessExecutor(ProcessExecutor):
     jobs, threads
         As for :class:`~tpdynamics.runs.ProcessExecutor` (one thread per worker by default).
     min_size : int
-        Groups, and the parts of a split group, smaller than this run task by task.
+        The fewest members of each part of a split group.
 
     Attributes
     ----------
@@ -457,6 +458,8 @@ class EnsembleProcessExecutor(ProcessExecutor):
         Method name -> why its tasks were not ensembled (:func:`ensemble_support`).
     parts : list of list of int
         The task indices of each worker task of the last :meth:`run` (for inspection and the tests).
+    ensembled : list of bool
+        Whether each of :attr:`parts` is an ensemble (else one task that is not ensembled).
     """
 
     name = "ensemble-processes"
@@ -466,33 +469,37 @@ class EnsembleProcessExecutor(ProcessExecutor):
         self.min_size = min_size
         self.fallbacks: dict[str, str] = {}
         self.parts: list[list[int]] = []
+        self.ensembled: list[bool] = []
 
     def split(self, tasks) -> list[list[int]]:
-        """The task indices of each worker task: ensembles (split to keep ``jobs`` workers busy) and single tasks."""
-        plan = _plan(tasks, self.min_size, self.fallbacks)
+        """The task indices of each worker task: ensembles (split to keep ``jobs`` workers busy) and single tasks
+        (:attr:`ensembled` says which)."""
+        plan = _plan(tasks, 1, self.fallbacks)
         groups = sum(ensembled for _, ensembled in plan)
-        parts = []
+        parts, self.ensembled = [], []
         for indices, ensembled in plan:
             if not ensembled:
                 parts.append(indices)
+                self.ensembled.append(False)
                 continue
             k = max(1, min(math.ceil(self.jobs / groups), len(indices) // self.min_size))
             n = len(indices)
             parts.extend(indices[(j * n) // k:((j + 1) * n) // k] for j in range(k))
+            self.ensembled.extend([True] * k)
         return parts
 
     def run(self, tasks, on_done):
         tasks = list(tasks)
         self.parts = parts = self.split(tasks)
-        work = [tasks[part[0]] if len(part) == 1 else
-                Task(function="tpdynamics.ensemble.training:run_training_group",
+        ensembled = list(self.ensembled)
+        work = [Task(function="tpdynamics.ensemble.training:run_training_group",
                      config={"tasks": [tasks[i].config for i in part]}, kind="train-ensemble",
-                     label=f"{tasks[part[0]].label} ... ({len(part)} seeds)")
-                for part in parts]
+                     label=tasks[part[0]].label + (f" ... ({len(part)} seeds)" if len(part) > 1 else " (ensemble)"))
+                if together else tasks[part[0]] for part, together in zip(parts, ensembled)]
 
         def unpack(k, record):
             part = parts[k]
-            if len(part) == 1:
+            if not ensembled[k]:
                 on_done(part[0], record)
                 return
             seconds = record.seconds / len(part)  # the ensemble's time, shared
