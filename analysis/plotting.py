@@ -31,7 +31,8 @@ def save(figure: Figure, path) -> Path:
 
 def legend_outside(ax, where: str = "right", **kwargs):
     """The legend of ``ax`` off the data: to the right of the panel (``where="right"``) or below it
-    (``"below"``, for panels with a neighbour on the right); ``kwargs`` go to ``ax.legend``."""
+    (``"below"``, for panels with a neighbour on the right); ``kwargs`` go to ``ax.legend``. None, and no legend,
+    when the panel has no labelled artist."""
     if where == "right":
         options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0)}
     elif where == "below":
@@ -39,6 +40,8 @@ def legend_outside(ax, where: str = "right", **kwargs):
     else:
         raise ValueError(f"where={where!r} must be 'right' or 'below'.")
     options.update({"borderaxespad": 0.0, "fontsize": 8, **kwargs})
+    if "handles" not in kwargs and not ax.get_legend_handles_labels()[0]:
+        return None  # nothing labelled on the panel (its own text says why): no empty legend box
     return ax.legend(**options)
 
 

@@ -77,6 +77,19 @@ def test_loss_panel_draws_runs_for_few_seeds_and_integer_epochs():
     assert len(ax.lines) == 3 and ax.get_yscale() == "log" and "MSE" in ax.get_ylabel()
     with pytest.raises(ValueError, match=r"where='left' must be 'right' or 'below'"):
         legend_outside(ax, "left")
+    assert legend_outside(ax) is ax.get_legend() is not None
+
+
+def test_an_empty_diagnostic_panel_says_so_and_gets_no_empty_legend():
+    from analysis.reproduce.experiments.student_teacher._training import StudentTeacherTraining
+
+    fig = Figure()
+    ax = fig.subplots()
+    results = [{"methods": {"rtp-ai": {"diagnostics": {}}}}]  # diagnostics not recorded
+    StudentTeacherTraining.plot_diagnostic(ax, results, ["rtp-ai"], "cos_e_tp_e_gn", "(c) cosine")
+    assert not ax.lines and "no finite cos_e_tp_e_gn of rtp-ai" in ax.texts[0].get_text()
+    assert ax.get_xlabel() == "epoch" and ax.get_title() == "(c) cosine"
+    assert legend_outside(ax) is None and ax.get_legend() is None
 
 
 def test_scan_scatter_has_a_colourbar_for_the_depth():

@@ -399,7 +399,11 @@ class StudentTeacherTraining(Experiment):
         """
         curves = {m: np.asarray(diagnostic_mean(results, m, key, layer), dtype=float) for m in methods}
         curves = {m: v for m, v in curves.items() if v.size and np.isfinite(v).any()}
-        if not curves:
+        ax.set_xlabel("epoch")
+        ax.set_title(title, fontsize=10)
+        if not curves:  # say so on the panel rather than leave it blank
+            ax.text(0.5, 0.5, f"no finite {key} of {', '.join(methods)}\n(not recorded, or every run diverged)",
+                    ha="center", va="center", fontsize=8, transform=ax.transAxes)
             return
         values = np.concatenate([v[np.isfinite(v)] for v in curves.values()])
         for method, series in curves.items():
@@ -411,8 +415,6 @@ class StudentTeacherTraining(Experiment):
             ax.set_yscale("log")
             if positive.size:
                 ax.set_ylim(0.5 * positive.min(), min(2 * positive.max(), 1e4 * np.median(positive)))
-        ax.set_xlabel("epoch")
-        ax.set_title(title, fontsize=10)
 
 
 def finite_mean(values) -> float:
