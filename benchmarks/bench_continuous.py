@@ -9,7 +9,10 @@ inverses), one epoch of ``--samples`` training samples presented one at a time, 
   compensated) integrated over ``[0, eta]`` per sample with one RK4 step: four batch-1 equilibria per
   sample, each warm-started from the previous evaluation's (:func:`tpdynamics.continuous.integrate_weights`);
   and with one Euler step (``--integrators rk4,euler``, the default): one equilibrium per sample, the
-  first-order integration whose step is the discrete rule's limit case.
+  first-order integration whose step is the discrete rule's limit case;
+* the same Euler step as the classification runner takes it (``continuous learner`` rows:
+  :class:`tpdynamics.training.ContinuousLearner` and :class:`tpdynamics.ensemble.EnsembleContinuousLearner`, no
+  torchdiffeq, each equilibrium from the forward pass instead of a warm start).
 
 Serial: the seeds one after another (``LearningRule.step``, ``integrate_weights``). Ensemble: the seeds as
 one stacked computation (:class:`tpdynamics.ensemble.EnsembleTrainer`,
@@ -31,8 +34,8 @@ import torch
 
 from tpdynamics.continuous import get_model, integrate_weights
 from tpdynamics.ensemble import EnsembleNetwork, EnsembleTrainer
-from tpdynamics.ensemble.continuous import integrate_weights_ensemble
-from tpdynamics.training import get_learning_rule, mean_squared_error, student_teacher
+from tpdynamics.ensemble.continuous import EnsembleContinuousLearner, integrate_weights_ensemble
+from tpdynamics.training import ContinuousLearner, get_learning_rule, mean_squared_error, student_teacher
 
 
 def epoch_discrete(problems, n, eta, eta_hat):
@@ -57,6 +60,30 @@ def epoch_discrete_ensemble(problems, n, eta, eta_hat):
 
 
 SOLVER = "auto"
+
+
+def epoch_learner(problems, n, eta, eta_hat, mu, tol):
+    """The classification runner's continuous learner: one explicit Euler step per sample without torchdiffeq."""
+    nets = [p.student("exact") for p in problems]
+    for p, net in zip(problems, nets):
+        learner = ContinuousLearner("single-phase", eta=eta, eta_hat=eta_hat, mu=mu, eta_backward=0.0, tol=tol)
+        for k in range(n):
+            learner.step(net, p.train_inputs[k:k + 1], p.train_labels[k:k + 1])
+    return nets
+
+
+def epoch_learner_ensemble(problems, n, eta, eta_hat, mu, tol):
+    nets = [p.student("exact") for p in problems]
+    ensemble = EnsembleNetwork(nets)
+    learners = [ContinuousLearner("single-phase", eta=eta, eta_hat=eta_hat, mu=mu, eta_backward=0.0, tol=tol)
+                for _ in problems]
+    trainer = EnsembleContinuousLearner(learners, ensemble)
+    x = ensemble.stack([p.train_inputs[:n] for p in problems])
+    y = ensemble.stack([p.train_labels[:n] for p in problems])
+    for k in range(n):
+        trainer.step(x[:, k:k + 1], y[:, k:k + 1])
+    ensemble.sync_members()
+    return nets
 
 
 def _model(mu, eta_hat, tol):
@@ -125,6 +152,8 @@ def main(argv=None):
     parser.add_argument("--solver", default="auto", help="equilibrium solver of the continuous model (default auto)")
     parser.add_argument("--integrators", default="rk4,euler",
                         help="torchdiffeq methods of the continuous epoch, one step per sample (default rk4,euler)")
+    parser.add_argument("--no-learner", dest="learner", action="store_false",
+                        help="leave out the ContinuousLearner rows (the classification runner's Euler step)")
     args = parser.parse_args(argv)
     global SOLVER
     SOLVER = args.solver
@@ -144,6 +173,12 @@ def main(argv=None):
                                                                                     args.mu, args.tol, m))
         runs[f"continuous {method}, ensemble"] = (lambda m=method: epoch_continuous_ensemble(
             problems, n, args.eta, args.eta_hat, args.mu, args.tol, m))
+    if args.learner:
+        integrators.append("learner")  # ContinuousLearner: Euler without torchdiffeq (one equilibrium per sample)
+        runs["continuous learner, serial"] = lambda: epoch_learner(problems, n, args.eta, args.eta_hat, args.mu,
+                                                                   args.tol)
+        runs["continuous learner, ensemble"] = lambda: epoch_learner_ensemble(problems, n, args.eta, args.eta_hat,
+                                                                              args.mu, args.tol)
     seconds, nets = {}, {}
     for name, function in runs.items():
         total, nets[name] = timed(function, args.repeat)
