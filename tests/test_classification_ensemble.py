@@ -130,3 +130,16 @@ def test_what_cannot_share_a_classification_ensemble_is_refused(blobs):
     continuous[1]["hyperparameters"]["eta"] = 0.5
     with pytest.raises(ValueError, match="continuous network's classification ensemble must share the hyper"):
         run_classification_ensemble(continuous)
+
+
+def test_worker_processes_get_the_ensembles_and_give_the_same_bits(blobs):
+    """``jobs=2``: each worker task is one method's seeds as one ensemble, so every number equals the in-process
+    ensemble's exactly (one pool of two workers starts: the test's cost)."""
+    config = ClassificationConfig(methods=("tp-ai", "rtp-ai", "bp"), task=blobs, hidden=(8, 8), seeds=2, epochs=2,
+                                  batch_size=10)
+    pooled, here = run_classification(config, jobs=2), run_classification(config)
+    assert pooled.summary.executor == "classification-ensemble-processes"
+    assert here.summary.executor == "classification-ensemble"
+    for method in config.methods:
+        for a, b in zip(here[method].runs, pooled[method].runs):
+            assert {k: v for k, v in a.items() if k != "seconds"} == {k: v for k, v in b.items() if k != "seconds"}

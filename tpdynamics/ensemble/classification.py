@@ -20,7 +20,7 @@ member networks themselves (views of the stacked weights) and each member's own 
 
 :class:`ClassificationEnsembleExecutor` is a :class:`tpdynamics.runs.SerialExecutor` that runs the
 ``classify`` tasks of one method (or twins) that differ only in their seed as one ensemble and every other task
-as before.
+as before; :class:`ClassificationEnsembleProcessExecutor` sends such ensembles to worker processes (``jobs > 1``).
 """
 from __future__ import annotations
 
@@ -47,10 +47,10 @@ from ..training.status import TrainingStatus
 from .continuous import EnsembleContinuousLearner, ensemble_continuous_support
 from .network import EnsembleNetwork, resolve_device
 from .step import FAULTS, EnsembleTrainer, batch_losses, ensemble_class, ensemble_support
-from .training import group_records
+from .training import EnsembleProcessExecutor, group_records
 
-__all__ = ["ClassificationEnsembleExecutor", "run_classification_ensemble", "ensembled_continuous_methods",
-           "ensembled_methods"]
+__all__ = ["ClassificationEnsembleExecutor", "ClassificationEnsembleProcessExecutor", "run_classification_ensemble",
+           "run_classification_group", "ensembled_continuous_methods", "ensembled_methods"]
 
 _RULE_KEYS = ("eta", "eta_hat", "eta_backward", "lambda_", "noise_std", "epsilon", "mu")
 #: What the members of a rule's ensemble may differ in besides the seed: the method (a rule and its randomized
@@ -364,6 +364,26 @@ def _group_key(task) -> str | None:
     return canonical_json({**{k: v for k, v in task.config.items() if k != "seed"}, "method": _ensemble_name(method)})
 
 
+def _classification_plan(tasks, min_size: int) -> list[tuple[list[int], bool]]:
+    """Indices of ``tasks`` in groups (:func:`_group_key`), each with whether it trains as one ensemble: a rule's
+    groups of any size, a continuous network's of at least ``min_size`` seeds; every other task alone."""
+    plan = []
+    for indices in group_by_key(tasks, _group_key):
+        first = tasks[indices[0]]
+        lone = len(indices) < min_size and first.config.get("method") in CONTINUOUS_METHODS
+        if _group_key(first) is None or lone:
+            plan.extend(([index], False) for index in indices)
+        else:
+            plan.append((indices, True))
+    return plan
+
+
+def run_classification_group(config: dict) -> list[dict]:
+    """Task function (any process): ``config["tasks"]``, classification task configurations that may share an
+    ensemble, as one (:func:`run_classification_ensemble`); one result per task, in order."""
+    return run_classification_ensemble(config["tasks"])
+
+
 class ClassificationEnsembleExecutor(SerialExecutor):
     """Run the ``classify`` tasks of one method (or a rule and its randomized twin with the same hyper-parameters)
     that differ only in the seed as one ensemble (:func:`run_classification_ensemble`), every other task as before.
@@ -386,12 +406,9 @@ class ClassificationEnsembleExecutor(SerialExecutor):
         self.min_size = min_size
 
     def run(self, tasks, on_done):
-        for indices in group_by_key(tasks, _group_key):
-            first = tasks[indices[0]]
-            lone = len(indices) < self.min_size and first.config.get("method") in CONTINUOUS_METHODS
-            if _group_key(first) is None or lone:
-                for index in indices:
-                    on_done(index, execute(tasks[index], self.threads))
+        for indices, ensembled in _classification_plan(tasks, self.min_size):
+            if not ensembled:
+                on_done(indices[0], execute(tasks[indices[0]], self.threads))
                 continue
             for index, record in zip(indices, self._run_group([tasks[i] for i in indices])):
                 on_done(index, record)
@@ -399,3 +416,16 @@ class ClassificationEnsembleExecutor(SerialExecutor):
     def _run_group(self, group) -> list[TaskRecord]:
         return group_records(group, lambda configs: run_classification_ensemble(configs, device=self.device),
                              self.threads)
+
+
+class ClassificationEnsembleProcessExecutor(EnsembleProcessExecutor):
+    """:class:`~tpdynamics.ensemble.EnsembleProcessExecutor` for ``classify`` tasks: each worker task is one
+    method's seeds (or a part of them, to keep the workers busy) as one ensemble (:func:`run_classification_group`),
+    grouped as by :class:`ClassificationEnsembleExecutor`; the classification runner's executor for ``jobs > 1``."""
+
+    name = "classification-ensemble-processes"
+    group_function = "tpdynamics.ensemble.classification:run_classification_group"
+    group_kind = "classify-ensemble"
+
+    def _plan(self, tasks) -> list[tuple[list[int], bool]]:
+        return _classification_plan(tasks, 2)

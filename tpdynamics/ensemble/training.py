@@ -463,6 +463,9 @@ class EnsembleProcessExecutor(ProcessExecutor):
     """
 
     name = "ensemble-processes"
+    #: The task function a worker trains one ensemble with (its config: ``{"tasks": [...]}``) and that task's kind.
+    group_function = "tpdynamics.ensemble.training:run_training_group"
+    group_kind = "train-ensemble"
 
     def __init__(self, jobs: int | None = None, threads: int | None = 1, *, min_size: int = 2):
         super().__init__(jobs, threads)
@@ -474,7 +477,7 @@ class EnsembleProcessExecutor(ProcessExecutor):
     def split(self, tasks) -> list[list[int]]:
         """The task indices of each worker task: ensembles (split to keep ``jobs`` workers busy) and single tasks
         (:attr:`ensembled` says which)."""
-        plan = _plan(tasks, 1, self.fallbacks)
+        plan = self._plan(tasks)
         groups = sum(ensembled for _, ensembled in plan)
         parts, self.ensembled = [], []
         for indices, ensembled in plan:
@@ -488,12 +491,16 @@ class EnsembleProcessExecutor(ProcessExecutor):
             self.ensembled.extend([True] * k)
         return parts
 
+    def _plan(self, tasks) -> list[tuple[list[int], bool]]:
+        """The groups of ``tasks`` and whether each trains as one ensemble (:func:`_plan`; a lone seed does)."""
+        return _plan(tasks, 1, self.fallbacks)
+
     def run(self, tasks, on_done):
         tasks = list(tasks)
         self.parts = parts = self.split(tasks)
         ensembled = list(self.ensembled)
-        work = [Task(function="tpdynamics.ensemble.training:run_training_group",
-                     config={"tasks": [tasks[i].config for i in part]}, kind="train-ensemble",
+        work = [Task(function=self.group_function, config={"tasks": [tasks[i].config for i in part]},
+                     kind=self.group_kind,
                      label=tasks[part[0]].label + (f" ... ({len(part)} seeds)" if len(part) > 1 else " (ensemble)"))
                 if together else tasks[part[0]] for part, together in zip(parts, ensembled)]
 

@@ -297,7 +297,8 @@ def run_classification(config: ClassificationConfig, *, progress: bool = False, 
         (:mod:`tpdynamics.ensemble.classification`): a rule's by batched steps (a rule and its randomized twin
         with the same hyper-parameters share one; the serial numbers to round-off), a continuous network's
         (``two-phase``, ``single-phase``, ``multiplexed``) with its equilibria solved as one batch (the serial
-        numbers to the equilibrium tolerance); ``False`` trains every (method, seed) run one after another.
+        numbers to the equilibrium tolerance); with ``jobs > 1`` (no executor) the workers get such ensembles;
+        ``False`` trains every (method, seed) run one after another.
     device : str or torch.device, optional
         Where those ensembles compute (default ``cpu``; ensemble path only).
 
@@ -324,10 +325,13 @@ def run_classification(config: ClassificationConfig, *, progress: bool = False, 
     if device is not None and not (ensemble and serial):
         raise ValueError(f"device={device!r} applies to the ensemble path only: use jobs=1 and no executor, with the "
                          "ensemble path on (the default).")
-    if ensemble and serial:
+    if ensemble and (serial or executor is None):
         # tpdynamics.ensemble builds on this module; looked up by name so that the import graph has no circle
         module = importlib.import_module("tpdynamics.ensemble.classification")
-        executor = module.ClassificationEnsembleExecutor(threads=threads, device=device)
+        if serial:
+            executor = module.ClassificationEnsembleExecutor(threads=threads, device=device)
+        else:  # worker processes: each worker task is an ensemble of seeds
+            executor = module.ClassificationEnsembleProcessExecutor(jobs, 1 if threads is None else threads)
     try:
         summary = run_tasks(tasks, store, executor=executor, jobs=jobs, threads=threads, fresh=fresh,
                             progress=progress, desc="classification", unit="run")
