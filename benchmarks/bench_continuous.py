@@ -47,10 +47,11 @@ def epoch_discrete(problems, n, eta, eta_hat):
     return nets
 
 
-def epoch_discrete_ensemble(problems, n, eta, eta_hat):
+def _ensemble_epoch(problems, n, trainer_of):
+    """One epoch of the members' students as one ensemble, ``trainer_of(ensemble).step(x, y)`` per sample."""
     nets = [p.student("exact") for p in problems]
     ensemble = EnsembleNetwork(nets)
-    trainer = EnsembleTrainer([get_learning_rule("tp-ei", eta=eta, eta_hat=eta_hat) for _ in problems], ensemble)
+    trainer = trainer_of(ensemble)
     x = ensemble.stack([p.train_inputs[:n] for p in problems])
     y = ensemble.stack([p.train_labels[:n] for p in problems])
     for k in range(n):
@@ -59,31 +60,31 @@ def epoch_discrete_ensemble(problems, n, eta, eta_hat):
     return nets
 
 
+def epoch_discrete_ensemble(problems, n, eta, eta_hat):
+    rules = [get_learning_rule("tp-ei", eta=eta, eta_hat=eta_hat) for _ in problems]
+    return _ensemble_epoch(problems, n, lambda ensemble: EnsembleTrainer(rules, ensemble))
+
+
 SOLVER = "auto"
+
+
+def _learner(eta, eta_hat, mu, tol):
+    return ContinuousLearner("single-phase", eta=eta, eta_hat=eta_hat, mu=mu, eta_backward=0.0, tol=tol)
 
 
 def epoch_learner(problems, n, eta, eta_hat, mu, tol):
     """The classification runner's continuous learner: one explicit Euler step per sample without torchdiffeq."""
     nets = [p.student("exact") for p in problems]
     for p, net in zip(problems, nets):
-        learner = ContinuousLearner("single-phase", eta=eta, eta_hat=eta_hat, mu=mu, eta_backward=0.0, tol=tol)
+        learner = _learner(eta, eta_hat, mu, tol)
         for k in range(n):
             learner.step(net, p.train_inputs[k:k + 1], p.train_labels[k:k + 1])
     return nets
 
 
 def epoch_learner_ensemble(problems, n, eta, eta_hat, mu, tol):
-    nets = [p.student("exact") for p in problems]
-    ensemble = EnsembleNetwork(nets)
-    learners = [ContinuousLearner("single-phase", eta=eta, eta_hat=eta_hat, mu=mu, eta_backward=0.0, tol=tol)
-                for _ in problems]
-    trainer = EnsembleContinuousLearner(learners, ensemble)
-    x = ensemble.stack([p.train_inputs[:n] for p in problems])
-    y = ensemble.stack([p.train_labels[:n] for p in problems])
-    for k in range(n):
-        trainer.step(x[:, k:k + 1], y[:, k:k + 1])
-    ensemble.sync_members()
-    return nets
+    learners = [_learner(eta, eta_hat, mu, tol) for _ in problems]
+    return _ensemble_epoch(problems, n, lambda ensemble: EnsembleContinuousLearner(learners, ensemble))
 
 
 def _model(mu, eta_hat, tol):
