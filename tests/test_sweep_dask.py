@@ -1,7 +1,7 @@
 """Sweeps and reproduce on Dask: a real LocalCluster of 2 worker processes, a worker killed mid-sweep, Ctrl-C.
 
-One cluster serves the sweep tests (reached by its address, ``--scheduler tcp://...``); ``local-cluster:2`` starts
-its own for ``reproduce`` and for the interrupted sweep. Every comparison is of exact numbers; no test measures
+One cluster serves the sweep tests and ``reproduce`` (reached by its address, ``--scheduler tcp://...``);
+``local-cluster:2`` starts its own for the interrupted sweep. Every comparison is of exact numbers; no test measures
 time. Skipped without the optional extra (``pip install -e '.[test,distributed]'``, as CI installs it).
 """
 import collections
@@ -142,19 +142,23 @@ def test_an_unreachable_scheduler_is_a_clear_error(config, tmp_path, capsys, mon
     assert not list((tmp_path / "runs").glob("*.json"))
 
 
-def test_reproduce_on_local_cluster_2_writes_the_numbers_of_the_default(tmp_path, capsys):
+def test_reproduce_on_the_cluster_writes_the_numbers_of_the_default(tmp_path, capsys, cluster):
     # 3 tasks of the quick set (all 29 take minutes here); the default scheduler with --jobs 1 runs them in this
-    # process (test_runs.py shows that its process pool gives the same numbers), which spares two worker starts
+    # process (test_runs.py shows that its process pool gives the same numbers), which spares two worker starts;
+    # the module's cluster by its address spares two more (local-cluster:2 starts its own: the Ctrl-C test below)
     names = ["ch6-update-alignment", "fig5.12-factorisation"]
     default, dask = tmp_path / "default", tmp_path / "dask"
     assert main(["reproduce", "--quick", "--quiet", "--jobs", "1", "--out", str(default), *names]) == 0
-    assert main(["reproduce", "--quick", "--quiet", "--scheduler", "local-cluster:2", "--out", str(dask), *names]) == 0
+    assert main(["reproduce", "--quick", "--quiet", "--scheduler", cluster[0].scheduler_address, "--out", str(dask),
+                 *names]) == 0
     assert "0 of 3 tasks reused" in capsys.readouterr().out
     for name in names:
         a, b = (json.loads((folder / f"{name}.json").read_text()) for folder in (default, dask))
         assert a["status"] == b["status"] == "ok"
         assert a["data"] == b["data"] and a["claims"] == b["claims"]
     assert stored(default) == stored(dask)
+    workers = set(cluster[1].run(os.getpid).values())
+    assert {r.pid for r in ResultStore(dask / "runs").records()} <= workers  # they ran on the cluster's processes
 
 
 def test_ctrl_c_on_a_local_cluster_cancels_closes_it_and_exits_130(tmp_path):
