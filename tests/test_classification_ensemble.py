@@ -119,6 +119,11 @@ def test_a_member_whose_target_leaves_the_inverse_domain_stops_with_the_serial_e
 def test_what_cannot_share_a_classification_ensemble_is_refused(blobs):
     with pytest.raises(ValueError, match="configs is empty"):
         run_classification_ensemble([])
+    unknown = _configs(blobs, seeds=1)
+    unknown[0]["method"] = "nope"
+    with pytest.raises(ValueError, match=r"method='nope' cannot train as a classification ensemble; use one of bp, "
+                                         r".*train it serially \(ensemble=False\)"):
+        run_classification_ensemble(unknown)
     tp, bp = _configs(blobs, seeds=2), _configs(blobs, method="bp", seeds=1)
     with pytest.raises(ValueError, match="must share the method .or be a rule and its randomized twin."):
         run_classification_ensemble([tp[0], bp[0]])

@@ -46,8 +46,8 @@ from ..training.runner import rate_schedule
 from ..training.status import TrainingStatus
 from .continuous import EnsembleContinuousLearner, ensemble_continuous_support
 from .network import EnsembleNetwork, resolve_device
-from .step import FAULTS, EnsembleTrainer, batch_losses, ensemble_class, ensemble_support
-from .training import EnsembleProcessExecutor, group_records
+from .step import EnsembleTrainer, batch_losses, ensemble_class, ensemble_support
+from .training import EnsembleProcessExecutor, fault_message, fault_table, group_records
 
 __all__ = ["ClassificationEnsembleExecutor", "ClassificationEnsembleProcessExecutor", "run_classification_ensemble",
            "run_classification_group", "ensembled_continuous_methods", "ensembled_methods"]
@@ -66,8 +66,15 @@ def ensembled_continuous_methods() -> list[str]:
 
 
 def ensembled_methods() -> list[str]:
-    """Every classification method whose seeds run as one ensemble: the rules the ensemble step knows, then the
-    continuous networks with a batched dynamics."""
+    """Every method whose classification seeds run as one ensemble.
+
+    Returns
+    -------
+    list of str
+        The registered rules :func:`~tpdynamics.ensemble.ensemble_support` accepts (a classification run offers
+        those without exact inverses), then the continuous networks with a batched dynamics
+        (:func:`ensembled_continuous_methods`).
+    """
     rules = [m for m in LEARNING_RULES.names() if ensemble_support(LEARNING_RULES.get(m)) is None]
     return rules + ensembled_continuous_methods()
 
@@ -177,15 +184,14 @@ class _Members:
 
 def _check_members(configs: list[dict]) -> None:
     first = configs[0]
-    names = {_ensemble_name(c["method"]) for c in configs}
     shared = {k: v for k, v in first.items() if k not in _PER_MEMBER}
     settings = {k: first["hyperparameters"].get(k) for k in _RUN_SETTINGS}
-    for c in configs[1:]:
-        if ({k: v for k, v in c.items() if k not in _PER_MEMBER} != shared or len(names) > 1
-                or {k: c["hyperparameters"].get(k) for k in _RUN_SETTINGS} != settings):
-            raise ValueError("the members of a classification ensemble must share the method (or be a rule and its "
-                             "randomized twin), the task and the run settings (epochs, batch size, loss, patience); "
-                             "the seed and the rates may differ.")
+    if (len({_ensemble_name(c["method"]) for c in configs}) > 1
+            or any({k: v for k, v in c.items() if k not in _PER_MEMBER} != shared for c in configs)
+            or any({k: c["hyperparameters"].get(k) for k in _RUN_SETTINGS} != settings for c in configs)):
+        raise ValueError("the members of a classification ensemble must share the method (or be a rule and its "
+                         "randomized twin), the task and the run settings (epochs, batch size, loss, patience); "
+                         "the seed and the rates may differ.")
     if first["method"] in CONTINUOUS_METHODS and any(c["hyperparameters"] != first["hyperparameters"]
                                                      for c in configs):
         raise ValueError("the members of a continuous network's classification ensemble must share the "
@@ -214,7 +220,7 @@ def run_classification_ensemble(configs: Sequence[dict], *, device=None) -> list
     if not configs:
         raise ValueError("configs is empty; pass one task configuration per member.")
     method = configs[0]["method"]
-    if _ensemble_name(method) not in ensembled_methods() and method not in ensembled_methods():
+    if method not in ensembled_methods():
         raise ValueError(f"method={method!r} cannot train as a classification ensemble; use one of "
                          f"{', '.join(ensembled_methods())}, or train it serially (ensemble=False).")
     _check_members(configs)
@@ -274,8 +280,7 @@ def _train_rules(members: _Members, configs: list[dict], device) -> dict:
         # step; a numerical fault in the step; then a non-finite or overflowing loss
         finite = torch.isfinite(stacked).flatten(2).all(2).T.tolist()
         losses = batch_losses(stacked).T.tolist()
-        fault = torch.stack([faults.get(b, torch.zeros(S, dtype=torch.int16, device=device)) for b in range(count)]
-                            ).T.tolist() if faults else None
+        fault = fault_table(faults, count, S)
         stops = {}
         for s in range(S):
             if not members.active[s]:
@@ -285,10 +290,8 @@ def _train_rules(members: _Members, configs: list[dict], device) -> dict:
                 if not finite[s][b]:
                     stops[s] = (TrainingStatus.DIVERGED, f"non-finite network output at epoch {epoch}, step {b + 1}")
                     break
-                if fault is not None and fault[s][b]:
-                    bits = fault[s][b]
-                    error, text = FAULTS[min(c for c in FAULTS if bits >> c & 1)]
-                    stops[s] = (TrainingStatus.NUMERICAL_ERROR, f"{error} at epoch {epoch}, step {b + 1}: {text}.")
+                if fault[s][b]:
+                    stops[s] = (TrainingStatus.NUMERICAL_ERROR, fault_message(fault[s][b], epoch, b + 1))
                     break
                 run["steps"] += 1
                 if not math.isfinite(losses[s][b]) or diverged(losses[s][b]):
@@ -379,8 +382,18 @@ def _classification_plan(tasks, min_size: int) -> list[tuple[list[int], bool]]:
 
 
 def run_classification_group(config: dict) -> list[dict]:
-    """Task function (any process): ``config["tasks"]``, classification task configurations that may share an
-    ensemble, as one (:func:`run_classification_ensemble`); one result per task, in order."""
+    """Task function (any process) of :class:`ClassificationEnsembleProcessExecutor`'s worker tasks.
+
+    Parameters
+    ----------
+    config : dict
+        ``{"tasks": [...]}``: classification task configurations that may share an ensemble.
+
+    Returns
+    -------
+    list of dict
+        :func:`run_classification_ensemble` of them: one result per task, in order.
+    """
     return run_classification_ensemble(config["tasks"])
 
 

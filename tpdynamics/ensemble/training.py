@@ -155,14 +155,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
         # a loss the check lets through here is one the per-step check would have let through too; the
         # threshold read at run time, as diverged() reads it)
         regular = (torch.isfinite(losses_device) & (losses_device.abs() <= statistics.DIVERGENCE_THRESHOLD)).all(1).tolist()
-        faults_host = [[0] * count for _ in range(S)]
-        if len(faults) == count:  # every step could fault (target propagation): the stack is the table
-            faults_host = torch.stack(list(faults.values())).T.tolist()
-        elif faults:
-            steps_with, masks = list(faults), torch.stack(list(faults.values())).T.tolist()
-            for s in range(S):
-                for b, code in zip(steps_with, masks[s]):
-                    faults_host[s][b] = code
+        faults_host = fault_table(faults, count, S)
         sm_host = {i: (_table(chosen, S), _table(denominators, S, absolute=True), _table(clipped, S))
                    for i, (chosen, denominators, clipped) in sm_layers.items()}
         still = []
@@ -180,8 +173,7 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
             for b in range(0 if regular_epoch else count):
                 bits = faults_host[s][b]
                 if bits:
-                    name, text = FAULTS[min(c for c in FAULTS if bits >> c & 1)]
-                    stop = (TrainingStatus.NUMERICAL_ERROR, f"{name} at epoch {epoch}, step {b + 1}: {text}.")
+                    stop = (TrainingStatus.NUMERICAL_ERROR, fault_message(bits, epoch, b + 1))
                     break
                 history.steps += 1
                 loss = losses_host[s][b]
@@ -227,6 +219,30 @@ def train_ensemble(rules: Sequence[LearningRule], problems, hyper: dict, setting
         if history.status == TrainingStatus.COMPLETED:
             history.message = f"{epochs} epochs, {history.steps} steps"
     return histories
+
+
+def fault_table(faults: dict, count: int, S: int) -> list[list[int]]:
+    """The epoch's fault bits as ``S`` host lists over its ``count`` steps (0: no fault).
+
+    ``faults`` maps a step index to the ``(S,)`` int16 :attr:`EnsembleStep.fault` of that step; steps with no
+    check that can fail are absent.
+    """
+    table = [[0] * count for _ in range(S)]
+    if len(faults) == count:  # every step could fault (target propagation): the stack is the table
+        return torch.stack(list(faults.values())).T.tolist()
+    if faults:
+        steps_with, masks = list(faults), torch.stack(list(faults.values())).T.tolist()
+        for s in range(S):
+            for b, code in zip(steps_with, masks[s]):
+                table[s][b] = code
+    return table
+
+
+def fault_message(bits: int, epoch: int, step: int) -> str:
+    """The message of a member's stop for the fault ``bits`` of one step (the lowest :data:`FAULTS` code), naming the
+    error class serial training would have raised."""
+    name, text = FAULTS[min(c for c in FAULTS if bits >> c & 1)]
+    return f"{name} at epoch {epoch}, step {step}: {text}."
 
 
 def _table(values: list, S: int, *, absolute: bool = False) -> list:
